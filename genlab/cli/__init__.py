@@ -1,0 +1,44 @@
+"""The ``genlab`` command line: one typer app, one module per subcommand.
+
+Subcommand modules import only typer and the standard library at import time; each imports
+``genlab.core`` (and so torch) inside its function body, so ``genlab --help`` and
+``genlab sample --help`` start without torch.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from genlab import __version__
+from genlab.cli import sample_cmd
+
+app = typer.Typer(
+    name="genlab",
+    help="See how sampling and training hyperparameters change a language model.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"genlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """See how sampling and training hyperparameters change a language model."""
+
+
+app.command("sample", no_args_is_help=False)(sample_cmd.sample)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,184 @@
+"""Events that long-running core work yields, and the stop token that ends it.
+
+Every face of genlab (CLI, TUI, scripts) consumes the same iterators of these frozen,
+JSON-able dataclasses and only renders them. Generation yields ``TokenSampled`` per row per
+step, ``RowFinished`` per row and one ``GenerationFinished``; training yields ``TrainStep``,
+``EvalResult``, ``CheckpointSaved`` and one ``RunFinished``.
+
+A ``StopToken`` is shared between the consumer and the producer: the consumer calls
+``stop()`` (from any thread, e.g. a Ctrl-C handler or a TUI key), the producer checks
+``stopped`` between steps and ends cleanly with its finish events.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+FinishReason = Literal["length", "stop", "eos", "cancelled"]
+RunStatus = Literal["completed", "stopped", "early-stopped", "diverged", "failed"]
+
+
+class StopToken:
+    """A thread-safe flag asking a running iterator to finish at its next step boundary."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def stop(self) -> None:
+        """Ask the producer to stop; safe to call from any thread, any number of times."""
+        self._event.set()
+
+    @property
+    def stopped(self) -> bool:
+        """True once ``stop()`` has been called."""
+        return self._event.is_set()
+
+
+def to_dict(event: Any) -> dict[str, Any]:
+    """Return a JSON-able dict of an event, with its type name under ``"event"``."""
+    data = dataclasses.asdict(event)
+    data["event"] = type(event).__name__
+    return data
+
+
+# --------------------------------------------------------------------------- generation
+
+
+@dataclass(frozen=True)
+class TokenAlternative:
+    """One candidate token at a decode step.
+
+    Attributes:
+        token_id: Vocabulary id of the candidate.
+        text: The candidate decoded on its own (for display).
+        raw_prob: Probability under the model's raw softmax (no transforms).
+        sampled_prob: Probability under the distribution actually sampled from, after every
+            transform of the row (0 when top-k/top-p/min-p removed the token; for a greedy
+            row, 1 for the argmax and 0 elsewhere).
+    """
+
+    token_id: int
+    text: str
+    raw_prob: float
+    sampled_prob: float
+
+
+@dataclass(frozen=True)
+class TokenSampled:
+    """A token was chosen for one row.
+
+    Attributes:
+        row: Index of the row in the request list given to the generator.
+        step: 0-based index of this token among the row's new tokens.
+        token_id: The chosen token.
+        text: Text this token adds to the row's output (may be empty while a multi-byte
+            character is incomplete; stop-string text is withheld and never emitted).
+        logprob: Natural-log probability of the chosen token under the raw model softmax.
+        sampled_logprob: Log probability under the row's post-transform distribution.
+        alternatives: The top-N tokens by raw probability (N = the requested ``top_n``).
+    """
+
+    row: int
+    step: int
+    token_id: int
+    text: str
+    logprob: float
+    sampled_logprob: float
+    alternatives: tuple[TokenAlternative, ...] = ()
+
+
+@dataclass(frozen=True)
+class RowFinished:
+    """A row is done.
+
+    Attributes:
+        row: Index of the row in the request list.
+        reason: ``length`` (max new tokens), ``stop`` (a stop string), ``eos`` (end-of-sequence
+            token) or ``cancelled`` (the stop token was set).
+        text: The row's full generated text (stop string excluded).
+        token_ids: Every generated token id (EOS included when it ended the row).
+        elapsed_s: Seconds from the start of the run until this row finished.
+    """
+
+    row: int
+    reason: FinishReason
+    text: str
+    token_ids: tuple[int, ...]
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class GenerationFinished:
+    """The whole batch run is over (every row has a ``RowFinished`` before this)."""
+
+    rows: int
+    new_tokens: int
+    elapsed_s: float
+    cancelled: bool = False
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class TrainStep:
+    """One optimizer step finished.
+
+    Attributes:
+        step: 1-based optimizer step.
+        epoch: Fractional epoch reached.
+        loss: Mean training loss over the step's micro-batches.
+        lr: Learning rate used for this step.
+        grad_norm: Global gradient L2 norm before clipping.
+        update_ratio: ||delta W|| / ||W|| over the trained weights for this step.
+        tokens: Tokens seen so far (all steps).
+        tokens_per_s: Training throughput for this step.
+        elapsed_s: Seconds since the run (or resume) began.
+    """
+
+    step: int
+    epoch: float
+    loss: float
+    lr: float
+    grad_norm: float
+    update_ratio: float
+    tokens: int
+    tokens_per_s: float
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Held-out evaluation at a step, with generations of the fixed sample prompts."""
+
+    step: int
+    loss: float
+    perplexity: float
+    bits_per_byte: float | None = None
+    is_best: bool = False
+    samples: tuple[dict[str, str], ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    """A resumable checkpoint was written to ``path``."""
+
+    step: int
+    path: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """A training run ended; mirrors the run directory's ``summary.json``."""
+
+    status: RunStatus
+    run_dir: str
+    steps: int
+    tokens: int
+    wall_time_s: float
+    best_eval_loss: float | None = None
+    best_step: int | None = None
+    message: str = ""

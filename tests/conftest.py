@@ -1,0 +1,123 @@
+"""Shared fixtures: tiny random Llama and GPT-2 models with real trained BPE tokenizers.
+
+Nothing is downloaded: each tokenizer is trained with ``tokenizers`` on text written here, and
+each model is a randomly initialised ``transformers`` model saved in the standard HF layout.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+CORPUS_LINES = [
+    "Once upon a time there was a little fox who lived in a green forest.",
+    "The fox liked to run and jump over the tall grass every morning.",
+    "One day the fox met a small bird that could not fly very well.",
+    "They became friends and played together under the big old tree.",
+    "Tom and Lily went to the park to see the ducks on the pond.",
+    "The sun was warm and the sky was blue, so everyone was happy.",
+    "Numbers: 0 1 2 3 4 5 6 7 8 9 10 11 12. Punctuation: , . ! ? ; : ' \" ( ) -",
+    "Mia said, \"I want to read a book about stars and the moon.\"",
+]
+EOS = "<|endoftext|>"
+BOS = "<|bos|>"
+PAD = "<|pad|>"
+
+
+def shared_data_dir() -> Path | None:
+    """Where the team's corpora live (``$GENLAB_DATA_DIR`` or ../shared/data), or None."""
+    env = os.environ.get("GENLAB_DATA_DIR")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data")
+    for c in candidates:
+        if c.is_dir():
+            return c
+    return None
+
+
+def build_tokenizer(out_dir: Path, vocab_size: int = 300):
+    """Train a byte-level BPE tokenizer on CORPUS_LINES and save it as a fast HF tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS, BOS, PAD],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS_LINES * 20, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token=EOS, bos_token=BOS, pad_token=PAD
+    )
+    fast.save_pretrained(out_dir)
+    return fast
+
+
+def build_tiny_model(out_dir: Path, arch: str, seed: int = 0) -> Path:
+    """Save a tiny random ``arch`` ("llama" or "gpt2") causal LM plus tokenizer in ``out_dir``."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    tok = build_tokenizer(out_dir)
+    torch.manual_seed(seed)
+    common = dict(
+        vocab_size=len(tok),
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    if arch == "llama":
+        config = LlamaConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+            tie_word_embeddings=True, **common,
+        )
+        model = LlamaForCausalLM(config)
+    elif arch == "gpt2":
+        config = GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=256, **common)
+        model = GPT2LMHeadModel(config)
+    else:
+        raise ValueError(arch)
+    # Random init gives near-uniform logits; sharpen them so sampling settings matter.
+    with torch.no_grad():
+        model.get_output_embeddings().weight.mul_(8.0)
+    model.save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    """Directory of a tiny random Llama model with a trained BPE tokenizer."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"), "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory) -> Path:
+    """Directory of a tiny random GPT-2 model with a trained BPE tokenizer."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-gpt2"), "gpt2")
+
+
+@pytest.fixture(scope="session", params=["llama", "gpt2"])
+def tiny_model(request, tiny_llama, tiny_gpt2) -> Path:
+    """Each tiny architecture in turn."""
+    return tiny_llama if request.param == "llama" else tiny_gpt2
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared corpora directory; skips the test when it is absent."""
+    d = shared_data_dir()
+    if d is None:
+        pytest.skip("shared corpora not found: set GENLAB_DATA_DIR or place them in ../shared/data")
+    return d
