@@ -1,0 +1,313 @@
+"""``genlab sample``: one prompt set x a grid of sampling settings, shown side by side.
+
+Owns the command's flags and its flow: validate every flag (fast, before torch loads), load
+the model and adapters, run the whole grid as batched forward passes while showing progress
+on stderr, then render (table) or write (JSONL, CSV, Markdown; atomically with ``--out``).
+Ctrl-C sets the core's stop token; the run ends at the next step, nothing half-done is
+written, and the exit code is 130.
+
+Import-time cost is typer and the standard library only: the core (and torch) is imported
+inside ``sample``, so ``genlab sample --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from genlab.cli.errors import UsageError, fail
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from genlab.core.events import StopToken
+
+DEFAULT_MODEL: str | None = None
+"""Model used when ``--model`` is omitted; None until genlab ships its default model."""
+
+INTERRUPTED_EXIT = 130
+MODEL = "Model"
+PROMPTS = "Prompts"
+GRID = "Sampling grid (each takes one value or a comma-separated list; columns = cross product)"
+OUTPUT = "Output"
+
+
+def sample(
+    model: str | None = typer.Option(
+        None, "--model", "-m", metavar="ID|DIR", rich_help_panel=MODEL,
+        help="Hugging Face hub id or local model directory (required for now)."),
+    device: str = typer.Option(
+        "auto", "--device", metavar="DEVICE", show_default=False, rich_help_panel=MODEL,
+        help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps. Default: auto."),
+    dtype: str = typer.Option(
+        "auto", "--dtype", metavar="DTYPE", show_default=False, rich_help_panel=MODEL,
+        help="auto (bfloat16 on capable CUDA, else float32), float32, bfloat16 or float16. "
+             "Default: auto."),
+    adapter: list[str] | None = typer.Option(
+        None, "--adapter", metavar="NAME=DIR", rich_help_panel=MODEL,
+        help="LoRA adapter (a PEFT directory) shown as its own columns beside the base "
+             "model's, in the same batch. Repeatable."),
+    prompt: list[str] | None = typer.Option(
+        None, "--prompt", metavar="TEXT", rich_help_panel=PROMPTS,
+        help="A prompt (repeatable; \\n means a newline)."),
+    prompts_file: str | None = typer.Option(
+        None, "--prompts", metavar="FILE", rich_help_panel=PROMPTS,
+        help="Prompt file: .txt one prompt per line (blank lines skipped) or .jsonl with a "
+             "\"prompt\" field per line; - reads lines from stdin."),
+    temperature: str | None = typer.Option(
+        None, "--temperature", "--temp", "-t", metavar="T[,T...]", rich_help_panel=GRID,
+        help="Divide the logits by T; >= 0, 0 = greedy (argmax). Default: 1.0."),
+    top_k: str | None = typer.Option(
+        None, "--top-k", metavar="K[,K...]", rich_help_panel=GRID,
+        help="Keep the K most likely tokens; integer >= 0, 0 = off. Default: 0."),
+    top_p: str | None = typer.Option(
+        None, "--top-p", metavar="P[,P...]", rich_help_panel=GRID,
+        help="Nucleus: smallest set with probability >= P; in (0, 1], 1 = off. Default: 1.0."),
+    min_p: str | None = typer.Option(
+        None, "--min-p", metavar="P[,P...]", rich_help_panel=GRID,
+        help="Drop tokens below P x the top token's probability; in [0, 1], 0 = off. "
+             "Default: 0.0."),
+    repetition_penalty: str | None = typer.Option(
+        None, "--repetition-penalty", metavar="R[,R...]", rich_help_panel=GRID,
+        help="Penalise tokens already in prompt or output; > 0, 1 = off. Default: 1.0."),
+    max_new_tokens: str | None = typer.Option(
+        None, "--max-new-tokens", metavar="N[,N...]", rich_help_panel=GRID,
+        help="Most new tokens per sample; integer >= 1. Default: 64."),
+    stop: list[str] | None = typer.Option(
+        None, "--stop", metavar="STR", rich_help_panel=GRID,
+        help="End a sample when it generates STR (not included in the text). Repeatable; "
+             "\\n means a newline."),
+    ignore_eos: bool = typer.Option(
+        False, "--ignore-eos", metavar="", show_default=False, rich_help_panel=GRID,
+        help="Keep generating past the end-of-sequence token. Default: off."),
+    num_samples: str = typer.Option(
+        "1", "--num-samples", "-n", metavar="K", show_default=False, rich_help_panel=GRID,
+        help="Samples per setting (table rows); integer >= 1. Default: 1."),
+    seed: str = typer.Option(
+        "0", "--seed", "-s", metavar="S", show_default=False, rich_help_panel=GRID,
+        help="Base seed, integer in [0, 2**63). Sample 0 uses S; sample i uses a stable hash "
+             "of (S, i), the same in every column, so columns differ only by their settings. "
+             "Default: 0."),
+    batch_size: str = typer.Option(
+        "16", "--batch-size", "-b", metavar="B", show_default=False, rich_help_panel=GRID,
+        help="Rows per forward pass (prompts x settings x samples are batched together); "
+             "integer >= 1. Default: 16."),
+    output_format: str | None = typer.Option(
+        None, "--format", "-f", metavar="FMT", rich_help_panel=OUTPUT,
+        help="table, jsonl, csv or markdown. Default: from --out's extension, else table."),
+    out: str | None = typer.Option(
+        None, "--out", "-o", metavar="FILE", rich_help_panel=OUTPUT,
+        help="Write here (atomically: complete or not at all) instead of stdout."),
+    logprobs: str | None = typer.Option(
+        None, "--logprobs", metavar="N", rich_help_panel=OUTPUT,
+        help="Record each token's log-probability and its top N alternatives (JSONL only); "
+             "integer >= 0. Default: off."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", metavar="", show_default=False, rich_help_panel=OUTPUT,
+        help="No progress or status messages on stderr."),
+) -> None:
+    """Sample a model under a grid of settings and show the outputs side by side.
+
+    Every combination of the grid flags is one column; every prompt gets its own table.
+    Sample i has the same seed in every column, so the columns differ only by the knob.
+
+    Examples:
+
+        genlab sample -m ./tiny --prompt "Once upon a time" -t 0.2,0.7,1.2 -n 3
+
+        genlab sample -m gpt2 --prompts prompts/stories.txt --top-k 0,40 --top-p 1,0.9 -o out.jsonl
+
+        genlab sample -m ./base --adapter kind=runs/kind/adapter -t 0.7 -f markdown
+    """
+    from genlab.cli import sample_args as args
+
+    try:
+        plan = _build_plan(args, model, device, dtype, adapter or [], prompt or [], prompts_file,
+                           {"temperature": temperature, "top_k": top_k, "top_p": top_p,
+                            "min_p": min_p, "repetition_penalty": repetition_penalty,
+                            "max_new_tokens": max_new_tokens},
+                           stop or [], ignore_eos, num_samples, seed, batch_size,
+                           output_format, out, logprobs)
+    except UsageError as err:
+        fail(str(err))
+    _run(plan, quiet)
+
+
+def _build_plan(args: Any, model: str | None, device: str, dtype: str, adapter: list[str],
+                prompt: list[str], prompts_file: str | None, axes: dict[str, str | None],
+                stop: list[str], ignore_eos: bool, num_samples: str, seed: str,
+                batch_size: str, output_format: str | None, out: str | None,
+                logprobs: str | None) -> Any:
+    """Every check that needs no model, in flag order; raises ``UsageError``."""
+    model = model or DEFAULT_MODEL
+    if not model:
+        raise UsageError("--model is required: pass a Hugging Face hub id or a local model "
+                         "directory (genlab ships no default model yet)")
+    device = args.check_device(device)
+    dtype = args.check_dtype(dtype)
+    adapters = args.parse_adapters(adapter)
+    prompts = args.collect_prompts(prompt, prompts_file)
+    base = args.build_base_params(stop, ignore_eos)
+    n = args.parse_int("--num-samples", num_samples, 1, "an integer >= 1")
+    s = args.parse_int("--seed", seed, 0, "an integer in [0, 2**63)")
+    if s >= 2**63:
+        raise UsageError(f"--seed {seed}: must be an integer in [0, 2**63)")
+    b = args.parse_int("--batch-size", batch_size, 1, "an integer >= 1")
+    lp = None if logprobs is None else args.parse_int("--logprobs", logprobs, 0,
+                                                      "an integer >= 0")
+    fmt = args.resolve_format(output_format, out)
+    out_path = args.check_out_path(out) if out is not None else None
+    cells, rows, varying = args.build_grid(axes, base, adapters, prompts, n, s)
+    return args.SamplePlan(model=model, device=device, dtype=dtype, prompts=prompts,
+                           cells=cells, rows=rows, varying=varying, seed=s, num_samples=n,
+                           batch_size=b, output_format=fmt, adapters=adapters, logprobs=lp,
+                           out=out_path)
+
+
+def _run(plan: Any, quiet: bool) -> None:
+    """Load, generate, then render or write; maps load failures and Ctrl-C to exit codes."""
+    from rich.console import Console
+
+    err_console = Console(stderr=True, quiet=quiet)
+    try:
+        loaded = _load(plan, err_console)
+        from genlab.cli.sample_progress import RunProgress
+        from genlab.cli.sample_run import run_plan
+        from genlab.core.events import StopToken
+
+        stop = StopToken()
+        with _stop_on_sigint(stop, err_console), \
+                RunProgress(len(plan.rows), enabled=not quiet) as progress:
+            results, cancelled = run_plan(loaded, plan, stop=stop, progress=progress)
+    except KeyboardInterrupt:
+        print("genlab: interrupted; nothing written", file=sys.stderr)
+        raise typer.Exit(INTERRUPTED_EXIT) from None
+    except MemoryError:
+        fail("out of memory; try a smaller --batch-size or --max-new-tokens", code=1)
+    except RuntimeError as err:
+        if "out of memory" not in str(err).lower():
+            raise
+        fail("out of memory on the device; try a smaller --batch-size or --max-new-tokens",
+             code=1)
+    _emit(plan, results, cancelled, err_console)
+
+
+def _load(plan: Any, err_console: Any) -> Any:
+    import warnings
+
+    from rich.markup import escape
+
+    from genlab.core.models import ModelLoadError, load_model
+
+    with err_console.status(f"Loading {escape(plan.model)}…"), warnings.catch_warnings():
+        # Library deprecation chatter (transformers/peft) is not the user's business here.
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loaded = load_model(plan.model, device=plan.device, dtype=plan.dtype,
+                                adapters=plan.adapters or None)
+        except ModelLoadError as err:
+            fail(str(err).splitlines()[0] if str(err) else "the model could not be loaded")
+    err_console.print(f"{loaded.describe()} · {len(plan.rows)} rows · batch {plan.batch_size}",
+                      style="dim", markup=False, highlight=False)
+    return loaded
+
+
+def _emit(plan: Any, results: list[Any], cancelled: bool, err_console: Any) -> None:
+    """Show or write the results; a cancelled run shows its partial table but writes no file."""
+    from genlab.cli import sample_output as output
+
+    if cancelled:
+        shown = plan.output_format == "table" and plan.out is None
+        if shown:
+            _print_table(plan, results)
+        done = sum(r.finish_reason != "cancelled" for r in results)
+        print(f"genlab: cancelled: {done} of {len(plan.rows)} rows finished; "
+              + ("partial table above" if shown else "nothing written"), file=sys.stderr)
+        raise typer.Exit(INTERRUPTED_EXIT)
+    if plan.output_format == "table" and plan.out is None:
+        _print_table(plan, results)
+        return
+    if plan.output_format == "table":
+        text = _table_text(plan, results)
+    elif plan.output_format == "jsonl":
+        text = output.to_jsonl(results)
+    elif plan.output_format == "csv":
+        text = output.to_csv(results)
+    else:
+        text = output.to_markdown(results, plan.prompts, plan.cells, plan.varying,
+                                  plan.num_samples)
+    if plan.out is None:
+        _write_stdout(text)
+        return
+    from genlab.cli.atomic import write_atomic
+
+    try:
+        write_atomic(plan.out, text)
+    except OSError as err:
+        fail(f"--out {plan.out}: cannot write it ({err.strerror or err})", code=1)
+    err_console.print(f"wrote {len(results)} rows to {plan.out}", style="dim", markup=False,
+                      highlight=False)
+
+
+def _write_stdout(text: str) -> None:
+    """Write to stdout; a reader that went away (``| head``) is not an error."""
+    import os
+
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would report the failed flush again at exit; point stdout at devnull.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _print_table(plan: Any, results: list[Any]) -> None:
+    from rich.console import Console
+
+    from genlab.cli.sample_output import render_tables
+
+    render_tables(Console(), results, plan.prompts, plan.cells, plan.varying,
+                  plan.num_samples, plan.seed)
+
+
+def _table_text(plan: Any, results: list[Any]) -> str:
+    """The table as plain text (no colour codes) for ``--format table --out FILE``."""
+    import io
+
+    from rich.console import Console
+
+    from genlab.cli.sample_output import render_tables
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=max(100, 24 * (len(plan.cells) + 1)), no_color=True,
+                      color_system=None, force_terminal=False)
+    render_tables(console, results, plan.prompts, plan.cells, plan.varying,
+                  plan.num_samples, plan.seed)
+    return buf.getvalue()
+
+
+@contextmanager
+def _stop_on_sigint(stop: StopToken, err_console: Any) -> Iterator[None]:
+    """First Ctrl-C sets ``stop`` (finish cleanly); a second one aborts at once."""
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.stopped:
+            raise KeyboardInterrupt
+        stop.stop()
+        err_console.print("genlab: stopping after the current step (Ctrl-C again to abort)",
+                          style="yellow", highlight=False)
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (e.g. embedded): no handler, Ctrl-C as usual
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
