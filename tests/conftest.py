@@ -16,6 +16,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+
+def pytest_configure(config) -> None:
+    """Tiny test models run fastest on one thread (and tests stay deterministic)."""
+    import torch
+
+    torch.set_num_threads(1)
+
 CORPUS_LINES = [
     "Once upon a time there was a little fox who lived in a green forest.",
     "The fox liked to run and jump over the tall grass every morning.",

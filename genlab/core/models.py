@@ -47,13 +47,17 @@ class LoadedModel:
     @property
     def num_parameters(self) -> int:
         """Parameters of the base model (adapters excluded)."""
-        base = self.model.get_base_model() if self.adapters else self.model
-        return sum(p.numel() for p in base.parameters())
+        return sum(p.numel() for name, p in self.model.named_parameters() if "lora_" not in name)
 
     def describe(self) -> str:
         """One line for status bars: name, size, device and dtype."""
         n = self.num_parameters
-        size = f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}K"
+        if n >= 1e9:
+            size = f"{n / 1e9:.2f}B"
+        elif n >= 1e6:
+            size = f"{n / 1e6:.1f}M"
+        else:
+            size = f"{n / 1e3:.0f}K"
         dtype = str(self.dtype).removeprefix("torch.")
         return f"{self.name} ({size} params, {self.device.type}, {dtype})"
 
