@@ -2,8 +2,9 @@
 
 Every face of genlab (CLI, TUI, scripts) consumes the same iterators of these frozen,
 JSON-able dataclasses and only renders them. Generation yields ``TokenSampled`` per row per
-step, ``RowFinished`` per row and one ``GenerationFinished``; training yields ``TrainStep``,
-``EvalResult``, ``CheckpointSaved`` and one ``RunFinished``.
+step, ``RowFinished`` per row and one ``GenerationFinished``; training yields one ``RunStarted``,
+then ``TrainStep`` per optimizer step, ``EvalResult`` per evaluation, ``CheckpointSaved`` per
+checkpoint, and one ``RunFinished`` last.
 
 A ``StopToken`` is shared between the consumer and the producer: the consumer calls
 ``stop()`` (from any thread, e.g. a Ctrl-C handler or a TUI key), the producer checks
@@ -124,13 +125,59 @@ class GenerationFinished:
 
 
 @dataclass(frozen=True)
+class RunStarted:
+    """A training run passed setup and created (or reopened) its run directory.
+
+    Attributes:
+        run_dir: The run directory.
+        total_steps: Optimizer steps the run will take.
+        start_step: Steps already done (the checkpoint's step when resuming, else 0).
+        resumed: True when continuing from a checkpoint.
+        method: ``lora`` or ``full``.
+        trainable_params: Parameters being trained.
+        total_params: All parameters of the (wrapped) model.
+        device: Device type of the main process (``cpu``, ``cuda``, ``mps``).
+        dtype: Compute dtype (``float32``, or ``bfloat16``/``float16`` autocast).
+        num_processes: Training processes (GPUs) in the run.
+        effective_batch: Sequences per optimizer step over all processes.
+        lr: Peak learning rate after ``lr_scaling``.
+        warmup_steps: Resolved warmup length in steps.
+        train_blocks: Packed training sequences.
+        eval_blocks: Packed eval sequences (0 without eval data).
+        train_tokens: Tokens in the training stream.
+        target_modules: LoRA target module names (empty for full training).
+        config: The resolved ``TrainConfig.to_dict()``.
+    """
+
+    run_dir: str
+    total_steps: int
+    start_step: int
+    resumed: bool
+    method: str
+    trainable_params: int
+    total_params: int
+    device: str
+    dtype: str
+    num_processes: int
+    effective_batch: int
+    lr: float
+    warmup_steps: int
+    train_blocks: int
+    eval_blocks: int
+    train_tokens: int
+    target_modules: tuple[str, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class TrainStep:
     """One optimizer step finished.
 
     Attributes:
         step: 1-based optimizer step.
         epoch: Fractional epoch reached.
-        loss: Mean training loss over the step's micro-batches.
+        loss: Training loss of the step: summed nats over every loss token of the step's
+            micro-batches (and processes) divided by their count.
         lr: Learning rate used for this step.
         grad_norm: Global gradient L2 norm before clipping.
         update_ratio: ||delta W|| / ||W|| over the trained weights for this step.
@@ -152,7 +199,16 @@ class TrainStep:
 
 @dataclass(frozen=True)
 class EvalResult:
-    """Held-out evaluation at a step, with generations of the fixed sample prompts."""
+    """Held-out evaluation at a step, with generations of the fixed sample prompts.
+
+    Attributes:
+        step: Optimizer steps done when evaluated.
+        loss: Token-weighted mean eval loss (nats per token).
+        perplexity: ``exp(loss)``.
+        bits_per_byte: Summed nats / ln 2 / eval bytes (None without a byte count).
+        is_best: True when this evaluation improved the best loss by more than ``min_delta``.
+        samples: ``{"prompt", "text"}`` per ``sample_prompts`` entry, generated at this step.
+    """
 
     step: int
     loss: float
@@ -172,7 +228,24 @@ class CheckpointSaved:
 
 @dataclass(frozen=True)
 class RunFinished:
-    """A training run ended; mirrors the run directory's ``summary.json``."""
+    """A training run ended; mirrors the run directory's ``summary.json``.
+
+    Attributes:
+        status: ``completed`` (all steps), ``stopped`` (stop token; resumable),
+            ``early-stopped`` (patience ran out), ``diverged`` (non-finite loss/gradient; the
+            bad step was not applied) or ``failed`` (an exception; re-raised after this is
+            recorded, so no event carries it).
+        run_dir: The run directory.
+        steps: Optimizer steps applied.
+        tokens: Training tokens processed.
+        wall_time_s: Training wall time, summed over resumed segments.
+        best_eval_loss: Best eval loss seen (None without eval).
+        best_step: Step of ``best_eval_loss``.
+        message: One line for humans (why it stopped, what to try).
+        final_train_loss: Loss of the last applied step.
+        output_dir: Where the final weights are (``adapter/`` or ``model/``); "" if none.
+        weights_step: Step whose weights are in ``output_dir`` (the best step when restored).
+    """
 
     status: RunStatus
     run_dir: str
@@ -182,3 +255,6 @@ class RunFinished:
     best_eval_loss: float | None = None
     best_step: int | None = None
     message: str = ""
+    final_train_loss: float | None = None
+    output_dir: str = ""
+    weights_step: int | None = None
