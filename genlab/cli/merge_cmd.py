@@ -1,0 +1,60 @@
+"""``genlab merge``: fold a trained LoRA adapter into its base model as a plain HF model.
+
+Owns the command's flags and messages; the work is ``genlab.core.merge.merge_adapter``. Bad
+input (no adapter there, no base model named, an occupied ``--out``, a model that does not
+load) is one ``genlab: error:`` line and exit code 2, with nothing written.
+
+Import-time cost is typer and the standard library only: the core (and torch) is imported
+inside ``merge``, so ``genlab merge --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+import typer
+
+from genlab.cli.errors import fail
+
+EPILOG = "Exit codes: 0 merged; 2 bad input (nothing written)."
+
+
+def merge(
+    adapter: str = typer.Option(..., "--adapter", metavar="DIR", show_default=False,
+                                help="LoRA adapter directory, e.g. RUN_DIR/adapter from "
+                                     "genlab train."),
+    out: str = typer.Option(..., "--out", "-o", metavar="DIR", show_default=False,
+                            help="Directory for the merged model and tokenizer (written to a "
+                                 "temporary directory beside it, then renamed)."),
+    model: str | None = typer.Option(None, "--model", "-m", metavar="ID|DIR",
+                                     show_default=False,
+                                     help="Base model. Default: the base_model_name_or_path "
+                                          "in the adapter's adapter_config.json."),
+    dtype: str = typer.Option("auto", "--dtype", metavar="DTYPE", show_default=False,
+                              help="Saved dtype: auto (the base model's stored dtype), "
+                                   "float32, bfloat16 or float16. The merge itself runs in "
+                                   "float32 on the CPU. Default: auto."),
+    force: bool = typer.Option(False, "--force", metavar="", show_default=False,
+                               help="Replace --out when it is a non-empty directory."),
+) -> None:
+    """Merge a LoRA adapter into its base model and save a standard Hugging Face model.
+
+    The result loads with transformers' AutoModelForCausalLM alone (no PEFT needed) and gives
+    the same outputs as base + adapter.
+
+    Examples:
+
+        genlab merge --adapter runs/20250101-120000-stories/adapter --out models/stories
+
+        genlab merge --adapter ./my-adapter --model ./base --out ./merged --dtype bfloat16
+    """
+    from genlab.core.merge import MergeError, merge_adapter
+    from genlab.core.models import ModelLoadError
+
+    try:
+        out_dir = merge_adapter(adapter, out, base_model=model, dtype=dtype, force=force)
+    except (MergeError, ModelLoadError) as err:
+        fail(" ".join(str(err).split()))
+    print(f"Merged {adapter} into its base model -> {out_dir}")
+    print(f"Try it:\n  genlab sample --model {shlex.quote(str(out_dir))} "
+          "--prompt 'Once upon a time'")
