@@ -1,0 +1,233 @@
+"""Speed of genlab's decode loop against ``model.generate`` and against bare forward passes.
+
+Prints one JSON object for one model, all measured in the same run (median of ``--repeats``
+after a warm-up):
+
+* ``grid``: 8 sampling settings x ``--new-tokens`` tokens as ONE genlab run vs 8 sequential
+  ``model.generate()`` calls with the equivalent settings (goal: speedup >= 4x).
+* ``single``: one setting, genlab vs ``model.generate()`` (goal: speedup >= 1.1x).
+* ``overhead``: the 8-row genlab run vs the same forward calls alone (prefill + new_tokens - 1
+  cached steps, same batch, same arguments, argmax feeding the next step) (goal: <= 5%).
+
+Runners take turns within each repeat; both wall-clock and CPU time (``time.process_time``)
+medians are reported, since on a shared machine CPU time is the steadier measure.
+
+Every row ignores EOS so all rows run full length. Without ``--model`` a random-init Llama of
+the shipped model's size (hidden 256, 4 layers, 8 heads / 4 KV heads, MLP 688, vocab 2048,
+~3.4M params) with a freshly trained byte-level BPE tokenizer is built in a temp dir.
+
+    python benchmarks/bench_sampling.py [--model DIR] [--repeats 5] [--new-tokens 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+PROMPT = "Once upon a time, there was a little fox who"
+GRID = [  # (temperature, top_k, top_p, min_p, repetition_penalty)
+    (0.0, 0, 1.0, 0.0, 1.0),
+    (0.7, 0, 1.0, 0.0, 1.0),
+    (1.0, 0, 1.0, 0.0, 1.0),
+    (1.3, 0, 1.0, 0.0, 1.0),
+    (1.0, 40, 1.0, 0.0, 1.0),
+    (1.0, 0, 0.9, 0.0, 1.0),
+    (1.0, 0, 1.0, 0.1, 1.0),
+    (0.8, 50, 0.95, 0.0, 1.2),
+]
+SINGLE = (0.8, 0, 0.95, 0.0, 1.0)
+
+
+def corpus_lines() -> list[str]:
+    """Training text for the tokenizer: shared TinyStories if present, else a small corpus."""
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinystories" / "valid.txt"
+    if shared.is_file():
+        return shared.read_text(encoding="utf-8").splitlines()[:20000]
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import CORPUS_LINES
+
+    return CORPUS_LINES * 50
+
+
+def build_default_model(out_dir: Path) -> Path:
+    """Save a random-init ~3.4M-param Llama with a 2048-token byte-level BPE tokenizer."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=2048, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(corpus_lines(), trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>",
+                                   pad_token="<|endoftext|>")
+    fast.save_pretrained(out_dir)
+    config = LlamaConfig(vocab_size=2048, hidden_size=256, intermediate_size=688,
+                         num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=4,
+                         max_position_embeddings=512, tie_word_embeddings=True,
+                         eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(out_dir)
+    return out_dir
+
+
+def measure(runners: dict, repeats: int) -> dict[str, dict[str, float]]:
+    """Median wall and CPU seconds per runner, after one warm-up each.
+
+    The runners take turns in every repeat, so a burst of load from other processes hits them
+    alike; CPU time (this process only) is the steadier figure on a shared machine.
+    """
+    import torch
+
+    for fn in runners.values():
+        torch.manual_seed(0)
+        fn()
+    wall: dict[str, list[float]] = {name: [] for name in runners}
+    cpu: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, fn in runners.items():
+            torch.manual_seed(0)
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append(time.perf_counter() - w)
+            cpu[name].append(time.process_time() - c)
+    return {name: {"wall_s": statistics.median(wall[name]), "cpu_s": statistics.median(cpu[name])}
+            for name in runners}
+
+
+def genlab_runner(loaded, settings: list[tuple], new_tokens: int):
+    from genlab.core.configs import GenerationRequest, SamplingParams
+    from genlab.core.generate import generate
+
+    requests = [
+        GenerationRequest(PROMPT, SamplingParams(temperature=t, top_k=k, top_p=p, min_p=m,
+                                                 repetition_penalty=r, ignore_eos=True,
+                                                 max_new_tokens=new_tokens), seed=i)
+        for i, (t, k, p, m, r) in enumerate(settings)
+    ]
+    return lambda: generate(loaded, requests)
+
+
+def hf_runner(loaded, settings: list[tuple], new_tokens: int):
+    """Sequential ``model.generate`` calls, one per setting, EOS disabled."""
+    model, tok = loaded.model, loaded.tokenizer
+    inputs = tok(PROMPT, return_tensors="pt").to(loaded.device)
+    configs = []
+    for t, k, p, m, r in settings:
+        gc = copy.deepcopy(model.generation_config)
+        gc.eos_token_id = None
+        gc.pad_token_id = tok.pad_token_id
+        gc.max_new_tokens, gc.min_new_tokens = new_tokens, new_tokens
+        gc.repetition_penalty = r
+        gc.do_sample = t > 0
+        gc.temperature, gc.top_k, gc.top_p, gc.min_p = (t, k, p, m or None) if t > 0 else (
+            None, None, None, None)
+        configs.append(gc)
+
+    def run() -> None:
+        for gc in configs:
+            out = model.generate(**inputs, generation_config=gc)
+            assert out.shape[1] == inputs["input_ids"].shape[1] + new_tokens
+
+    return run
+
+
+def bare_runner(loaded, rows: int, new_tokens: int):
+    """Prefill + ``new_tokens - 1`` cached forwards, argmax feeding the next step.
+
+    The forward arguments are the ones genlab passes for an unpadded batch (no attention
+    mask: the model's causal mask is exact), so the difference is genlab's own work.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    model, tok = loaded.model, loaded.tokenizer
+    ids = torch.tensor([tok(PROMPT)["input_ids"]] * rows, device=loaded.device)
+    pos0 = torch.arange(ids.shape[1], device=loaded.device).expand(rows, -1)
+
+    @torch.inference_mode()
+    def run() -> None:
+        cache = DynamicCache(config=model.config)
+        out = model(input_ids=ids, position_ids=pos0, past_key_values=cache, use_cache=True,
+                    logits_to_keep=1)
+        pos = pos0[:, -1:] + 1
+        for _ in range(new_tokens - 1):
+            nxt = out.logits[:, -1, :].float().argmax(-1, keepdim=True)
+            out = model(input_ids=nxt, position_ids=pos, past_key_values=cache, use_cache=True,
+                        logits_to_keep=1)
+            pos = pos + 1
+        out.logits[:, -1, :].float().argmax(-1)
+
+    return run
+
+
+def main() -> None:
+    """Measure the three comparisons and print them as JSON."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", help="HF model directory (default: build the shipped-size Llama)")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads (default 1: steadier on a shared CPU)")
+    args = ap.parse_args()
+
+    import torch
+
+    from genlab.core.models import load_model
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = args.model or str(build_default_model(Path(tmp)))
+        loaded = load_model(model_dir, device="cpu", dtype="float32")
+        n = args.new_tokens
+        t = measure({
+            "grid_genlab": genlab_runner(loaded, GRID, n),
+            "grid_hf": hf_runner(loaded, GRID, n),
+            "single_genlab": genlab_runner(loaded, [SINGLE], n),
+            "single_hf": hf_runner(loaded, [SINGLE], n),
+            "bare": bare_runner(loaded, len(GRID), n),
+        }, args.repeats)
+
+    def ratios(a: str, b: str) -> dict[str, float]:
+        return {k: round(t[a][k] / t[b][k], 3) for k in ("wall_s", "cpu_s")}
+
+    def secs(name: str) -> dict[str, float]:
+        return {k: round(v, 4) for k, v in t[name].items()}
+
+    report = {
+        "model": args.model or "random-init llama (default shipped size)",
+        "params": loaded.num_parameters,
+        "device": str(loaded.device),
+        "torch_threads": torch.get_num_threads(),
+        "new_tokens": n,
+        "repeats": args.repeats,
+        "grid": {"rows": len(GRID), "genlab": secs("grid_genlab"),
+                 "hf_sequential": secs("grid_hf"),
+                 "speedup": ratios("grid_hf", "grid_genlab"), "goal": ">= 4"},
+        "single": {"genlab": secs("single_genlab"), "hf": secs("single_hf"),
+                   "speedup": ratios("single_hf", "single_genlab"), "goal": ">= 1.1"},
+        "overhead": {"genlab": secs("grid_genlab"), "bare_forward": secs("bare"),
+                     "overhead_pct": {k: round(100 * (v - 1), 2)
+                                      for k, v in ratios("grid_genlab", "bare").items()},
+                     "goal": "<= 5"},
+        "genlab_grid_tokens_per_s": round(len(GRID) * n / t["grid_genlab"]["wall_s"], 1),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
