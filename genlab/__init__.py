@@ -1,7 +1,22 @@
 """genlab: see how sampling and training hyperparameters change a language model.
 
 The package root stays light (no torch import) so that ``genlab --help`` starts instantly;
-the heavy machinery lives in ``genlab.core`` and is imported on first use.
+the heavy machinery lives in ``genlab.core`` and is imported on first use. The public API
+(``genlab.compare``, ``genlab.sweep``, ``genlab.report``, ``genlab.load_spec`` and their result
+types) is resolved lazily from ``genlab.api`` on first attribute access.
 """
 
+from typing import Any
+
 __version__ = "0.1.0"
+
+_API = ("compare", "sweep", "report", "load_spec", "CompareResult", "SweepResult")
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from genlab import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'genlab' has no attribute {name!r}")

@@ -1,0 +1,196 @@
+"""genlab's Python API for comparisons and sweeps: ``genlab.compare`` and ``genlab.sweep``.
+
+The CLI's ``genlab compare`` and ``genlab sweep`` call exactly these functions; a notebook gets
+the same behaviour (same output directory, same ``results.jsonl``, same report, same resume)::
+
+    import genlab
+    result = genlab.compare("prompts/specs/temperature-top-k.yaml", model="./my-model")
+    result.rows[0]["outputs"][0]["text"]
+    sweep = genlab.sweep("prompts/specs/learning-rate.yaml", overrides=["trials=2"])
+    sweep.best["params"], sweep.report_path
+
+Each function validates the spec (``SpecError``), the output directory (``OutDirError``) and
+the model before it writes anything, then drains the core iterator, handing every event to
+``on_event`` when given. Heavy modules (torch, optuna, matplotlib) are imported on first call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SpecLike = str | Path | Mapping[str, Any]
+
+
+@dataclass
+class CompareResult:
+    """What ``compare`` produced.
+
+    Attributes:
+        rows: ``results.jsonl`` rows, one per cell, in cell order.
+        out_dir: The output directory.
+        report_path: ``report.md`` ("" when the run was stopped early).
+        html_path: ``report.html`` ("" when the run was stopped early).
+        cancelled: True when a stop token ended the run (rerun to finish it).
+        spec: The validated ``CompareSpec``.
+    """
+
+    rows: list[dict[str, Any]]
+    out_dir: Path
+    report_path: str = ""
+    html_path: str = ""
+    cancelled: bool = False
+    spec: Any = None
+
+
+@dataclass
+class SweepResult:
+    """What ``sweep`` produced.
+
+    Attributes:
+        rows: ``results.jsonl`` rows, by trial number (trials that other machines ran
+            appear when they share the output directory; the report also reads the study).
+        best: The best row (lowest objective), or None.
+        out_dir: The output directory.
+        report_path: ``report.md`` ("" when no trial finished).
+        html_path: ``report.html``.
+        storage: The Optuna storage URL of the study.
+        counts: Rows per status (``completed``, ``pruned``, ``diverged``, ...).
+        stopped: True when a stop token ended the sweep (rerun to finish it).
+        best_run_dir: The retrained best run (``<out>/best``) when ``retrain_best``, else the
+            best trial's run directory ("" without a best).
+        spec: The validated ``SweepSpec``.
+    """
+
+    rows: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    out_dir: Path
+    report_path: str = ""
+    html_path: str = ""
+    storage: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+    stopped: bool = False
+    best_run_dir: str = ""
+    spec: Any = None
+
+
+def load_spec(spec: SpecLike, *, overrides: Iterable[str] = (), model: str | None = None,
+              expect: str | None = None) -> Any:
+    """Parse and validate a spec (file path or mapping); see ``genlab.core.specs.load_spec``."""
+    from genlab.core.specs import load_spec as _load
+
+    if not isinstance(spec, (str, Path, Mapping)) and hasattr(spec, "kind"):
+        if expect is not None and spec.kind != expect:
+            from genlab.core.specs import SpecError
+
+            raise SpecError(spec.source or "<spec>", "kind",
+                            f"this is a {spec.kind} spec; run it with genlab {spec.kind}")
+        return spec  # already validated
+    return _load(spec, overrides=overrides, model=model, expect=expect)
+
+
+def compare(spec: SpecLike, out_dir: str | Path | None = None, *,
+            overrides: Iterable[str] = (), model: str | None = None,
+            on_event: Callable[[Any], None] | None = None, stop_token: Any = None
+            ) -> CompareResult:
+    """Run a compare spec and return its rows and report.
+
+    Args:
+        spec: A spec file, a mapping, or a ``CompareSpec``.
+        out_dir: Output directory (default ``runs/compare-<timestamp>-<name>``); rerunning into
+            the same directory skips finished cells.
+        overrides: ``key.path=value`` strings, like ``--set``.
+        model: Replaces the spec's ``model``.
+        on_event: Called with every core event (progress).
+        stop_token: A ``genlab.core.events.StopToken`` that ends the run early.
+
+    Raises:
+        SpecError, OutDirError, LookupError, ModelLoadError: Before anything is written.
+    """
+    from genlab.core.compare import CompareFinished, iter_compare
+    from genlab.core.results import RESULTS_FILE, read_rows
+
+    parsed = load_spec(spec, overrides=overrides, model=model, expect="compare")
+    finished = None
+    for event in iter_compare(parsed, out_dir, stop_token=stop_token):
+        if on_event is not None:
+            on_event(event)
+        if isinstance(event, CompareFinished):
+            finished = event
+    assert finished is not None
+    out = Path(finished.out_dir)
+    rows = sorted(read_rows(out / RESULTS_FILE), key=lambda r: r.get("cell", 0))
+    html_path = str(out / "report.html") if finished.report_path else ""
+    return CompareResult(rows, out, finished.report_path, html_path, finished.cancelled, parsed)
+
+
+def sweep(spec: SpecLike, out_dir: str | Path | None = None, storage: str | None = None,
+          workers: int = 1, *, overrides: Iterable[str] = (), model: str | None = None,
+          on_event: Callable[[Any], None] | None = None, stop_token: Any = None,
+          worker_only: bool = False) -> SweepResult:
+    """Run a sweep spec and return its rows, best trial and report.
+
+    Args:
+        spec: A spec file, a mapping, or a ``SweepSpec``.
+        out_dir: Output directory (default ``runs/sweep-<timestamp>-<name>``); rerunning into
+            the same directory resumes the sweep.
+        storage: Optuna storage URL shared by every worker (default
+            ``sqlite:///<out>/study.db``); e.g. a PostgreSQL URL for workers on many machines.
+        workers: Local worker processes running trials in parallel.
+        overrides: ``key.path=value`` strings, like ``--set``.
+        model: Replaces the spec's ``model``.
+        on_event: Called with every core event (progress).
+        stop_token: A ``genlab.core.events.StopToken`` that stops the running trials.
+        worker_only: Only run trials (another process reports and retrains).
+
+    Raises:
+        SpecError, OutDirError, LookupError: Before anything is written.
+    """
+    from genlab.core.sweep import iter_sweep
+    from genlab.core.sweep_events import SweepFinished, SweepStarted
+
+    parsed = load_spec(spec, overrides=overrides, model=model, expect="sweep")
+    finished = started = None
+    for event in iter_sweep(parsed, out_dir, storage=storage, workers=workers,
+                            stop_token=stop_token, worker_only=worker_only):
+        if on_event is not None:
+            on_event(event)
+        if isinstance(event, SweepStarted):
+            started = event
+        elif isinstance(event, SweepFinished):
+            finished = event
+    assert finished is not None and started is not None
+    return _sweep_result(parsed, started, finished)
+
+
+def _sweep_result(spec: Any, started: Any, finished: Any) -> SweepResult:
+    import json
+
+    from genlab.core.results import RESULTS_FILE, read_rows
+
+    out = Path(finished.out_dir)
+    by_trial: dict[int, dict[str, Any]] = {}
+    for row in read_rows(out / RESULTS_FILE):
+        by_trial.setdefault(row.get("trial"), row)
+    rows = [by_trial[n] for n in sorted(by_trial, key=lambda n: (n is None, n))]
+    best_run = ""
+    if finished.best is not None:
+        best_run = str(out / finished.best.get("run_dir", ""))
+        try:
+            retrain = json.loads((out / "best.json").read_text(encoding="utf-8")).get("retrain")
+        except (OSError, ValueError):
+            retrain = None
+        if retrain:
+            best_run = str(out / retrain.get("run_dir", "best"))
+    html_path = str(out / "report.html") if finished.report_path else ""
+    return SweepResult(rows, finished.best, out, finished.report_path, html_path,
+                       started.storage, dict(finished.counts), finished.stopped, best_run, spec)
+
+
+def report(out_dir: str | Path) -> Path:
+    """Regenerate ``report.md`` and ``report.html`` of a compare or sweep output directory."""
+    from genlab.core.report import write_report
+
+    return write_report(out_dir)

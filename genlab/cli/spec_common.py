@@ -1,0 +1,84 @@
+"""What ``genlab compare`` and ``genlab sweep`` share: spec options, loading, one-line errors.
+
+Owns the ``--model``/``--set``/``--out``/``--check`` options of the spec commands and the
+mapping of every "nothing can run" problem (bad spec, unusable output directory, missing model)
+to one ``genlab: error:`` line and exit code 2, raised before any output directory exists.
+Imports only typer and the standard library at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from genlab.cli.errors import fail
+
+EXIT_FAILED = 1
+EXIT_STOPPED = 130
+SPEC_PANEL = "Spec"
+OUTPUT_PANEL = "Output"
+
+
+def set_option() -> Any:
+    """The repeatable ``--set KEY.PATH=VALUE`` option."""
+    return typer.Option(
+        None, "--set", metavar="KEY=VALUE", rich_help_panel=SPEC_PANEL,
+        help="Override one spec entry before validation; VALUE is YAML (repeatable), e.g. "
+             "--set base.max_steps=5 --set trials=2 --set vars.facts=DIR.")
+
+
+def model_option() -> Any:
+    """The ``--model`` option (replaces the spec's model key)."""
+    return typer.Option(
+        None, "--model", "-m", metavar="ID|DIR", rich_help_panel=SPEC_PANEL,
+        help="Model to use instead of the spec's model (default: genlab's shipped model).")
+
+
+def check_option() -> Any:
+    """The ``--check`` option: validate and show the plan, run nothing."""
+    return typer.Option(
+        False, "--check", metavar="", show_default=False, rich_help_panel=SPEC_PANEL,
+        help="Validate the spec and print what would run; run nothing, write nothing.")
+
+
+def quiet_option() -> Any:
+    """The ``--quiet`` option."""
+    return typer.Option(False, "--quiet", "-q", metavar="", show_default=False,
+                        rich_help_panel=OUTPUT_PANEL,
+                        help="No progress on stderr; print only the output paths.")
+
+
+def load_or_fail(path: str, overrides: list[str] | None, model: str | None, expect: str) -> Any:
+    """Load and validate the spec; any problem exits 2 with one line."""
+    from genlab.core.specs import SpecError, load_spec
+
+    try:
+        return load_spec(path, overrides=overrides or (), model=model, expect=expect)
+    except SpecError as err:
+        fail(str(err))
+
+
+def prepare_or_fail(prepare: Callable[[], Any]) -> Any:
+    """Run a core ``prepare_*`` (output dir and model checks); problems exit 2 with one line."""
+    from genlab.core.results import OutDirError
+
+    try:
+        return prepare()
+    except (OutDirError, LookupError) as err:
+        fail(str(err).splitlines()[0])
+
+
+def short(value: Any) -> str:
+    """Compact display of a parameter value."""
+    from genlab.core.grid import format_value
+
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return format_value(value)
+
+
+def describe_params(params: dict[str, Any]) -> str:
+    """``lr=0.001 rank=8`` (``model_shape.`` prefixes dropped)."""
+    return " ".join(f"{k.split('.')[-1]}={short(v)}" for k, v in params.items())

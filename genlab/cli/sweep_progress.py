@@ -1,0 +1,107 @@
+"""Rendering of ``genlab sweep`` events on stderr: live bars per running trial, a line per result.
+
+Owns only presentation: a transient rich progress bar per running trial (steps, latest loss)
+and one permanent line per finished trial (status, objective, parameters, compute), plus the
+retrain and worker-failure lines. Events come from ``genlab.core.sweep_events``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from genlab.cli.spec_common import describe_params
+
+STYLES = {"completed": "green", "early-stopped": "green", "pruned": "yellow",
+          "diverged": "red", "failed": "red"}
+
+
+class SweepProgress:
+    """Consumes sweep events (``handle``) inside a ``with`` block."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.bar = Progress("[progress.description]{task.description}", BarColumn(),
+                            MofNCompleteColumn(), "{task.fields[loss]}", TimeElapsedColumn(),
+                            console=console, transient=True)
+        self.tasks: dict[int, Any] = {}
+        self.objective = "objective"
+
+    def __enter__(self) -> SweepProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def stopping(self) -> None:
+        """First Ctrl-C: say what happens next."""
+        self.console.print("genlab: stopping the running trials at their next step (Ctrl-C "
+                           "again to abort)", style="yellow", highlight=False)
+
+    def handle(self, event: Any) -> None:
+        """Render one event."""
+        handler = getattr(self, f"_on_{type(event).__name__}", None)
+        if handler is not None:
+            handler(event)
+
+    def _print(self, text: str, style: str | None = None) -> None:
+        self.console.print(text, style=style, markup=False, highlight=False)
+
+    def _on_SweepStarted(self, e: Any) -> None:  # noqa: N802 - named after the event
+        self._print(f"sweep {e.study}: {e.method}, {e.budget} trials ({e.done} already done), "
+                    f"{e.workers} worker(s) · {e.model} · {e.out_dir}", "dim")
+
+    def _on_TrialStarted(self, e: Any) -> None:  # noqa: N802
+        label = f"trial {e.number} {describe_params(e.params)}"[:60]
+        self.tasks[e.number] = self.bar.add_task(label, total=None, loss="")
+
+    def _on_RetrainStarted(self, e: Any) -> None:  # noqa: N802
+        self._print(f"retraining trial {e.trial}'s config in full -> {e.run_dir}", "dim")
+        self.tasks[-1] = self.bar.add_task("retrain best", total=None, loss="")
+
+    def _on_TrialProgress(self, e: Any) -> None:  # noqa: N802
+        task = self.tasks.get(e.number)
+        if task is None:
+            return
+        loss = f"loss {e.loss:.4f}" if e.loss is not None else f"eval {e.eval_loss:.4f}"
+        self.bar.update(task, completed=e.step, total=e.total_steps or None, loss=loss)
+
+    def _on_TrialFinished(self, e: Any) -> None:  # noqa: N802
+        task = self.tasks.pop(e.number, None)
+        if task is not None:
+            self.bar.remove_task(task)
+        row = e.row
+        value = f"{e.objective:.4f}" if e.objective is not None else "-"
+        extra = ""
+        if e.status in ("diverged", "failed", "pruned", "early-stopped"):
+            extra = f"  ({row.get('message', '')})"
+        self._print(f"trial {e.number:<3d} {e.status:<13s} {value:>8s}  "
+                    f"{describe_params(row.get('params', {}))}  "
+                    f"[{row.get('steps')}/{row.get('total_steps')} steps, "
+                    f"{row.get('wall_time_s', 0.0):.1f}s]{extra}", STYLES.get(e.status))
+
+    def _on_RetrainFinished(self, e: Any) -> None:  # noqa: N802
+        task = self.tasks.pop(-1, None)
+        if task is not None:
+            self.bar.remove_task(task)
+        loss = f", best eval loss {e.best_eval_loss:.4f}" if e.best_eval_loss is not None else ""
+        self._print(f"retrained best: {e.status}{loss}; weights in {e.output_dir}",
+                    STYLES.get(e.status))
+
+    def _on_WaitingForTrials(self, e: Any) -> None:  # noqa: N802
+        numbers = ", ".join(map(str, e.numbers))
+        self._print(f"waiting for trial(s) {numbers} running in other processes", "dim")
+
+    def _on_WorkerFailed(self, e: Any) -> None:  # noqa: N802
+        self._print(f"worker {e.worker} failed: {e.message}", "red")
+
+    def _on_SweepFinished(self, e: Any) -> None:  # noqa: N802
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(e.counts.items()))
+        best = ""
+        if e.best is not None:
+            best = (f"; best trial {e.best['trial']}: {e.best['objective']:.4f} "
+                    f"({describe_params(e.best.get('params', {}))})")
+        self._print(f"{e.trials} trials ({counts}){best} in {e.elapsed_s:.0f}s", "bold")
