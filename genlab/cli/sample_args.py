@@ -114,6 +114,18 @@ def parse_number_list(field: str, raw: str) -> list[float] | list[int]:
     return values
 
 
+def default_model() -> str:
+    """The shipped model's directory, used when ``--model`` is omitted (``UsageError`` if absent).
+
+    Checked here, before torch loads, so a missing model is a one-line error like any bad flag.
+    """
+    from genlab import assets
+
+    if not assets.default_model_installed():
+        raise UsageError(assets.missing_default_model_message())
+    return assets.DEFAULT_MODEL_DIR
+
+
 def parse_int(flag: str, raw: str, minimum: int, what: str) -> int:
     """An integer flag value >= ``minimum``; ``what`` describes the range in the message."""
     try:

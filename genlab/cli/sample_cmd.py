@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from genlab.assets import DEFAULT_MODEL_HELP
 from genlab.cli.errors import UsageError, fail
 
 if TYPE_CHECKING:
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
     from genlab.core.events import StopToken
 
 DEFAULT_MODEL: str | None = None
-"""Model used when ``--model`` is omitted; None until genlab ships its default model."""
+"""Override of the model used when ``--model`` is omitted; None = the model shipped in
+``genlab/assets`` (``sample_args.default_model``)."""
 
 INTERRUPTED_EXIT = 130
 MODEL = "Model"
@@ -39,7 +41,7 @@ OUTPUT = "Output"
 def sample(
     model: str | None = typer.Option(
         None, "--model", "-m", metavar="ID|DIR", rich_help_panel=MODEL,
-        help="Hugging Face hub id or local model directory (required for now)."),
+        help="Hugging Face hub id or local model directory. " + DEFAULT_MODEL_HELP),
     device: str = typer.Option(
         "auto", "--device", metavar="DEVICE", show_default=False, rich_help_panel=MODEL,
         help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps. Default: auto."),
@@ -117,6 +119,8 @@ def sample(
 
     Examples:
 
+        genlab sample --prompt "Once upon a time" -t 0.5,0.8,1.2 -n 2
+
         genlab sample -m ./tiny --prompt "Once upon a time" -t 0.2,0.7,1.2 -n 3
 
         genlab sample -m gpt2 --prompts prompts/stories.txt --top-k 0,40 --top-p 1,0.9 -o out.jsonl
@@ -143,10 +147,7 @@ def _build_plan(args: Any, model: str | None, device: str, dtype: str, adapter: 
                 batch_size: str, output_format: str | None, out: str | None,
                 logprobs: str | None) -> Any:
     """Every check that needs no model, in flag order; raises ``UsageError``."""
-    model = model or DEFAULT_MODEL
-    if not model:
-        raise UsageError("--model is required: pass a Hugging Face hub id or a local model "
-                         "directory (genlab ships no default model yet)")
+    model = model or DEFAULT_MODEL or args.default_model()
     device = args.check_device(device)
     dtype = args.check_dtype(dtype)
     adapters = args.parse_adapters(adapter)

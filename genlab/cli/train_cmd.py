@@ -27,6 +27,7 @@ from typing import Any
 
 import typer
 
+from genlab.assets import DEFAULT_MODEL_HELP
 from genlab.cli.errors import USAGE_EXIT, UsageError, fail, flag_for
 
 EXIT_FAILED = 1
@@ -67,7 +68,7 @@ def _opt(flag: str, panel: str, help: str, metavar: str = "", **kwargs: Any) -> 
 
 def train(
     model: str | None = _opt("--model", DATA, "Base model: Hugging Face hub id or local "
-                             "directory. Required (unless --resume).", "ID|DIR"),
+                             "directory. " + DEFAULT_MODEL_HELP, "ID|DIR"),
     data: str | None = _opt("--data", DATA, "Training data: .txt, .jsonl, .json, .csv or "
                             ".parquet file, a directory of them, or a hub dataset name. "
                             "Required (unless --resume).", "PATH"),
@@ -288,8 +289,11 @@ def config_error_line(err: Any, typed: dict[str, str] | None = None) -> str:
 
 
 def _new_config(fields: dict[str, Any], typed: dict[str, str]) -> Any:
+    from genlab.cli.sample_args import default_model
     from genlab.core.configs import ConfigError, TrainConfig
 
+    if "model" not in fields:
+        fields = {**fields, "model": default_model()}
     try:
         return TrainConfig(**fields)
     except ConfigError as err:

@@ -3,7 +3,8 @@
 Owns the choice of device (cuda, then mps, then cpu) and dtype (bf16 on CUDA where supported,
 else float32), turning "not found" failures into a one-line ``ModelLoadError`` that names the
 model and the fix, and attaching PEFT LoRA adapters by name so that one batch can mix the base
-model and several adapters.
+model and several adapters. ``load_model(None)`` (or ``"default"``) loads the model shipped in
+``genlab/assets`` (``default_model_path``).
 """
 
 from __future__ import annotations
@@ -15,13 +16,42 @@ from typing import Any
 
 import torch
 
+from genlab.assets import DEFAULT_MODEL_NAME as DEFAULT_MODEL_NAME  # "tinystories-1.4m"
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+DEFAULT_MODEL_ALIAS = "default"
+"""A ``name_or_path`` that means the shipped model (as does None)."""
 
 
 class ModelLoadError(RuntimeError):
     """A model, tokenizer or adapter could not be loaded; the message says what to do."""
+
+
+class DefaultModelMissing(ModelLoadError, LookupError):
+    """The shipped default model is not installed (a ``LookupError`` too, for spec resolvers)."""
+
+
+def default_model_path() -> Path:
+    """The directory of the shipped default model (``genlab/assets/tinystories-1.4m``).
+
+    Raises:
+        DefaultModelMissing: It is not there (a checkout without the model, a broken install);
+            the one-line message says to pass ``--model``.
+    """
+    from genlab import assets
+
+    if not assets.default_model_installed():
+        raise DefaultModelMissing(assets.missing_default_model_message())
+    return Path(assets.DEFAULT_MODEL_DIR)  # genlab/assets/<DEFAULT_MODEL_NAME>
+
+
+def resolve_model_name(name_or_path: str | None) -> str:
+    """``name_or_path``, or the shipped model's directory for None / ``"default"``."""
+    if name_or_path is None or name_or_path == DEFAULT_MODEL_ALIAS:
+        return str(default_model_path())
+    return name_or_path
 
 
 @dataclass
@@ -138,7 +168,7 @@ def load_tokenizer(name_or_path: str) -> Any:
 
 
 def load_model(
-    name_or_path: str,
+    name_or_path: str | None = None,
     *,
     device: str = "auto",
     dtype: str = "auto",
@@ -147,7 +177,9 @@ def load_model(
     """Load a causal LM, its tokenizer and optional LoRA adapters, in eval mode.
 
     Args:
-        name_or_path: Hugging Face hub id or a local directory in the standard HF layout.
+        name_or_path: Hugging Face hub id or a local directory in the standard HF layout;
+            None or ``"default"``: the shipped default model (``default_model_path``), whose
+            directory becomes ``LoadedModel.name``.
         device: ``auto`` (cuda, then mps, then cpu) or an explicit torch device string.
         dtype: ``auto`` (bf16 on CUDA where supported, else float32) or a dtype name.
         adapters: Adapter name -> PEFT adapter directory; all are attached to one
@@ -158,6 +190,7 @@ def load_model(
     """
     from transformers import AutoModelForCausalLM
 
+    name_or_path = resolve_model_name(name_or_path)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     tokenizer = load_tokenizer(name_or_path)
