@@ -340,7 +340,10 @@ def test_out_problems(sample, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_model_required_and_unknown_model(sample, tmp_path):
+def test_model_required_and_unknown_model(sample, tmp_path, monkeypatch):
+    import genlab.assets
+
+    monkeypatch.setattr(genlab.assets, "DEFAULT_MODEL_DIR", str(tmp_path / "no-default"))
     _assert_one_line_error(sample("--prompt", "hi", model=False), "--model is required")
     out = tmp_path / "o.jsonl"
     r = sample("--prompt", "hi", "-m", str(tmp_path / "missing-model"), "-o", str(out),

@@ -316,7 +316,10 @@ def test_bad_input_is_one_line_exit_2_and_no_run_dir(case, tiny_llama, story_fil
     assert not runs.exists() or not any(runs.iterdir())
 
 
-def test_missing_model_names_the_flag(story_file, tmp_path):
+def test_missing_model_names_the_flag(story_file, tmp_path, monkeypatch):
+    import genlab.assets
+
+    monkeypatch.setattr(genlab.assets, "DEFAULT_MODEL_DIR", str(tmp_path / "no-default"))
     result = runner.invoke(app, ["train", "--data", str(story_file), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and one_line(result.stderr)
     assert "--model is required" in result.stderr

@@ -27,10 +27,6 @@ if TYPE_CHECKING:
 
     from genlab.core.events import StopToken
 
-DEFAULT_MODEL: str | None = None
-"""Override of the model used when ``--model`` is omitted; None = the model shipped in
-``genlab/assets`` (``sample_args.default_model``)."""
-
 INTERRUPTED_EXIT = 130
 MODEL = "Model"
 PROMPTS = "Prompts"
@@ -147,7 +143,7 @@ def _build_plan(args: Any, model: str | None, device: str, dtype: str, adapter: 
                 batch_size: str, output_format: str | None, out: str | None,
                 logprobs: str | None) -> Any:
     """Every check that needs no model, in flag order; raises ``UsageError``."""
-    model = model or DEFAULT_MODEL or args.default_model()
+    model = model or args.default_model()
     device = args.check_device(device)
     dtype = args.check_dtype(dtype)
     adapters = args.parse_adapters(adapter)
