@@ -8,7 +8,8 @@ own request: padding is masked, positions are explicit, its random numbers come 
 generator (see ``genlab.core.sampling``), and finished rows leave the batch.
 
 Text is streamed as deltas whose concatenation is exactly the row's final text: a character
-split across tokens and text that could still become a stop string are held back until decided.
+split across tokens and text that could still become a stop string are held back until decided
+(``genlab.core.decode_text``).
 """
 
 from __future__ import annotations
@@ -20,12 +21,8 @@ from typing import Any
 
 import torch
 
-try:  # tokenizers >= 0.21: incremental decoding in Rust
-    from tokenizers.decoders import DecodeStream
-except ImportError:  # pragma: no cover - older tokenizers fall back to window decoding
-    DecodeStream = None
-
 from genlab.core.configs import ConfigError, GenerationRequest
+from genlab.core.decode_text import RowText
 from genlab.core.events import (
     FinishReason,
     GenerationFinished,
@@ -125,7 +122,7 @@ def _iter_chunk(loaded: LoadedModel, all_requests: Sequence[GenerationRequest], 
 
     # Phase 1: tensors and per-row text state, then the prompts' prefill.
     batch = _Batch(loaded, requests, top_n)
-    texts = [_RowText(loaded.tokenizer, p, r.params.stop)
+    texts = [RowText(loaded.tokenizer, p, r.params.stop)
              for p, r in zip(batch.prompts, requests, strict=True)]
     if stop_token is not None and stop_token.stopped:
         yield from cancel_all()
@@ -201,7 +198,8 @@ class _Batch:
         from transformers import DynamicCache
 
         self.cache = DynamicCache(config=self.model.config)
-        self.history: torch.Tensor | None = None  # [B, L + step] ids, if a row is penalised
+        self.history: torch.Tensor | None = None  # [B, L + steps] ids, if a row is penalised
+        self.history_len = 0  # columns of ``history`` filled so far
         self.logits = self.last_tokens = torch.empty(0)
         self.token_texts: dict[int, str] = {}
 
@@ -215,9 +213,12 @@ class _Batch:
     def prefill(self) -> None:
         """Run the prompts through the model once, filling the cache."""
         self.logits = self._forward(self.input_ids, self.positions)
-        if "repetition_penalty" in self.params.uses:
-            self.history = self.input_ids if self.mask is None else \
+        if "repetition_penalty" in self.params.uses:  # preallocated: one column per step
+            prompt = self.input_ids if self.mask is None else \
                 fill_history_padding(self.input_ids, self.mask)
+            self.history_len = prompt.shape[1]
+            self.history = prompt.new_empty(prompt.shape[0], self.history_len + self.steps)
+            self.history[:, :self.history_len] = prompt
 
     @torch.inference_mode()
     def advance(self) -> None:
@@ -238,12 +239,14 @@ class _Batch:
             when top_n is 0).
         """
         logits, params = self.logits, self.params  # [B, V] float32
-        processed = process_logits(logits, params, self.history)
+        history = None if self.history is None else self.history[:, :self.history_len]
+        processed = process_logits(logits, params, history)
         tokens, probs = pick_with_uniforms(processed, params.greedy, self.uniforms[:, step],
                                            any_greedy=params.any_greedy,
                                            any_sample=params.any_sample)
         if self.history is not None:
-            self.history = torch.cat([self.history, tokens.unsqueeze(1)], dim=1)
+            self.history[:, self.history_len] = tokens
+            self.history_len += 1
         self.last_tokens = tokens
         chosen = tokens.unsqueeze(1)  # [B, 1]
         raw_lp = logits.log_softmax(dim=-1).gather(1, chosen).squeeze(1)  # [B]
@@ -255,7 +258,8 @@ class _Batch:
             if probs is not None:
                 sampled = torch.where(params.greedy.unsqueeze(1), sampled, probs.gather(1, ids))
             alts = list(zip(ids.tolist(), raw_top.tolist(), sampled.tolist(), strict=True))
-        return tokens.tolist(), raw_lp.tolist(), sampled_lp.tolist(), alts
+        raw_lps, sampled_lps = torch.stack([raw_lp, sampled_lp]).tolist()  # one transfer
+        return tokens.tolist(), raw_lps, sampled_lps, alts
 
     def alternatives(self, row_alts: tuple[list[int], list[float], list[float]]
                      ) -> tuple[TokenAlternative, ...]:
@@ -313,88 +317,3 @@ def _forward_kwargs(loaded: LoadedModel, requests: list[GenerationRequest]) -> d
     if loaded.adapters:  # PEFT mixed-adapter batch; "__base__" rows skip every LoRA layer
         extra["adapter_names"] = [r.adapter or "__base__" for r in requests]
     return extra
-
-
-# ------------------------------------------------------------------------ streamed text
-
-
-class _RowText:
-    """One row's tokens and text, released as deltas that add up to the final text.
-
-    Decoding is incremental, with the prompt's last tokens as context: the tokenizers
-    library's ``DecodeStream`` when there is a Rust backend (it holds back a character split
-    across byte-level tokens until it completes), else re-decoding a short window. Text that
-    could still become a stop string is held back until decided; a stop string and anything
-    after it is never released.
-    """
-
-    def __init__(self, tokenizer: Any, prompt_ids: list[int], stops: tuple[str, ...]) -> None:
-        self.tokenizer, self.stops = tokenizer, stops
-        self.context = list(prompt_ids[-6:])  # keeps word-boundary spaces right
-        self.token_ids: list[int] = []
-        self.decoded = ""  # everything the decoder has produced
-        self.pending = ""  # decoded but not released: could be the start of a stop string
-        self.parts: list[str] = []  # released deltas
-        self.backend = getattr(tokenizer, "backend_tokenizer", None)
-        self.stream = None
-        if self.backend is not None and DecodeStream is not None:
-            self.stream = DecodeStream(ids=self.context, skip_special_tokens=True)
-        self.window = (0, len(self.context))  # fallback: (prefix, read) offsets
-
-    @property
-    def text(self) -> str:
-        """Everything released so far."""
-        return "".join(self.parts)
-
-    def push(self, token_id: int) -> tuple[str, bool]:
-        """Add a token; return the text it releases and whether it completed a stop string."""
-        self.token_ids.append(token_id)
-        return self._release(self.pending + self._decode_next(token_id), final=False)
-
-    def flush(self) -> str:
-        """Release everything held back; the row ends for a reason other than a stop."""
-        head = self._decode(self.context)
-        full = self._decode(self.context + self.token_ids)
-        new = full[len(head):] if full.startswith(head) else self.decoded
-        tail = new[len(self.decoded):] if new.startswith(self.decoded) else ""
-        self.decoded += tail  # e.g. an incomplete character, as U+FFFD like decode()
-        return self._release(self.pending + tail, final=True)[0]
-
-    def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
-
-    def _decode_next(self, token_id: int) -> str:
-        if self.stream is not None:
-            piece = self.stream.step(self.backend, token_id) or ""
-        else:
-            ids, (prefix, read) = self.context + self.token_ids, self.window
-            before, after = self._decode(ids[prefix:read]), self._decode(ids[prefix:])
-            piece = after[len(before):] if len(after) > len(before) else ""
-            if piece.endswith("\ufffd"):  # a character split across tokens: wait for the rest
-                piece = ""
-            else:
-                self.window = (read, len(ids))
-        self.decoded += piece
-        return piece
-
-    def _release(self, buf: str, final: bool) -> tuple[str, bool]:
-        hits = [i for i in (buf.find(s) for s in self.stops) if i >= 0]
-        if hits:
-            out, self.pending = buf[:min(hits)], ""
-        else:
-            hold = 0 if final else _stop_prefix_len(buf, self.stops)
-            out, self.pending = buf[:len(buf) - hold], buf[len(buf) - hold:]
-        if out:
-            self.parts.append(out)
-        return out, bool(hits)
-
-
-def _stop_prefix_len(text: str, stops: tuple[str, ...]) -> int:
-    """Length of the longest end of ``text`` that is the start of some stop string."""
-    best = 0
-    for stop in stops:
-        for k in range(min(len(stop) - 1, len(text)), best, -1):
-            if text.endswith(stop[:k]):
-                best = k
-                break
-    return best

@@ -55,6 +55,18 @@ def test_greedy_matches_hf_generate(loaded):
         assert result.reason == ("eos" if expected[-1] == tok.eos_token_id else "length")
 
 
+def test_greedy_with_repetition_penalty_matches_hf_generate(loaded):
+    # A padded batch: the penalised history (prompt + every output so far) must follow each row.
+    tok = loaded.tokenizer
+    results = generate(loaded, [req(p, temperature=0, repetition_penalty=1.3, max_new_tokens=24)
+                                for p in PROMPTS[:3]])
+    for prompt, result in zip(PROMPTS, results, strict=False):
+        inputs = tok(prompt, return_tensors="pt")
+        out = loaded.model.generate(**inputs, do_sample=False, repetition_penalty=1.3,
+                                    max_new_tokens=24)
+        assert list(result.token_ids) == out[0, inputs["input_ids"].shape[1]:].tolist()
+
+
 def test_same_seed_same_text_and_seeds_differ(loaded):
     params = dict(temperature=1.5, max_new_tokens=20, ignore_eos=True)
     first = generate(loaded, [req(seed=s, **params) for s in range(4)])
