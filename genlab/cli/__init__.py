@@ -10,7 +10,16 @@ from __future__ import annotations
 import typer
 
 from genlab import __version__
-from genlab.cli import sample_cmd
+from genlab.cli import (
+    compare_cmd,
+    merge_cmd,
+    pretrain_cmd,
+    report_cmd,
+    sample_cmd,
+    sweep_cmd,
+    train_cmd,
+    tui_cmd,
+)
 
 app = typer.Typer(
     name="genlab",
@@ -37,6 +46,13 @@ def _root(
 
 
 app.command("sample", no_args_is_help=False)(sample_cmd.sample)
+app.command("train", epilog=train_cmd.EPILOG)(train_cmd.train)
+app.command("merge", epilog=merge_cmd.EPILOG)(merge_cmd.merge)
+app.command("tui")(tui_cmd.tui)
+app.command("compare", epilog=compare_cmd.EPILOG)(compare_cmd.compare)
+app.command("sweep", epilog=sweep_cmd.EPILOG)(sweep_cmd.sweep)
+app.command("report")(report_cmd.report)
+app.command("pretrain", epilog=pretrain_cmd.EPILOG)(pretrain_cmd.pretrain)
 
 
 def main() -> None:

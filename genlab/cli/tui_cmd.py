@@ -1,0 +1,46 @@
+"""``genlab tui``: the interactive terminal app (Sample, Train and Runs screens).
+
+Owns the command's flags and nothing else: it parses them, builds the app with
+``genlab.tui.app.make_app`` and runs it. Import-time cost is typer and the standard library;
+Textual is imported when the command runs and torch only later, in the app's background
+worker, so the first frame paints before the model starts loading.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from genlab.assets import DEFAULT_MODEL_HELP
+from genlab.cli.errors import UsageError, fail
+
+
+def tui(
+    model: str | None = typer.Option(
+        None, "--model", "-m", metavar="ID|DIR",
+        help="Base model: Hugging Face hub id or local directory. It loads in the background "
+             "while the app is already usable. " + DEFAULT_MODEL_HELP),
+    adapter: list[str] | None = typer.Option(
+        None, "--adapter", metavar="NAME=DIR",
+        help="LoRA adapter (a PEFT directory) offered in every column's model choice; "
+             "repeatable."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto, float32, bfloat16 or float16."),
+    runs_dir: str = typer.Option("runs", "--runs-dir", metavar="DIR",
+                                 help="Where training runs are written and listed."),
+) -> None:
+    """Explore sampling and training side by side in an interactive terminal app.
+
+    Keys: F1 help · F2 Sample · F3 Train · F4 Runs · Ctrl+R run · Esc stop · Ctrl+Q quit.
+    """
+    from genlab.cli.sample_args import default_model, parse_adapters
+
+    try:
+        chosen = model or default_model()  # the shipped model, checked before any paint
+        adapters = parse_adapters(adapter or [])
+    except UsageError as err:
+        fail(str(err))
+
+    from genlab.tui.app import make_app
+
+    make_app(model=chosen, adapters=adapters, device=device, dtype=dtype,
+             runs_dir=runs_dir).run()

@@ -1,0 +1,167 @@
+"""The genlab TUI application: global bindings, screens, and the model everyone shares.
+
+``make_app`` is the one factory: ``genlab tui`` and the tests build the app through it, so the
+tests run what users run (tests pass a fake event source). The app owns the shared model:
+it loads it in the background right after the first paint (the status line follows it),
+attaches adapters (from ``--adapter`` and from finished training runs), and exposes
+``model_state``/``model_text``/``adapter_names`` reactives that the screens watch. Nothing
+here imports torch: model work goes through ``self.bridge`` and ``self.source``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+from textual.reactive import reactive
+
+from genlab.tui.bridge import Bridge
+from genlab.tui.screens.help import HelpScreen
+from genlab.tui.screens.runs import RunsScreen
+from genlab.tui.screens.sample import SampleScreen
+from genlab.tui.screens.train import TrainScreen
+from genlab.tui.sources import CoreSource, EventSource
+
+MODEL_GROUP = "model"
+
+
+class GenlabApp(App):
+    """Sample, Train and Runs screens over one background-loaded model."""
+
+    # Every screen's styles load with the app: a screen that brought its own CSS_PATH would
+    # change the stylesheet when first shown and make Textual restyle every screen on the
+    # next switches (~0.4 s each on a busy CPU).
+    CSS_PATH = ["app.tcss", *(f"screens/{name}.tcss" for name in
+                              ("sample", "train", "runs", "help", "run_samples"))]
+    TITLE = "genlab"
+    ENABLE_COMMAND_PALETTE = False  # every action has a key; the footer needs the room
+    MODES = {"sample": SampleScreen, "train": TrainScreen, "runs": RunsScreen}
+    BINDINGS = [
+        Binding("f1", "help", "Help", priority=True, tooltip="This help"),
+        Binding("question_mark", "help", "Help", show=False),  # not priority: "?" types
+        Binding("f2", "switch_mode('sample')", "Sample", priority=True,
+                tooltip="Sample screen: sampling settings side by side"),
+        Binding("f3", "switch_mode('train')", "Train", priority=True,
+                tooltip="Train screen: LoRA training with live curves"),
+        Binding("f4", "switch_mode('runs')", "Runs", priority=True,
+                tooltip="Runs screen: compare training runs"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    model_state: reactive[str] = reactive("loading")
+    """``loading``, ``ready`` or ``failed``."""
+    model_text: reactive[str] = reactive("")
+    adapter_names: reactive[tuple[str, ...]] = reactive(())
+
+    def __init__(self, *, model: str, adapters: dict[str, str] | None = None,
+                 device: str = "auto", dtype: str = "auto", runs_dir: str | Path = "runs",
+                 event_source: EventSource | None = None) -> None:
+        super().__init__()
+        self.model_name = model
+        self.initial_adapters = dict(adapters or {})
+        self.device = device
+        self.dtype = dtype
+        self.runs_dir = Path(runs_dir)
+        self.source: EventSource = event_source or CoreSource()
+        self.bridge = Bridge(self)
+        self.loaded: Any = None
+        self._pending_adapters: list[tuple[str, str]] = []
+        self.model_text = f"loading {model} in the background…"
+
+    def on_mount(self) -> None:
+        self.switch_mode("sample")
+        self.call_after_refresh(self._load_model)
+
+    def _load_model(self) -> None:
+        source, name = self.source, self.model_name
+        device, dtype, adapters = self.device, self.dtype, self.initial_adapters
+
+        def load() -> tuple[Any, list[str]]:
+            loaded = source.load_model(name, adapters={}, device=device, dtype=dtype)
+            errors = []
+            for adapter_name, adapter_dir in adapters.items():
+                try:
+                    source.attach_adapter(loaded, adapter_name, adapter_dir)
+                except Exception as err:  # noqa: BLE001 - a bad adapter must not lose the model
+                    errors.append(str(err).splitlines()[0] if str(err) else repr(err))
+            return loaded, errors
+
+        self.bridge.call(self, MODEL_GROUP, load, uses_model=True)
+
+    # ---------------------------------------------------------------- adapters
+
+    def offer_adapter(self, name: str, adapter_dir: str) -> None:
+        """Attach an adapter (e.g. a finished run's) so the Sample screen can choose it."""
+        if self.model_state != "ready":
+            self._pending_adapters.append((name, adapter_dir))
+            return
+        loaded, source = self.loaded, self.source
+        taken = set(self.adapter_names) | {"base"}
+        unique, n = name, 2
+        while unique in taken:
+            unique, n = f"{name}-{n}", n + 1
+
+        def attach() -> str:
+            source.attach_adapter(loaded, unique, adapter_dir)
+            return unique
+
+        self.bridge.call(self, f"adapter-{unique}", attach, uses_model=True)
+
+    # ---------------------------------------------------------------- messages
+
+    def on_bridge_finished(self, message: Bridge.Finished) -> None:
+        if message.group == MODEL_GROUP:
+            self.loaded, errors = message.result
+            self.model_state = "ready"
+            self.model_text = self.loaded.describe()
+            self.adapter_names = tuple(self.loaded.adapters)
+            for error in errors:
+                self.notify(error, title="Adapter not loaded", severity="error", timeout=10)
+            pending, self._pending_adapters = self._pending_adapters, []
+            for name, adapter_dir in pending:
+                self.offer_adapter(name, adapter_dir)
+        elif message.group.startswith("adapter-"):
+            self.adapter_names = tuple(self.loaded.adapters)
+            self.notify(f"Adapter {message.result!r} is ready: choose it in a Sample column's "
+                        "model (F2).", title="Adapter attached")
+
+    def on_bridge_failed(self, message: Bridge.Failed) -> None:
+        if message.group == MODEL_GROUP:
+            self.model_state = "failed"
+            self.model_text = f"model not loaded: {message.message}"
+            self.notify(message.message, title="Model failed to load", severity="error",
+                        timeout=15)
+        else:
+            self.notify(message.message, title="Adapter not attached", severity="error",
+                        timeout=10)
+
+    # ----------------------------------------------------------------- actions
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss()
+        else:
+            self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        self.bridge.stop_all()
+        self.exit()
+
+
+def make_app(*, model: str, adapters: dict[str, str] | None = None, device: str = "auto",
+             dtype: str = "auto", runs_dir: str | Path = "runs",
+             event_source: EventSource | None = None) -> GenlabApp:
+    """Build the app (``genlab tui`` and the tests both come through here).
+
+    Args:
+        model: Base model: hub id or local directory (loaded in the background).
+        adapters: Adapter name -> PEFT adapter directory, attached after the model loads.
+        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
+        runs_dir: Where the Train screen writes runs and the Runs screen lists them.
+        event_source: Where model work happens; default the real core (tests inject a fake).
+    """
+    return GenlabApp(model=model, adapters=adapters, device=device, dtype=dtype,
+                     runs_dir=runs_dir, event_source=event_source)

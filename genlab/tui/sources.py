@@ -1,0 +1,63 @@
+"""Where the TUI's events come from: the real core, or a fake one in tests.
+
+An event source is the TUI's whole view of model work: load a model, attach an adapter,
+iterate a generation, iterate a training run. ``CoreSource`` forwards to ``genlab.core`` and
+imports it (and so torch) only when called, which happens inside bridge workers; the app
+module therefore paints before torch is loaded. Tests pass ``genlab.tui.fake_source`` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from genlab.core.configs import GenerationRequest, TrainConfig
+from genlab.core.events import StopToken
+
+
+class EventSource(Protocol):
+    """The operations the TUI needs from the core."""
+
+    def load_model(self, name: str, *, adapters: dict[str, str], device: str,
+                   dtype: str) -> Any:
+        """Load a model; the result has ``describe()`` and an ``adapters`` dict."""
+
+    def attach_adapter(self, loaded: Any, name: str, adapter_dir: str) -> None:
+        """Attach a LoRA adapter under ``name``."""
+
+    def iter_generate(self, loaded: Any, requests: list[GenerationRequest], *, top_n: int,
+                      stop_token: StopToken) -> Iterator[Any]:
+        """Generation events (TokenSampled, RowFinished, GenerationFinished)."""
+
+    def iter_train(self, config: TrainConfig | None, *, out_dir: str | Path | None,
+                   stop_token: StopToken, resume_from: str | Path | None) -> Iterator[Any]:
+        """Training events (RunStarted, TrainStep, EvalResult, ..., RunFinished)."""
+
+
+class CoreSource:
+    """The real thing: ``genlab.core``, imported on first use (in a worker thread)."""
+
+    def load_model(self, name: str, *, adapters: dict[str, str], device: str = "auto",
+                   dtype: str = "auto") -> Any:
+        from genlab.core.models import load_model
+
+        return load_model(name, device=device, dtype=dtype, adapters=adapters)
+
+    def attach_adapter(self, loaded: Any, name: str, adapter_dir: str) -> None:
+        from genlab.core.models import attach_adapter
+
+        attach_adapter(loaded, name, adapter_dir)
+
+    def iter_generate(self, loaded: Any, requests: list[GenerationRequest], *, top_n: int,
+                      stop_token: StopToken) -> Iterator[Any]:
+        from genlab.core.generate import iter_generate
+
+        return iter_generate(loaded, requests, top_n=top_n, stop_token=stop_token)
+
+    def iter_train(self, config: TrainConfig | None, *, out_dir: str | Path | None,
+                   stop_token: StopToken, resume_from: str | Path | None) -> Iterator[Any]:
+        from genlab.core.train import iter_train
+
+        return iter_train(config, out_dir=out_dir, stop_token=stop_token,
+                          resume_from=resume_from)

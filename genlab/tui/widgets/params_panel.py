@@ -1,0 +1,212 @@
+"""One column's sampling settings: model choice, the six sampling knobs and the seed.
+
+Owns parsing and validating what is typed: every change builds a ``SamplingParams`` (whose
+``ConfigError`` is shown inline, on the field it names) and, when everything is valid, posts
+``ParamsPanel.Changed``. Focusing a setting posts ``ParamsPanel.FieldFocused`` with one line on
+what the knob does, for the screen's hint bar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.containers import Grid, Vertical
+from textual.css.query import NoMatches
+from textual.message import Message
+from textual.widgets import Input, Label, Select, Static
+
+from genlab.core.configs import ConfigError, GenerationRequest, SamplingParams
+from genlab.tui.widgets import tcss
+
+BASE = "base"
+"""Select value of the base model (attach_adapter refuses this name for adapters)."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One setting: its SamplingParams (or request) field name, label and number type."""
+
+    name: str
+    label: str
+    kind: type
+
+
+FIELDS = (
+    Field("temperature", "temp", float),
+    Field("top_k", "top-k", int),
+    Field("top_p", "top-p", float),
+    Field("min_p", "min-p", float),
+    Field("repetition_penalty", "rep pen", float),
+    Field("max_new_tokens", "max new", int),
+    Field("seed", "seed", int),
+)
+
+HINTS = {
+    "adapter": "model: the base weights, or a LoRA adapter on top of them. Same seed and "
+               "settings, so what differs is what the adapter learned.",
+    "temperature": "temperature: divides the logits before sampling. Low: safe and repetitive; "
+                   "high: varied, may derail. 0 = greedy (always the likeliest token).",
+    "top_k": "top-k: only the k likeliest tokens can be drawn; small k = safer, duller. "
+             "0 = off.",
+    "top_p": "top-p (nucleus): draw only from the likeliest tokens whose probabilities add up "
+             "to p; lower = safer. 1 = off.",
+    "min_p": "min-p: drop tokens less likely than min-p × the top token's probability; cuts "
+             "more when the model is sure. 0 = off.",
+    "repetition_penalty": "repetition penalty: tokens already in the prompt or output become "
+                          "less likely; >1 breaks loops, too high garbles. 1 = off.",
+    "max_new_tokens": "max new tokens: the longest continuation; a column ends earlier at "
+                      "end-of-text.",
+    "seed": "seed: fixes this column's random draws. Same seed + same settings = same text, "
+            "so a change you make shows that knob's effect.",
+}
+
+DEFAULTS = {"temperature": 0.8, "top_k": 0, "top_p": 1.0, "min_p": 0.0,
+            "repetition_penalty": 1.0, "max_new_tokens": 48, "seed": 0}
+
+
+def _format(value: float | int) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+class ParamsPanel(Vertical):
+    """Model choice plus one compact input per setting."""
+
+    DEFAULT_CSS = tcss(__file__)
+
+    class Changed(Message):
+        """The settings changed and are all valid."""
+
+        def __init__(self, panel: ParamsPanel) -> None:
+            super().__init__()
+            self.panel = panel
+
+    class FieldFocused(Message):
+        """A setting got focus; ``hint`` says what it does."""
+
+        def __init__(self, panel: ParamsPanel, name: str, hint: str) -> None:
+            super().__init__()
+            self.panel = panel
+            self.name = name
+            self.hint = hint
+
+    def __init__(self, values: dict[str, float | int] | None = None,
+                 adapter: str | None = None, adapters: tuple[str, ...] = (),
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._values = {**DEFAULTS, **(values or {})}
+        self._adapter = adapter or BASE
+        self._adapters = adapters
+        self._inputs: dict[str, Input] = {}
+        self.error: str = ""
+
+    def compose(self) -> ComposeResult:
+        options = [(BASE, BASE)] + [(n, n) for n in self._adapters]
+        value = self._adapter if self._adapter in (BASE, *self._adapters) else BASE
+        with Grid(classes="settings"):
+            yield Label("model", classes="setting-label")
+            yield Select(options, value=value, allow_blank=False, compact=True,
+                         id="adapter")
+            for field in FIELDS:
+                yield Label(field.label, classes="setting-label")
+                yield Input(_format(self._values[field.name]), id=field.name,
+                            type="integer" if field.kind is int else "number",
+                            select_on_focus=False, validate_on=())  # we validate
+        yield Static("", classes="error")
+
+    # ----------------------------------------------------------------- reading
+
+    def read(self) -> GenerationRequest:
+        """The settings as a request (with an empty prompt); raises ConfigError."""
+        values = {}
+        for field in FIELDS:
+            raw = self._input(field.name).value.strip()
+            try:
+                values[field.name] = field.kind(raw)
+            except ValueError:
+                kind = "an integer" if field.kind is int else "a number"
+                raise ConfigError(field.name, raw, kind) from None
+        seed = values.pop("seed")
+        params = SamplingParams(**values)
+        adapter = self.adapter
+        return GenerationRequest("", params, seed=seed, adapter=adapter)
+
+    @property
+    def adapter(self) -> str | None:
+        """The chosen adapter name, or None for the base model."""
+        return None if self._adapter in (BASE, Select.BLANK) else str(self._adapter)
+
+    def summary(self) -> str:
+        """`` · t 0.8 · k 40`` for the settings that are not off (seed excluded)."""
+        short = {"temperature": "t", "top_k": "k", "top_p": "p", "min_p": "min-p",
+                 "repetition_penalty": "rep"}
+        off = {"top_k": 0, "top_p": 1.0, "min_p": 0.0, "repetition_penalty": 1.0}
+        parts = []
+        for name, tag in short.items():
+            try:
+                value = float(self._input(name).value)
+            except (ValueError, NoMatches):  # (not typed yet / not mounted yet)
+                continue
+            if off.get(name) != value:
+                parts.append(f"{tag} {value:g}")
+        return "".join(f" · {p}" for p in parts)
+
+    def values(self) -> dict[str, str]:
+        """The raw text of every setting (for copying a column)."""
+        return {f.name: self._input(f.name).value for f in FIELDS}
+
+    def _input(self, name: str) -> Input:
+        widget = self._inputs.get(name)
+        if widget is None:
+            widget = self._inputs[name] = self.query_one(f"#{name}", Input)
+        return widget
+
+    def set_adapters(self, names: tuple[str, ...]) -> None:
+        """Offer these adapters (besides base), keeping the current choice if still there."""
+        select = self.query_one("#adapter", Select)
+        current = select.value
+        with self.prevent(Select.Changed):
+            select.set_options([(BASE, BASE)] + [(n, n) for n in names])
+            select.value = current if current in names else BASE
+        self._adapters = names
+        self._adapter = str(select.value)
+
+    def set_value(self, name: str, value: str) -> None:
+        """Set one setting's text as if typed (validates and posts Changed)."""
+        if name == "adapter":
+            self.query_one("#adapter", Select).value = value
+        else:
+            self.query_one(f"#{name}", Input).value = value
+
+    # ------------------------------------------------------------------ events
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._validate()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        self._adapter = str(event.value) if event.value is not Select.BLANK else BASE
+        self._validate()
+
+    def _validate(self) -> None:
+        try:
+            self.read()
+            error, bad_field = "", None
+        except ConfigError as err:
+            error, bad_field = str(err), err.field
+        for field in FIELDS:  # only touch what changes: every restyle costs
+            self._input(field.name).set_class(field.name == bad_field, "-invalid-setting")
+        if error != self.error:
+            self.error = error
+            label = self.query_one(".error", Static)
+            label.update(error)
+            label.display = bool(error)
+        if not error:
+            self.post_message(self.Changed(self))
+
+    def on_descendant_focus(self, event) -> None:
+        widget = event.widget
+        name = widget.id or ""
+        if name in HINTS:
+            self.post_message(self.FieldFocused(self, name, HINTS[name]))

@@ -1,0 +1,106 @@
+"""The distribution at one decode step: the top alternatives, before and after the sampler.
+
+Each alternative gets two bars: its probability under the model's raw softmax and under the
+distribution the column actually drew from (after repetition penalty, temperature, top-k,
+top-p and min-p). Side by side they show what a knob does: temperature flattens or sharpens
+the second bar, top-k and top-p cut its tail to zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from genlab.core.events import TokenAlternative, TokenSampled
+from genlab.tui.widgets import tcss
+from genlab.tui.widgets.token_view import prob_colour
+
+RAW_COLOUR = "#6f9fd8"
+SAMPLED_COLOUR = "#e0b050"
+EIGHTHS = " ▏▎▍▌▋▊▉"
+PLACEHOLDER = ("Move onto a token to see the distribution it was drawn from: click or hover "
+               "it, or press Ctrl+T and use ←/→.")
+
+
+def bar(fraction: float, width: int) -> str:
+    """A horizontal bar ``fraction`` (0..1) of ``width`` cells, in eighth-cell steps."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    eighths = round(fraction * width * 8)
+    full, rest = divmod(eighths, 8)
+    text = "█" * full + (EIGHTHS[rest] if rest else "")
+    return text.ljust(width)
+
+
+def quoted(text: str) -> str:
+    """A token's text made visible: quoted, with newlines and tabs escaped."""
+    return '"' + text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t") + '"'
+
+
+def legend() -> Text:
+    """The token colour scale."""
+    out = Text("token p: ", style="dim")
+    for p in (0.01, 0.05, 0.2, 0.5, 0.8, 1.0):
+        out.append(f" {p:g} ", style=f"#f0f0f0 on {prob_colour(p)}")
+    return out
+
+
+class TokenDist(Widget):
+    """Shows one step of one column: header, then a row per alternative."""
+
+    DEFAULT_CSS = tcss(__file__)
+
+    title: reactive[str] = reactive("")
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.token: TokenSampled | None = None
+        self.greedy = False
+
+    def show(self, title: str, token: TokenSampled | None, greedy: bool = False) -> None:
+        """Show ``token``'s step (None: the placeholder) under ``title``."""
+        self.token = token
+        self.greedy = greedy
+        self.title = title
+        self.refresh(layout=True)
+
+    def render(self) -> Group | Text:
+        token = self.token
+        head = Text.assemble(legend())
+        if token is None:
+            return Group(head, Text(PLACEHOLDER, style="dim italic"))
+        raw_p, sampled_p = math.exp(token.logprob), math.exp(token.sampled_logprob)
+        head = Text.assemble(
+            (self.title, "bold"), " · step ", (str(token.step + 1), "bold"), " · drew ",
+            (quoted(token.text), "bold reverse"), f"  raw {raw_p:.1%} → sampled {sampled_p:.1%}",
+            ("  (greedy: always the top token)" if self.greedy else "", "dim"), "   ",
+            legend())
+        head.no_wrap, head.overflow = True, "ellipsis"
+        bar_width = max(6, (self.content_size.width - 36) // 2)
+        table = Table.grid(padding=(0, 1))
+        table.add_column(width=1)
+        table.add_column(width=12, no_wrap=True, overflow="ellipsis")
+        for colour in (RAW_COLOUR, SAMPLED_COLOUR):
+            table.add_column(width=6, justify="right", no_wrap=True)
+            table.add_column(width=bar_width, no_wrap=True, style=colour)
+        table.add_row("", Text("token", style="dim"), "", Text("model's raw probability",
+                      style=f"dim {RAW_COLOUR}"), "", Text("after this column's sampler",
+                      style=f"dim {SAMPLED_COLOUR}"))
+        alternatives = list(token.alternatives)
+        if all(a.token_id != token.token_id for a in alternatives):
+            alternatives.append(TokenAlternative(token.token_id, token.text, raw_p, sampled_p))
+        for alt in alternatives:
+            chosen = alt.token_id == token.token_id
+            cut = alt.sampled_prob <= 0
+            table.add_row(
+                Text("▸" if chosen else "", style="bold"),
+                Text(quoted(alt.text), style="bold" if chosen else ""),
+                f"{alt.raw_prob:6.1%}", bar(alt.raw_prob, bar_width),
+                Text(f"{alt.sampled_prob:6.1%}", style="dim" if cut else ""),
+                Text("cut by the sampler" if cut else bar(alt.sampled_prob, bar_width),
+                     style="dim italic" if cut else ""))
+        return Group(head, table)

@@ -1,0 +1,91 @@
+"""Render the TUI's screens to docs/tui-*.png (SVG via Textual, PNG via cairosvg).
+
+Uses the deterministic fake event source, so the pictures show the layout and not a model's
+quality; run from the repository root: ``python scripts/tui_screenshots.py``. Needs
+``cairosvg`` (``pip install cairosvg``) for the PNGs; without it only the SVGs are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+from genlab.core.configs import TrainConfig
+from genlab.core.events import StopToken
+from genlab.tui.app import make_app
+from genlab.tui.fake_source import FakeSource
+from genlab.tui.widgets.sample_column import SampleColumn
+from genlab.tui.widgets.train_form import TrainForm
+
+SIZE = (140, 42)
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+async def wait(pilot, condition, timeout=20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise TimeoutError("the app did not get there in time")
+        await pilot.pause(0.02)
+
+
+async def shoot(pilot, name: str) -> Path:
+    for widget in pilot.app.screen.query("Input, TextArea"):
+        widget.cursor_blink = False
+    await pilot.pause()
+    path = DOCS / f"tui-{name}.svg"
+    path.write_text(pilot.app.export_screenshot(title=f"genlab tui · {name}"), encoding="utf-8")
+    return path
+
+
+async def main(runs_dir: Path) -> list[Path]:
+    source = FakeSource(write_runs=True, train_steps=60)
+    for n, lr in enumerate((5e-5, 1e-3)):  # something for the Runs screen to compare
+        config = TrainConfig(model="demo-model", data="stories.txt", name=f"lr{lr:g}",
+                             eval_every=10, lr=lr)
+        list(source.iter_train(config, out_dir=runs_dir / f"20250101-12000{n}-lr{lr:g}",
+                               stop_token=StopToken(), resume_from=None))
+    app = make_app(model="demo-model", event_source=source, runs_dir=runs_dir)
+    shots = []
+    async with app.run_test(size=SIZE) as pilot:
+        await wait(pilot, lambda: app.model_state == "ready")
+        await pilot.press("ctrl+n")
+        columns = list(app.screen.query(SampleColumn))
+        columns[3].panel.set_value("top_k", "3")
+        await pilot.pause(0.1)
+        await pilot.press("ctrl+r")
+        await wait(pilot, lambda: all(c.reason for c in columns))
+        columns[2].view.focus()
+        await pilot.press("right", "right", "right", "right")
+        shots.append(await shoot(pilot, "sample"))
+        await pilot.press("f3")
+        form = app.screen.query_one(TrainForm)
+        form.set_value("data", "stories.txt")
+        form.set_value("name", "demo")
+        await pilot.pause(0.1)
+        await pilot.press("f5")
+        await wait(pilot, lambda: not app.bridge.running("train"))
+        form.query_one("#lr").focus()
+        shots.append(await shoot(pilot, "train"))
+        await pilot.press("f4")
+        app.screen.query_one("RunTable").focus()
+        await pilot.press("space", "down", "space", "down", "space")
+        shots.append(await shoot(pilot, "runs"))
+    return shots
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as tmp:
+        svgs = asyncio.run(main(Path(tmp) / "runs"))
+    try:
+        import cairosvg
+    except ImportError:
+        print("cairosvg is not installed: wrote SVGs only", file=sys.stderr)
+        raise SystemExit(0) from None
+    for svg in svgs:
+        cairosvg.svg2png(url=str(svg), write_to=str(svg.with_suffix(".png")), output_width=1680)
+        svg.unlink()
+        print(svg.with_suffix(".png"))
