@@ -19,6 +19,7 @@ the shipped model's size (hidden 256, 4 layers, 8 heads / 4 KV heads, MLP 688, v
 ~3.4M params) with a freshly trained byte-level BPE tokenizer is built in a temp dir.
 
     python benchmarks/bench_sampling.py [--model DIR] [--repeats 5] [--new-tokens 128]
+        [--device cpu] [--dtype float32]
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def measure(runners: dict, repeats: int) -> dict[str, dict[str, float]]:
     """
     import torch
 
+    sync = torch.cuda.synchronize if torch.cuda.is_initialized() else (lambda: None)
     for fn in runners.values():
         torch.manual_seed(0)
         fn()
@@ -102,8 +104,10 @@ def measure(runners: dict, repeats: int) -> dict[str, dict[str, float]]:
     for _ in range(repeats):
         for name, fn in runners.items():
             torch.manual_seed(0)
+            sync()
             w, c = time.perf_counter(), time.process_time()
             fn()
+            sync()
             wall[name].append(time.perf_counter() - w)
             cpu[name].append(time.process_time() - c)
     return {name: {"wall_s": statistics.median(wall[name]), "cpu_s": statistics.median(cpu[name])}
@@ -184,6 +188,9 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (default 1: steadier on a shared CPU)")
+    ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
+    ap.add_argument("--dtype", default="float32",
+                    help="float32 (default), bfloat16, float16 or auto (bf16 on capable CUDA)")
     args = ap.parse_args()
 
     import torch
@@ -193,7 +200,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model or str(build_default_model(Path(tmp)))
-        loaded = load_model(model_dir, device="cpu", dtype="float32")
+        loaded = load_model(model_dir, device=args.device, dtype=args.dtype)
         n = args.new_tokens
         t = measure({
             "grid_genlab": genlab_runner(loaded, GRID, n),
@@ -214,6 +221,7 @@ def main() -> None:
         "model": args.model or "random-init llama (default shipped size)",
         "params": loaded.num_parameters,
         "device": str(loaded.device),
+        "dtype": str(loaded.dtype).removeprefix("torch."),
         "torch_threads": torch.get_num_threads(),
         "new_tokens": n,
         "repeats": args.repeats,

@@ -37,6 +37,24 @@ from genlab.core.train_setup import TrainingSetup
 TrainEvent = RunStarted | TrainStep | EvalResult | CheckpointSaved | RunFinished
 
 
+def _without_cudnn_attention(device: torch.device) -> contextlib.AbstractContextManager:
+    """On CUDA, keep training forwards off the cuDNN attention backend of SDPA.
+
+    With torch 2.11 on an H100, its backward gave NaN gradients in bf16 for a batch holding a
+    padded block (the LoRA demo fact set, step 25, at any lr), so healthy runs ended as
+    "diverged"; the flash, memory-efficient and math backends give finite gradients there.
+    The backward uses the kernel its forward chose, so guarding the forward is enough.
+    """
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # torch < 2.3 has no cuDNN attention backend either
+        return contextlib.nullcontext()
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                        SDPBackend.MATH])
+
+
 class BlockOrder:
     """Block indices of seeded per-epoch shuffles laid end to end, read by position.
 
@@ -202,7 +220,7 @@ class TrainLoop:
         nats = torch.zeros((), dtype=torch.float64, device=acc.device)
         for i, sel in enumerate(micro):
             sync = contextlib.nullcontext() if i == len(micro) - 1 else acc.no_sync(setup.model)
-            with sync:
+            with sync, _without_cudnn_attention(acc.device):
                 labels = blocks.labels[sel].to(acc.device)
                 logits = setup.model(input_ids=blocks.input_ids[sel].to(acc.device),
                                      attention_mask=blocks.attention_mask[sel].to(acc.device)
