@@ -17,7 +17,7 @@ import pytest
 from conftest import CORPUS_LINES
 from typer.testing import CliRunner
 
-from genlab.cli import app, pretrain_cmd
+from genlab.cli import app, pretrain_cmd, pretrain_progress
 from genlab.cli.errors import UsageError
 from genlab.core.events import RunStarted
 
@@ -210,7 +210,7 @@ def test_stable_phase_renders_without_a_step_total(corpus):
     fields = pretrain_cmd.parse_flags({"data": str(corpus[0]), "time_limit": "10m"})
     config = pretrain_cmd.build_config(fields)
     buf = io.StringIO()
-    progress = pretrain_cmd.make_progress(Console(file=buf, width=120), config, quiet=False)
+    progress = pretrain_progress.make_progress(Console(file=buf, width=120), config, quiet=False)
     started = RunStarted(run_dir="o/run-stable", total_steps=10**9, start_step=0, resumed=False,
                          method="full", trainable_params=10, total_params=10, device="cpu",
                          dtype="float32", num_processes=1, effective_batch=4, lr=1e-3,
