@@ -47,10 +47,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="Base model (default: the shipped one).")
     parser.add_argument("--out", default="runs/demo-facts", help="Run directory to write.")
-    parser.add_argument("--max-steps", type=int, default=120)
+    parser.add_argument("--max-steps", type=int, default=240)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--rank", type=int, default=16)
-    parser.add_argument("--alpha", type=float, default=32.0)
+    parser.add_argument("--rank", type=int, default=32)
+    parser.add_argument("--alpha", type=float, default=64.0)
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation chatter
