@@ -1,13 +1,24 @@
 """Render the TUI's screens to docs/tui-*.png (SVG via Textual, PNG via cairosvg).
 
-Uses the deterministic fake event source, so the pictures show the layout and not a model's
-quality; run from the repository root: ``python scripts/tui_screenshots.py``. Needs
-``cairosvg`` (``pip install cairosvg``) for the PNGs; without it only the SVGs are written.
+Two modes, run from the repository root:
+
+* ``python scripts/tui_screenshots.py`` uses the tests' deterministic fake event source, so the
+  pictures show the layout, not a model's quality (writes docs/tui-{sample,train,runs}.png);
+* ``python scripts/tui_screenshots.py --real --data FILE --runs-dir DIR`` drives the real app on
+  the shipped model: the Sample screen generates for real, the Train screen trains a LoRA on
+  FILE for 40 steps (CPU: about a minute), and the Runs screen lists DIR (e.g. a sweep's
+  ``trials/``) plus that run; writes docs/tui-real-{sample,train,runs}.png. FILE is plain text
+  with documents separated by blank lines (the Train form has no document-separator field, so
+  convert TinyStories' ``<|endoftext|>`` lines to blank lines first).
+
+Needs ``cairosvg`` (``pip install cairosvg``) for the PNGs; without it only SVGs are written.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -32,11 +43,11 @@ async def wait(pilot, condition, timeout=20.0) -> None:
         await pilot.pause(0.02)
 
 
-async def shoot(pilot, name: str) -> Path:
+async def shoot(pilot, name: str, prefix: str = "tui") -> Path:
     for widget in pilot.app.screen.query("Input, TextArea"):
         widget.cursor_blink = False
     await pilot.pause()
-    path = DOCS / f"tui-{name}.svg"
+    path = DOCS / f"{prefix}-{name}.svg"
     path.write_text(pilot.app.export_screenshot(title=f"genlab tui · {name}"), encoding="utf-8")
     return path
 
@@ -77,9 +88,52 @@ async def main(runs_dir: Path) -> list[Path]:
     return shots
 
 
+async def main_real(data: str, runs_dir: Path, work: Path) -> list[Path]:
+    """The real app on the shipped model: generate, train a short LoRA, list real runs."""
+    shutil.copytree(runs_dir, work / "runs")
+    app = make_app(model="default", runs_dir=work / "runs")
+    shots = []
+    async with app.run_test(size=SIZE) as pilot:
+        await wait(pilot, lambda: app.model_state == "ready", timeout=120)
+        await pilot.press("ctrl+n")
+        columns = list(app.screen.query(SampleColumn))
+        columns[3].panel.set_value("top_k", "10")
+        await pilot.pause(0.1)
+        await pilot.press("ctrl+r")
+        await wait(pilot, lambda: all(c.reason for c in columns), timeout=300)
+        columns[2].view.focus()
+        await pilot.press("right", "right", "right", "right")
+        shots.append(await shoot(pilot, "sample", "tui-real"))
+        await pilot.press("f3")
+        form = app.screen.query_one(TrainForm)
+        for name, value in (("data", data), ("eval_split", "0.05"), ("max_steps", "40"),
+                            ("eval_every", "10"), ("lr", "0.002"), ("name", "real-demo")):
+            form.set_value(name, value)
+        await pilot.pause(0.1)
+        await pilot.press("f5")
+        await wait(pilot, lambda: not app.bridge.running("train"), timeout=900)
+        form.query_one("#lr").focus()
+        shots.append(await shoot(pilot, "train", "tui-real"))
+        await pilot.press("f4")
+        app.screen.query_one("RunTable").focus()
+        await pilot.press("space", "down", "space", "down", "space")
+        shots.append(await shoot(pilot, "runs", "tui-real"))
+    return shots
+
+
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--real", action="store_true", help="The real app on the shipped model.")
+    parser.add_argument("--data", help="--real: a text file the Train screen trains on.")
+    parser.add_argument("--runs-dir", type=Path, help="--real: run directories to list.")
+    args = parser.parse_args()
+    if args.real and not (args.data and args.runs_dir):
+        parser.error("--real needs --data and --runs-dir")
     with tempfile.TemporaryDirectory() as tmp:
-        svgs = asyncio.run(main(Path(tmp) / "runs"))
+        if args.real:
+            svgs = asyncio.run(main_real(args.data, args.runs_dir, Path(tmp)))
+        else:
+            svgs = asyncio.run(main(Path(tmp) / "runs"))
     try:
         import cairosvg
     except ImportError:
