@@ -7,9 +7,8 @@ Two modes, run from the repository root:
 * ``python scripts/tui_screenshots.py --real --data FILE --runs-dir DIR`` drives the real app on
   the shipped model: the Sample screen generates for real, the Train screen trains a LoRA on
   FILE for 40 steps (CPU: about a minute), and the Runs screen lists DIR (e.g. a sweep's
-  ``trials/``) plus that run; writes docs/tui-real-{sample,train,runs}.png. FILE is plain text
-  with documents separated by blank lines (the Train form has no document-separator field, so
-  convert TinyStories' ``<|endoftext|>`` lines to blank lines first).
+  ``trials/``) plus that run; writes docs/tui-real-{sample,train,runs}.png. ``--doc-separator``
+  fills the form's field of that name (e.g. ``'<|endoftext|>'`` for TinyStories).
 
 Needs ``cairosvg`` (``pip install cairosvg``) for the PNGs; without it only SVGs are written.
 """
@@ -88,7 +87,7 @@ async def main(runs_dir: Path) -> list[Path]:
     return shots
 
 
-async def main_real(data: str, runs_dir: Path, work: Path) -> list[Path]:
+async def main_real(data: str, separator: str, runs_dir: Path, work: Path) -> list[Path]:
     """The real app on the shipped model: generate, train a short LoRA, list real runs."""
     shutil.copytree(runs_dir, work / "runs")
     app = make_app(model="default", runs_dir=work / "runs")
@@ -106,8 +105,10 @@ async def main_real(data: str, runs_dir: Path, work: Path) -> list[Path]:
         shots.append(await shoot(pilot, "sample", "tui-real"))
         await pilot.press("f3")
         form = app.screen.query_one(TrainForm)
-        for name, value in (("data", data), ("eval_split", "0.05"), ("max_steps", "40"),
-                            ("eval_every", "10"), ("lr", "0.002"), ("name", "real-demo")):
+        settings = (("data", data), ("doc_separator", separator), ("eval_split", "0.05"),
+                    ("max_steps", "40"), ("eval_every", "10"), ("lr", "0.002"),
+                    ("name", "real-demo"))
+        for name, value in settings:
             form.set_value(name, value)
         await pilot.pause(0.1)
         await pilot.press("f5")
@@ -125,13 +126,15 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--real", action="store_true", help="The real app on the shipped model.")
     parser.add_argument("--data", help="--real: a text file the Train screen trains on.")
+    parser.add_argument("--doc-separator", default="", help="--real: the data's separator.")
     parser.add_argument("--runs-dir", type=Path, help="--real: run directories to list.")
     args = parser.parse_args()
     if args.real and not (args.data and args.runs_dir):
         parser.error("--real needs --data and --runs-dir")
     with tempfile.TemporaryDirectory() as tmp:
         if args.real:
-            svgs = asyncio.run(main_real(args.data, args.runs_dir, Path(tmp)))
+            svgs = asyncio.run(main_real(args.data, args.doc_separator, args.runs_dir,
+                                          Path(tmp)))
         else:
             svgs = asyncio.run(main(Path(tmp) / "runs"))
     try:

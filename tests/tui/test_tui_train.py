@@ -34,6 +34,10 @@ def test_form_validates_as_you_type(tmp_path, tui):
             form.set_value("lr", "1e-3")
             await pilot.pause(0.05)
             assert form.error == "" and form.read().lr == 1e-3
+            assert form.read().doc_separator is None  # empty = blank lines
+            form.set_value("doc_separator", "<|endoftext|>")  # TinyStories-style text
+            await pilot.pause(0.05)
+            assert form.error == "" and form.read().doc_separator == "<|endoftext|>"
             form.query_one("#warmup_steps").focus()
             await tui.wait_for(pilot, lambda: "warmup" in str(
                 app.screen.query_one("#hint").render()), what="hint")

@@ -37,6 +37,8 @@ SECTIONS: tuple[tuple[str, tuple[FormField, ...]], ...] = (
                   "the model the Sample screen loaded)"),
         FormField("data", "data", "str", "training data: .txt/.jsonl/.json/.csv/.parquet file, "
                   "or a directory of them"),
+        FormField("doc_separator", "doc sep", "optional_str", "text between documents in .txt "
+                  "data, e.g. <|endoftext|> for TinyStories; empty = blank lines"),
         FormField("eval_data", "eval data", "optional_str", "held-out data in the same formats; "
                   "empty = hold out the eval split of the training data"),
         FormField("eval_split", "eval split", "float", "fraction of documents held out for "
