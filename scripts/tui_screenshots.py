@@ -51,7 +51,40 @@ async def shoot(pilot, name: str, prefix: str = "tui") -> Path:
     return path
 
 
+async def tour(app, *, top_k: str, train: dict[str, str], prefix: str,
+               timeout: float) -> list[Path]:
+    """Shoot the Sample screen (4 columns, the 4th with ``top_k``), the Train screen after a run
+    with the ``train`` form values, and the Runs screen with three runs marked."""
+    shots = []
+    async with app.run_test(size=SIZE) as pilot:
+        await wait(pilot, lambda: app.model_state == "ready", timeout)
+        await pilot.press("ctrl+n")
+        columns = list(app.screen.query(SampleColumn))
+        columns[3].panel.set_value("top_k", top_k)
+        await pilot.pause(0.1)
+        await pilot.press("ctrl+r")
+        await wait(pilot, lambda: all(c.reason for c in columns), timeout)
+        columns[2].view.focus()
+        await pilot.press("right", "right", "right", "right")
+        shots.append(await shoot(pilot, "sample", prefix))
+        await pilot.press("f3")
+        form = app.screen.query_one(TrainForm)
+        for name, value in train.items():
+            form.set_value(name, value)
+        await pilot.pause(0.1)
+        await pilot.press("f5")
+        await wait(pilot, lambda: not app.bridge.running("train"), timeout)
+        form.query_one("#lr").focus()
+        shots.append(await shoot(pilot, "train", prefix))
+        await pilot.press("f4")
+        app.screen.query_one("RunTable").focus()
+        await pilot.press("space", "down", "space", "down", "space")
+        shots.append(await shoot(pilot, "runs", prefix))
+    return shots
+
+
 async def main(runs_dir: Path) -> list[Path]:
+    """The deterministic fake source: layout only."""
     source = FakeSource(write_runs=True, train_steps=60)
     for n, lr in enumerate((5e-5, 1e-3)):  # something for the Runs screen to compare
         config = TrainConfig(model="demo-model", data="stories.txt", name=f"lr{lr:g}",
@@ -59,67 +92,17 @@ async def main(runs_dir: Path) -> list[Path]:
         list(source.iter_train(config, out_dir=runs_dir / f"20250101-12000{n}-lr{lr:g}",
                                stop_token=StopToken(), resume_from=None))
     app = make_app(model="demo-model", event_source=source, runs_dir=runs_dir)
-    shots = []
-    async with app.run_test(size=SIZE) as pilot:
-        await wait(pilot, lambda: app.model_state == "ready")
-        await pilot.press("ctrl+n")
-        columns = list(app.screen.query(SampleColumn))
-        columns[3].panel.set_value("top_k", "3")
-        await pilot.pause(0.1)
-        await pilot.press("ctrl+r")
-        await wait(pilot, lambda: all(c.reason for c in columns))
-        columns[2].view.focus()
-        await pilot.press("right", "right", "right", "right")
-        shots.append(await shoot(pilot, "sample"))
-        await pilot.press("f3")
-        form = app.screen.query_one(TrainForm)
-        form.set_value("data", "stories.txt")
-        form.set_value("name", "demo")
-        await pilot.pause(0.1)
-        await pilot.press("f5")
-        await wait(pilot, lambda: not app.bridge.running("train"))
-        form.query_one("#lr").focus()
-        shots.append(await shoot(pilot, "train"))
-        await pilot.press("f4")
-        app.screen.query_one("RunTable").focus()
-        await pilot.press("space", "down", "space", "down", "space")
-        shots.append(await shoot(pilot, "runs"))
-    return shots
+    return await tour(app, top_k="3", train={"data": "stories.txt", "name": "demo"},
+                      prefix="tui", timeout=20)
 
 
 async def main_real(data: str, separator: str, runs_dir: Path, work: Path) -> list[Path]:
     """The real app on the shipped model: generate, train a short LoRA, list real runs."""
     shutil.copytree(runs_dir, work / "runs")
     app = make_app(model="default", runs_dir=work / "runs")
-    shots = []
-    async with app.run_test(size=SIZE) as pilot:
-        await wait(pilot, lambda: app.model_state == "ready", timeout=120)
-        await pilot.press("ctrl+n")
-        columns = list(app.screen.query(SampleColumn))
-        columns[3].panel.set_value("top_k", "10")
-        await pilot.pause(0.1)
-        await pilot.press("ctrl+r")
-        await wait(pilot, lambda: all(c.reason for c in columns), timeout=300)
-        columns[2].view.focus()
-        await pilot.press("right", "right", "right", "right")
-        shots.append(await shoot(pilot, "sample", "tui-real"))
-        await pilot.press("f3")
-        form = app.screen.query_one(TrainForm)
-        settings = (("data", data), ("doc_separator", separator), ("eval_split", "0.05"),
-                    ("max_steps", "40"), ("eval_every", "10"), ("lr", "0.002"),
-                    ("name", "real-demo"))
-        for name, value in settings:
-            form.set_value(name, value)
-        await pilot.pause(0.1)
-        await pilot.press("f5")
-        await wait(pilot, lambda: not app.bridge.running("train"), timeout=900)
-        form.query_one("#lr").focus()
-        shots.append(await shoot(pilot, "train", "tui-real"))
-        await pilot.press("f4")
-        app.screen.query_one("RunTable").focus()
-        await pilot.press("space", "down", "space", "down", "space")
-        shots.append(await shoot(pilot, "runs", "tui-real"))
-    return shots
+    train = {"data": data, "doc_separator": separator, "eval_split": "0.05", "max_steps": "40",
+             "eval_every": "10", "lr": "0.002", "name": "real-demo"}
+    return await tour(app, top_k="10", train=train, prefix="tui-real", timeout=900)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import textual
@@ -115,17 +116,6 @@ def run(scenario) -> None:
 @pytest.fixture
 def tui():
     """The helpers above, as one object (tests import nothing from conftest)."""
-
-    class Helpers:
-        pass
-
-    helpers = Helpers()
-    helpers.SIZE = SIZE
-    helpers.wait_for = wait_for
-    helpers.wait_ready = wait_ready
-    helpers.wait_idle = wait_idle
-    helpers.fake_app = fake_app
-    helpers.run = run
-    helpers.check_snapshot = check_snapshot
-    helpers.svg_text = svg_text
-    return helpers
+    return SimpleNamespace(SIZE=SIZE, wait_for=wait_for, wait_ready=wait_ready,
+                           wait_idle=wait_idle, fake_app=fake_app, run=run,
+                           check_snapshot=check_snapshot, svg_text=svg_text)
