@@ -116,7 +116,7 @@ def measure(runners: dict, repeats: int) -> dict[str, dict[str, float]]:
 
 def genlab_runner(loaded, settings: list[tuple], new_tokens: int):
     from genlab.core.configs import GenerationRequest, SamplingParams
-    from genlab.core.generate import generate
+    from genlab.core.generation.decode import generate
 
     requests = [
         GenerationRequest(PROMPT, SamplingParams(temperature=t, top_k=k, top_p=p, min_p=m,
@@ -195,7 +195,7 @@ def main() -> None:
 
     import torch
 
-    from genlab.core.models import load_model
+    from genlab.core.modeling.loading import load_model
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:

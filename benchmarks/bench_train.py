@@ -153,12 +153,12 @@ def _rates(wall: list[float], cpu: list[float], tokens: list[int]) -> dict[str, 
 
 
 def run_genlab(spec: dict) -> dict:
-    """Train with ``genlab.core.train.iter_train``; time the TrainStep events."""
+    """Train with ``genlab.core.training.train.iter_train``; time the TrainStep events."""
     import torch
 
     from genlab.core.configs import TrainConfig
     from genlab.core.events import RunStarted, TrainStep
-    from genlab.core.train import iter_train
+    from genlab.core.training.train import iter_train
 
     config = TrainConfig(
         model=spec["model"], data=spec["data"], eval_split=0.0, seq_len=spec["seq_len"],

@@ -30,7 +30,7 @@ from measure import load_rows, score_answers  # noqa: E402
 def answer_all(loaded, rows: list[dict], adapter: str | None) -> list[str]:
     """Greedy answers (first line) of ``loaded`` (or its ``adapter``) to every row's prompt."""
     from genlab.core.configs import GenerationRequest, SamplingParams
-    from genlab.core.generate import generate
+    from genlab.core.generation.decode import generate
 
     params = SamplingParams(temperature=0.0, max_new_tokens=16, stop=("\n",))
     requests = [GenerationRequest(r["prompt"], params, seed=0, adapter=adapter) for r in rows]
@@ -56,8 +56,8 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation chatter
 
     from genlab.core.configs import TrainConfig
-    from genlab.core.models import load_model
-    from genlab.core.train import train
+    from genlab.core.modeling.loading import load_model
+    from genlab.core.training.train import train
 
     model = args.model or _default_model()
     train_rows = load_rows(HERE / "facts" / "train.jsonl")
@@ -96,7 +96,7 @@ def main() -> None:
 
 
 def _default_model() -> str:
-    from genlab.core.models import default_model_path
+    from genlab.core.modeling.loading import default_model_path
 
     return str(default_model_path())
 

@@ -78,12 +78,12 @@ class SweepResult:
 
 def load_spec(spec: SpecLike, *, overrides: Iterable[str] = (), model: str | None = None,
               expect: str | None = None) -> Any:
-    """Parse and validate a spec (file path or mapping); see ``genlab.core.specs.load_spec``."""
-    from genlab.core.specs import load_spec as _load
+    """Parse and validate a spec (file path or mapping); see ``genlab.core.specs.common.load_spec``."""
+    from genlab.core.specs.common import load_spec as _load
 
     if not isinstance(spec, (str, Path, Mapping)) and hasattr(spec, "kind"):
         if expect is not None and spec.kind != expect:
-            from genlab.core.specs import SpecError
+            from genlab.core.specs.common import SpecError
 
             raise SpecError(spec.source or "<spec>", "kind",
                             f"this is a {spec.kind} spec; run it with genlab {spec.kind}")
@@ -109,8 +109,8 @@ def compare(spec: SpecLike, out_dir: str | Path | None = None, *,
     Raises:
         SpecError, OutDirError, LookupError, ModelLoadError: Before anything is written.
     """
-    from genlab.core.compare import CompareFinished, iter_compare
-    from genlab.core.results import RESULTS_FILE, read_rows
+    from genlab.core.experiments.compare import CompareFinished, iter_compare
+    from genlab.core.reports.results import RESULTS_FILE, read_rows
 
     parsed = load_spec(spec, overrides=overrides, model=model, expect="compare")
     finished = None
@@ -148,8 +148,8 @@ def sweep(spec: SpecLike, out_dir: str | Path | None = None, storage: str | None
     Raises:
         SpecError, OutDirError, LookupError: Before anything is written.
     """
-    from genlab.core.sweep import iter_sweep
-    from genlab.core.sweep_events import SweepFinished, SweepStarted
+    from genlab.core.experiments.sweep import iter_sweep
+    from genlab.core.experiments.events import SweepFinished, SweepStarted
 
     parsed = load_spec(spec, overrides=overrides, model=model, expect="sweep")
     finished = started = None
@@ -168,7 +168,7 @@ def sweep(spec: SpecLike, out_dir: str | Path | None = None, storage: str | None
 def _sweep_result(spec: Any, started: Any, finished: Any) -> SweepResult:
     import json
 
-    from genlab.core.results import RESULTS_FILE, read_rows
+    from genlab.core.reports.results import RESULTS_FILE, read_rows
 
     out = Path(finished.out_dir)
     by_trial: dict[int, dict[str, Any]] = {}
@@ -191,6 +191,6 @@ def _sweep_result(spec: Any, started: Any, finished: Any) -> SweepResult:
 
 def report(out_dir: str | Path) -> Path:
     """Regenerate ``report.md`` and ``report.html`` of a compare or sweep output directory."""
-    from genlab.core.report import write_report
+    from genlab.core.reports.report import write_report
 
     return write_report(out_dir)

@@ -4,7 +4,7 @@ The committed, reproducible form of the run that produced ``genlab/assets/tinyst
 Same settings as that run: a 2,048-token byte-level BPE and a 6-layer Llama (hidden 128, 4 heads,
 2 KV heads, MLP 384, context 256, tied embeddings: 1.44M parameters), AdamW lr 2.5e-3, batch
 32 x 256 tokens, 100 warmup steps, trained as warmup-stable-decay until a deadline
-(``genlab.core.pretrain.iter_pretrain`` with ``time_limit_s``), then scored whole on the first
+(``genlab.core.pretrain.pipeline.iter_pretrain`` with ``time_limit_s``), then scored whole on the first
 300 validation stories (bits per byte). Equivalent to::
 
     genlab pretrain --data DATA/train.txt --eval-data DATA/valid.txt --time-limit 2h \\
@@ -124,7 +124,7 @@ def time_limit_s(args: argparse.Namespace) -> float:
 
 
 def build_config(args: argparse.Namespace, limit: float) -> object:
-    from genlab.core.pretrain import ModelShape, PretrainConfig
+    from genlab.core.pretrain.pipeline import ModelShape, PretrainConfig
 
     decay = (min(0.5, args.decay_minutes * 60 / limit) if args.resume
              else DEFAULT_DECAY_FRACTION)
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from genlab.core.events import to_dict
-    from genlab.core.pretrain import iter_pretrain
+    from genlab.core.pretrain.pipeline import iter_pretrain
 
     limit = time_limit_s(args)
     config = build_config(args, limit)

@@ -85,7 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def install_model(model_dir: Path, dest: Path, force: bool) -> None:
     """Copy the model files into ``dest`` and make its tokenizer config portable."""
-    from genlab.core.pretrain import make_tokenizer_config_portable
+    from genlab.core.pretrain.pipeline import make_tokenizer_config_portable
 
     if dest.exists():
         if not force:
@@ -101,7 +101,7 @@ def install_model(model_dir: Path, dest: Path, force: bool) -> None:
 
 def run_facts(config_path: Path) -> dict[str, Any]:
     """Steps, tokens, wall time, last eval and status of the run whose config.json is given."""
-    from genlab.core import runs
+    from genlab.core.training import run_dir as runs
 
     run_dir = config_path.parent
     config = json.loads(config_path.read_text())
@@ -121,8 +121,8 @@ def run_facts(config_path: Path) -> dict[str, Any]:
 
 def evaluate(loaded: Any, valid: Path, context: int) -> dict[str, Any]:
     """Whole-story bits per byte on the first 40 and first 300 validation stories."""
-    from genlab.core.bpb import bits_per_byte
-    from genlab.core.pretrain import read_stories
+    from genlab.core.pretrain.bpb import bits_per_byte
+    from genlab.core.pretrain.pipeline import read_stories
 
     stories = read_stories(valid, max(EVAL_COUNTS))
     result: dict[str, Any] = {}
@@ -139,8 +139,8 @@ def evaluate(loaded: Any, valid: Path, context: int) -> dict[str, Any]:
 def make_samples(loaded: Any, prompt: str, seed: int, max_new: int) -> list[dict[str, Any]]:
     """One generation per temperature, exactly the rows of the ``genlab sample`` command."""
     from genlab.core.configs import SamplingParams
-    from genlab.core.generate import generate
-    from genlab.core.grid import build_cells, build_rows
+    from genlab.core.generation.decode import generate
+    from genlab.core.generation.grid import build_cells, build_rows
 
     cells = build_cells([SamplingParams(temperature=t, max_new_tokens=max_new)
                          for t in TEMPERATURES], [None])
@@ -233,7 +233,7 @@ print(tok.decode(model.generate(**ids, max_new_tokens=60)[0], skip_special_token
 Bits per byte scores each story whole from its start: the model sees `<|bos|>` + the story's
 tokens + `<|endoftext|>`, every token after `<|bos|>` is scored (the closing end-of-text
 included), and the summed negative log2-likelihood is divided by the story's UTF-8 bytes, so
-models with different tokenizers compare directly (`genlab.core.bpb`). The figures above were
+models with different tokenizers compare directly (`genlab.core.pretrain.bpb`). The figures above were
 computed when this card was written, on the installed copy, in float32 on CPU; they are also in
 `eval.json`, and `tests/test_default_model.py` checks the 40-story figure.
 
@@ -338,8 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         if not path.is_file():
             sys.exit(f"error: {path}: no such file")
     import genlab
-    from genlab.core.models import load_model
-    from genlab.core.pretrain import read_stories
+    from genlab.core.modeling.loading import load_model
+    from genlab.core.pretrain.pipeline import read_stories
 
     dest = args.assets_dir / args.name
     install_model(args.model_dir, dest, args.force)
@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {"model": args.name, "context": context, "dtype": "float32", "device": "cpu",
               "batch_size": 16, "valid_sha256": sha256(valid),
               "definition": "whole story from its start: -sum log2 p(story tokens + EOS | BOS)"
-                            " / UTF-8 bytes (genlab.core.bpb.bits_per_byte)",
+                            " / UTF-8 bytes (genlab.core.pretrain.bpb.bits_per_byte)",
               "bits_per_byte": {n: v["bits_per_byte"] for n, v in evaluation.items()},
               "detail": evaluation, "eval_loss": (ctx["decay"]["last_eval"] or {}).get("loss"),
               "train_tokens": ctx["stable"]["tokens"] + ctx["decay"]["tokens"],

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from genlab.cli import app
-from genlab.core.results import RESULTS_FILE, read_rows
+from genlab.core.reports.results import RESULTS_FILE, read_rows
 
 runner = CliRunner()
 FACTS = Path(__file__).resolve().parents[1] / "demo" / "facts"

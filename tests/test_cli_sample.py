@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from genlab.cli import app
 from genlab.core.configs import SamplingParams
-from genlab.core.grid import derive_seed
+from genlab.core.generation.grid import derive_seed
 
 JSONL_KEYS = {"prompt", "params", "seed", "sample_index", "text", "token_ids",
               "finish_reason", "adapter"}
@@ -239,7 +239,7 @@ def test_stop_string_escape(sample):
 
 @pytest.mark.parametrize("signals", [1, 2], ids=["stop-cleanly", "abort"])
 def test_ctrl_c_exits_130_and_writes_nothing(sample, tmp_path, monkeypatch, signals):
-    from genlab.core import generate
+    from genlab.core.generation import decode as generate
 
     real = generate.iter_generate
 
@@ -358,7 +358,7 @@ def test_adapter_dir_without_config(sample, tmp_path):
 
 
 def test_validation_happens_before_model_load(runner, monkeypatch):
-    import genlab.core.models as models
+    import genlab.core.modeling.loading as models
 
     def never(*a, **k):
         raise AssertionError("model loaded before flags were checked")

@@ -226,7 +226,7 @@ def test_train_end_to_end_writes_the_run_directory(tiny_llama, story_file, tmp_p
 
 
 def test_ctrl_c_checkpoints_then_resume_finishes(tiny_llama, story_file, tmp_path, monkeypatch):
-    from genlab.core import train as core_train
+    from genlab.core.training import train as core_train
 
     real_iter_train = core_train.iter_train
 

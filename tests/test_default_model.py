@@ -94,9 +94,9 @@ def test_sample_works_without_model_flag_offline():
 
 @needs_model
 def test_bits_per_byte_matches_the_card(data_dir):
-    from genlab.core.bpb import bits_per_byte
-    from genlab.core.models import load_model
-    from genlab.core.pretrain import read_stories
+    from genlab.core.pretrain.bpb import bits_per_byte
+    from genlab.core.modeling.loading import load_model
+    from genlab.core.pretrain.pipeline import read_stories
 
     recorded = json.loads((SHIPPED / "eval.json").read_text())
     expected = recorded["bits_per_byte"][str(BPB_STORIES)]
@@ -124,8 +124,8 @@ def no_default_model(monkeypatch, tmp_path):
 
 
 def test_missing_default_model_is_a_clear_error(no_default_model):
-    from genlab.core.models import DefaultModelMissing, ModelLoadError, default_model_path
-    from genlab.core.specs import resolve_model
+    from genlab.core.modeling.loading import DefaultModelMissing, ModelLoadError, default_model_path
+    from genlab.core.specs.common import resolve_model
 
     with pytest.raises(ModelLoadError, match="--model") as info:
         default_model_path()
@@ -146,7 +146,7 @@ def test_commands_without_model_fail_in_one_line_when_it_is_missing(argv, no_def
 
 def test_default_resolves_to_the_assets_dir(monkeypatch, tiny_llama):
     from genlab.cli.sample_args import default_model
-    from genlab.core.models import load_model, resolve_model_name
+    from genlab.core.modeling.loading import load_model, resolve_model_name
 
     monkeypatch.setattr(assets, "DEFAULT_MODEL_DIR", str(tiny_llama))
     assert default_model() == str(tiny_llama)

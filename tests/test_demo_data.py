@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from genlab.core.configs import TrainConfig
-from genlab.core.data import IGNORE_INDEX, load_documents, prepare_data
+from genlab.core.data.packing import IGNORE_INDEX, load_documents, prepare_data
 
 DEMO = Path(__file__).resolve().parents[1] / "demo"
 FACTS = DEMO / "facts"

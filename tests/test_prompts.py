@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from genlab.core.prompts import JSONL_SUFFIXES, PromptFileError, load_prompts
+from genlab.core.generation.prompts import JSONL_SUFFIXES, PromptFileError, load_prompts
 
 PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"
 PROMPT_SUFFIXES = (".txt", *JSONL_SUFFIXES)

@@ -7,7 +7,7 @@ puts it there). Every command uses it when ``--model`` is omitted,
 so genlab works right after install with no network.
 
 This module imports only ``pathlib`` so the CLI can name and check the default model at
-``--help`` time; ``genlab.core.models.default_model_path`` is the loading side of it.
+``--help`` time; ``genlab.core.modeling.loading.default_model_path`` is the loading side of it.
 """
 
 from __future__ import annotations

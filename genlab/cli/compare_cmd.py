@@ -54,7 +54,7 @@ def compare(
     if check:
         _print_plan(parsed)
         return
-    from genlab.core.compare import prepare_compare
+    from genlab.core.experiments.compare import prepare_compare
 
     out_dir, _ = common.prepare_or_fail(lambda: prepare_compare(parsed, out))
     _run(parsed, out_dir, quiet)
@@ -75,7 +75,7 @@ def _run(spec: Any, out_dir: Path, quiet: bool) -> None:
     from genlab.api import compare as run_compare
     from genlab.cli.train_cmd import StopOnSignals
     from genlab.core.events import StopToken
-    from genlab.core.models import ModelLoadError
+    from genlab.core.modeling.loading import ModelLoadError
 
     console = Console(stderr=True, quiet=quiet)
     stop = StopToken()

@@ -1,6 +1,6 @@
 """``genlab merge``: fold a trained LoRA adapter into its base model as a plain HF model.
 
-Owns the command's flags and messages; the work is ``genlab.core.merge.merge_adapter``. Bad
+Owns the command's flags and messages; the work is ``genlab.core.modeling.merge.merge_adapter``. Bad
 input (no adapter there, no base model named, an occupied ``--out``, a model that does not
 load) is one ``genlab: error:`` line and exit code 2, with nothing written.
 
@@ -48,8 +48,8 @@ def merge(
 
         genlab merge --adapter ./my-adapter --model ./base --out ./merged --dtype bfloat16
     """
-    from genlab.core.merge import MergeError, merge_adapter
-    from genlab.core.models import ModelLoadError
+    from genlab.core.modeling.merge import MergeError, merge_adapter
+    from genlab.core.modeling.loading import ModelLoadError
 
     try:
         out_dir = merge_adapter(adapter, out, base_model=model, dtype=dtype, force=force)

@@ -3,7 +3,7 @@
 Owns the command's flags and its flow. The flags become a ``PretrainConfig`` (tokenizer size,
 model shape, time box) whose ``training`` dict holds the optimiser knobs; every check runs before
 anything is written, so bad input is one ``genlab: error:`` line, exit code 2 and no output
-directory. ``genlab.core.pretrain.iter_pretrain`` does the work; its training events are drawn
+directory. ``genlab.core.pretrain.pipeline.iter_pretrain`` does the work; its training events are drawn
 by ``pretrain_progress`` (``genlab train``'s renderer taught the open-ended stable phase of a
 time-boxed run), and the final ``PretrainFinished`` becomes a summary (bits per byte and the
 model directory) on stdout. Exit codes are ``genlab train``'s:
@@ -218,8 +218,8 @@ def build_config(fields: dict[str, Any], typed: dict[str, Any] | None = None) ->
     ``typed`` holds the flags as given, so messages quote the user's spelling (``--lr 0``).
     """
     from genlab.core.configs import ConfigError
-    from genlab.core.pretrain import ModelShape, PretrainConfig
-    from genlab.core.tokenizer_train import EOS_TOKEN, MIN_VOCAB
+    from genlab.core.pretrain.pipeline import ModelShape, PretrainConfig
+    from genlab.core.pretrain.tokenizer import EOS_TOKEN, MIN_VOCAB
 
     fields = dict(fields)
     data = fields.pop("data", None)
@@ -311,7 +311,7 @@ def resumed_config(resume_dir: str, out_dir: str | None, fields: dict[str, Any]
     """The stored config of ``resume_dir`` with the allowed overrides applied."""
     from dataclasses import replace
 
-    from genlab.core.pretrain import CONFIG_FILE, PRETRAIN_FILE, read_pretrain_config
+    from genlab.core.pretrain.pipeline import CONFIG_FILE, PRETRAIN_FILE, read_pretrain_config
 
     path = Path(resume_dir).expanduser()
     if out_dir is not None and Path(out_dir).resolve() != path.resolve():
@@ -363,8 +363,8 @@ def _run(config: Any, out: Path, *, resume: bool, quiet: bool) -> int:
     from genlab.cli.pretrain_progress import make_progress, summary_lines
     from genlab.cli.train_cmd import EXIT_STOPPED, StopOnSignals, exit_code
     from genlab.core.events import RunFinished, RunStarted, StopToken
-    from genlab.core.models import quiet_transformers
-    from genlab.core.pretrain import PretrainFinished, iter_pretrain
+    from genlab.core.modeling.loading import quiet_transformers
+    from genlab.core.pretrain.pipeline import PretrainFinished, iter_pretrain
 
     quiet_transformers()  # no "Writing model shards" bars between our lines
     created = not out.exists()
@@ -406,9 +406,9 @@ def _run(config: Any, out: Path, *, resume: bool, quiet: bool) -> int:
 def _known_error(err: Exception) -> str | None:
     """One line for errors users cause (bad data, settings); None for bugs (traceback)."""
     from genlab.core.configs import ConfigError
-    from genlab.core.data import DataError
-    from genlab.core.models import ModelLoadError
-    from genlab.core.train import TrainSetupError
+    from genlab.core.data.packing import DataError
+    from genlab.core.modeling.loading import ModelLoadError
+    from genlab.core.training.train import TrainSetupError
 
     if isinstance(err, ConfigError):
         return config_error_line(err)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from genlab.cli.errors import UsageError, flag_for
 from genlab.core.configs import ConfigError, SamplingParams
-from genlab.core.grid import (
+from genlab.core.generation.grid import (
     GRID_FIELDS,
     GridCell,
     GridRow,
@@ -30,7 +30,7 @@ from genlab.core.grid import (
     validate_axis,
     varying_fields,
 )
-from genlab.core.prompts import PromptFileError, decode_utf8, load_prompts, parse_prompts
+from genlab.core.generation.prompts import PromptFileError, decode_utf8, load_prompts, parse_prompts
 
 FORMATS = ("table", "jsonl", "csv", "markdown")
 SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".md": "markdown",

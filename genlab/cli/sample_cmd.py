@@ -198,7 +198,7 @@ def _load(plan: Any, err_console: Any) -> Any:
 
     from rich.markup import escape
 
-    from genlab.core.models import ModelLoadError, load_model
+    from genlab.core.modeling.loading import ModelLoadError, load_model
 
     with err_console.status(f"Loading {escape(plan.model)}…"), warnings.catch_warnings():
         # Library deprecation chatter (transformers/peft) is not the user's business here.

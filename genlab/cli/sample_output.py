@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from genlab.core.grid import GridCell, GridRow, cell_label, describe_params
+from genlab.core.generation.grid import GridCell, GridRow, cell_label, describe_params
 
 PARAM_COLUMNS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty",
                  "max_new_tokens", "stop", "ignore_eos")

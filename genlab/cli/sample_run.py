@@ -1,6 +1,6 @@
 """Run a ``SamplePlan``'s rows through the core generator and collect ``SampleResult``s.
 
-Owns the consumer side of ``genlab.core.generate.iter_generate`` for the CLI: one call for
+Owns the consumer side of ``genlab.core.generation.decode.iter_generate`` for the CLI: one call for
 the whole grid (every prompt, setting, adapter and sample, chunked into forward passes of
 ``batch_size`` rows), progress updates, per-token logprob records when asked, and the
 stop token that Ctrl-C sets. Imported inside the command, so torch loads only for real runs.
@@ -14,7 +14,7 @@ from typing import Any
 from genlab.cli.sample_args import SamplePlan
 from genlab.cli.sample_output import SampleResult, finite_or_none
 from genlab.cli.sample_progress import RunProgress
-from genlab.core import generate as core_generate
+from genlab.core.generation import decode as core_generate
 from genlab.core.events import RowFinished, StopToken, TokenSampled
 
 

@@ -52,7 +52,7 @@ def quiet_option() -> Any:
 
 def load_or_fail(path: str, overrides: list[str] | None, model: str | None, expect: str) -> Any:
     """Load and validate the spec; any problem exits 2 with one line."""
-    from genlab.core.specs import SpecError, load_spec
+    from genlab.core.specs.common import SpecError, load_spec
 
     try:
         return load_spec(path, overrides=overrides or (), model=model, expect=expect)
@@ -62,7 +62,7 @@ def load_or_fail(path: str, overrides: list[str] | None, model: str | None, expe
 
 def prepare_or_fail(prepare: Callable[[], Any]) -> Any:
     """Run a core ``prepare_*`` (output dir and model checks); problems exit 2 with one line."""
-    from genlab.core.results import OutDirError
+    from genlab.core.reports.results import OutDirError
 
     try:
         return prepare()
@@ -72,7 +72,7 @@ def prepare_or_fail(prepare: Callable[[], Any]) -> Any:
 
 def short(value: Any) -> str:
     """Compact display of a parameter value."""
-    from genlab.core.grid import format_value
+    from genlab.core.generation.grid import format_value
 
     if isinstance(value, float):
         return f"{value:.4g}"

@@ -73,7 +73,7 @@ def sweep(
     if check:
         _print_plan(parsed)
         return
-    from genlab.core.sweep import prepare_sweep
+    from genlab.core.experiments.sweep import prepare_sweep
 
     out_dir, _, _ = common.prepare_or_fail(lambda: prepare_sweep(parsed, out, storage))
     code = _run(parsed, out_dir, storage, workers, worker, quiet)
@@ -108,7 +108,7 @@ def _run(spec: Any, out_dir: Path, storage: str | None, workers: int, worker: bo
     from genlab.cli.sweep_progress import SweepProgress
     from genlab.cli.train_cmd import StopOnSignals
     from genlab.core.events import StopToken
-    from genlab.core.sweep_study import SweepSetupError
+    from genlab.core.experiments.study import SweepSetupError
 
     console = Console(stderr=True, quiet=quiet)
     stop = StopToken()

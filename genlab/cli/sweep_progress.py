@@ -2,7 +2,7 @@
 
 Owns only presentation: a transient rich progress bar per running trial (steps, latest loss)
 and one permanent line per finished trial (status, objective, parameters, compute), plus the
-retrain and worker-failure lines. Events come from ``genlab.core.sweep_events``.
+retrain and worker-failure lines. Events come from ``genlab.core.experiments.events``.
 """
 
 from __future__ import annotations

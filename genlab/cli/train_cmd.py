@@ -271,7 +271,7 @@ def _unescape(text: str) -> str:
 def _load_prompts(path: str | None) -> list[str]:
     if path is None:
         return []
-    from genlab.core.prompts import PromptFileError, load_prompts
+    from genlab.core.generation.prompts import PromptFileError, load_prompts
 
     try:
         return load_prompts(path)
@@ -333,7 +333,7 @@ def _read_stored_config(resume_dir: str) -> Any:
     from pathlib import Path
 
     from genlab.core.configs import ConfigError
-    from genlab.core.runs import read_config
+    from genlab.core.training.run_dir import read_config
 
     if not (Path(resume_dir) / "config.json").is_file():
         raise UsageError(f"--resume {resume_dir}: not a genlab run directory (no config.json "
@@ -360,7 +360,7 @@ def _run(config: Any, *, out_dir: str | None, resume_dir: str | None, quiet: boo
 
     from genlab.cli.train_progress import TrainProgress
     from genlab.core.events import RunFinished, StopToken
-    from genlab.core.train import iter_train
+    from genlab.core.training.train import iter_train
 
     main_process = is_main_process()
     console = Console(stderr=True, quiet=not main_process)
@@ -402,9 +402,9 @@ def exit_code(status: str) -> int:
 def _known_error(err: Exception, step: int) -> tuple[str, int] | None:
     """(one-line message, exit code) for errors users cause; None for bugs (traceback)."""
     from genlab.core.configs import ConfigError
-    from genlab.core.data import DataError
-    from genlab.core.models import ModelLoadError
-    from genlab.core.train import TrainSetupError
+    from genlab.core.data.packing import DataError
+    from genlab.core.modeling.loading import ModelLoadError
+    from genlab.core.training.train import TrainSetupError
 
     if isinstance(err, ConfigError):
         return config_error_line(err), USAGE_EXIT

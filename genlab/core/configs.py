@@ -42,7 +42,7 @@ def _finite(x: float) -> bool:
 class SamplingParams:
     """Per-row sampling settings. Each "off" value leaves the logits untouched.
 
-    Transforms apply in this order (see ``genlab.core.sampling``): repetition penalty on the
+    Transforms apply in this order (see ``genlab.core.generation.sampling``): repetition penalty on the
     raw logits, then temperature, then top-k, then top-p, then min-p; the row then draws
     from the softmax of what is left (or takes the argmax when temperature is 0).
     """

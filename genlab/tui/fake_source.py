@@ -5,7 +5,7 @@ and settings (so a changed knob visibly changes a column), its timings come from
 clock (so snapshots are stable), and ``token_delay_s`` / ``endless`` make it a slow or
 never-ending producer for responsiveness tests. Training writes nothing to disk unless
 ``write_runs`` is set, in which case it leaves a real run directory (via
-``genlab.core.runs``) that the Runs screen can list.
+``genlab.core.training.run_dir``) that the Runs screen can list.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genlab.core import runs
+from genlab.core.training import run_dir as runs
 from genlab.core.configs import GenerationRequest, TrainConfig
 from genlab.core.events import (
     EvalResult,
@@ -32,7 +32,7 @@ from genlab.core.events import (
     TokenSampled,
     TrainStep,
 )
-from genlab.core.schedules import lr_at
+from genlab.core.training.schedules import lr_at
 
 WORDS = ("the", "fox", "ran", "over", "a", "green", "hill", "and", "saw", "bird", "sky",
          "was", "blue", "little", "tree", "happy", "park", "moon", "stars", "book", ".", ",")

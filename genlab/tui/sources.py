@@ -40,24 +40,24 @@ class CoreSource:
 
     def load_model(self, name: str, *, adapters: dict[str, str], device: str = "auto",
                    dtype: str = "auto") -> Any:
-        from genlab.core.models import load_model
+        from genlab.core.modeling.loading import load_model
 
         return load_model(name, device=device, dtype=dtype, adapters=adapters)
 
     def attach_adapter(self, loaded: Any, name: str, adapter_dir: str) -> None:
-        from genlab.core.models import attach_adapter
+        from genlab.core.modeling.loading import attach_adapter
 
         attach_adapter(loaded, name, adapter_dir)
 
     def iter_generate(self, loaded: Any, requests: list[GenerationRequest], *, top_n: int,
                       stop_token: StopToken) -> Iterator[Any]:
-        from genlab.core.generate import iter_generate
+        from genlab.core.generation.decode import iter_generate
 
         return iter_generate(loaded, requests, top_n=top_n, stop_token=stop_token)
 
     def iter_train(self, config: TrainConfig | None, *, out_dir: str | Path | None,
                    stop_token: StopToken, resume_from: str | Path | None) -> Iterator[Any]:
-        from genlab.core.train import iter_train
+        from genlab.core.training.train import iter_train
 
         return iter_train(config, out_dir=out_dir, stop_token=stop_token,
                           resume_from=resume_from)

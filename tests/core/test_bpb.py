@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from genlab.core.bpb import bits_per_byte, document_windows
+from genlab.core.pretrain.bpb import bits_per_byte, document_windows
 
 STORIES = [
     "Once upon a time there was a little fox.",
@@ -17,7 +17,7 @@ STORIES = [
 
 @pytest.fixture(scope="module")
 def loaded(tiny_llama):
-    from genlab.core.models import load_model
+    from genlab.core.modeling.loading import load_model
 
     return load_model(str(tiny_llama), device="cpu", dtype="float32")
 

@@ -6,15 +6,15 @@ import json
 
 import pytest
 
-from genlab.core.compare import CellFinished, CompareFinished, CompareStarted, iter_compare
+from genlab.core.experiments.compare import CellFinished, CompareFinished, CompareStarted, iter_compare
 from genlab.core.events import StopToken
-from genlab.core.results import RESULTS_FILE, OutDirError, read_rows
-from genlab.core.specs import load_spec
+from genlab.core.reports.results import RESULTS_FILE, OutDirError, read_rows
+from genlab.core.specs.common import load_spec
 
 
 @pytest.fixture(scope="module")
 def loaded(tiny_llama):
-    from genlab.core.models import load_model
+    from genlab.core.modeling.loading import load_model
 
     return load_model(str(tiny_llama), device="cpu", dtype="float32")
 

@@ -1,4 +1,4 @@
-"""Data loading, tokenising, packing and eval split (genlab.core.data / data_sources)."""
+"""Data loading, tokenising, packing and eval split (genlab.core.data.packing / data_sources)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from genlab.core.configs import TrainConfig
-from genlab.core.data import (
+from genlab.core.data.packing import (
     IGNORE_INDEX,
     DataError,
     Document,

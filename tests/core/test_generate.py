@@ -7,8 +7,8 @@ import torch
 
 from genlab.core.configs import ConfigError, GenerationRequest, SamplingParams
 from genlab.core.events import GenerationFinished, RowFinished, StopToken, TokenSampled
-from genlab.core.generate import generate, iter_generate
-from genlab.core.models import load_model
+from genlab.core.generation.decode import generate, iter_generate
+from genlab.core.modeling.loading import load_model
 
 PROMPTS = ["Once upon a time", "The fox", "Tom and Lily went to the park to see", ""]
 

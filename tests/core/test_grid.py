@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from genlab.core.configs import ConfigError, SamplingParams
-from genlab.core.grid import (
+from genlab.core.generation.grid import (
     build_cells,
     build_rows,
     cell_label,
@@ -95,7 +95,7 @@ def test_derive_seed_is_stable_known_values_and_in_range():
 
 
 def test_derive_seed_is_stable_across_processes():
-    code = ("from genlab.core.grid import derive_seed;"
+    code = ("from genlab.core.generation.grid import derive_seed;"
             "print(derive_seed(123, 5), derive_seed(2**63 - 1, 2))")
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            env={**os.environ, "PYTHONHASHSEED": str(h)}, check=True).stdout

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from genlab.core import lora
-from genlab.core.train_setup import TrainSetupError, resolve_targets
+from genlab.core.modeling import lora
+from genlab.core.training.setup import TrainSetupError, resolve_targets
 
 LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from genlab.core.configs import TrainConfig
-from genlab.core.optim import UpdateTracker, build_optimizer, split_decay_groups
+from genlab.core.training.optimizers import UpdateTracker, build_optimizer, split_decay_groups
 
 
 def _config(**kw) -> TrainConfig:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS_LINES
 
-from genlab.core.pretrain import (
+from genlab.core.pretrain.pipeline import (
     ModelShape,
     PretrainConfig,
     PretrainFinished,
@@ -20,7 +20,7 @@ from genlab.core.pretrain import (
     iter_pretrain,
     save_model_dir,
 )
-from genlab.core.tokenizer_train import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, train_tokenizer
+from genlab.core.pretrain.tokenizer import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, train_tokenizer
 
 ODD_TEXTS = [
     "“Hello,” she said — it’s a café… ¡Olé! «ok» ñ",

@@ -7,8 +7,8 @@ import html
 import json
 from pathlib import Path
 
-from genlab.core.report import sort_rows, write_report
-from genlab.core.results import RESULTS_FILE, SPEC_FILE, append_row
+from genlab.core.reports.report import sort_rows, write_report
+from genlab.core.reports.results import RESULTS_FILE, SPEC_FILE, append_row
 
 
 def write_sweep_dir(out: Path) -> list[dict]:

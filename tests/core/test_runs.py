@@ -8,8 +8,8 @@ import re
 import pytest
 import torch
 
-from genlab.core import checkpoint as ckpt
-from genlab.core import runs
+from genlab.core.training import checkpoint as ckpt
+from genlab.core.training import run_dir as runs
 from genlab.core.configs import TrainConfig
 
 

@@ -14,7 +14,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from genlab.core import sampling as S
+from genlab.core.generation import sampling as S
 from genlab.core.configs import SamplingParams
 
 NEG = float("-inf")

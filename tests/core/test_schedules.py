@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from genlab.core.configs import TrainConfig
-from genlab.core.schedules import build_scheduler, lr_at, lr_curve, resolve_warmup_steps
+from genlab.core.training.schedules import build_scheduler, lr_at, lr_curve, resolve_warmup_steps
 
 PEAK = 0.1
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from genlab.core.compare_spec import CompareSpec
-from genlab.core.specs import SpecError, load_spec, parse_yaml
-from genlab.core.sweep_spec import SweepSpec
+from genlab.core.specs.compare import CompareSpec
+from genlab.core.specs.common import SpecError, load_spec, parse_yaml
+from genlab.core.specs.sweep import SweepSpec
 
 FACTS = Path(__file__).resolve().parents[2] / "demo" / "facts"
 

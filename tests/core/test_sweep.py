@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from genlab.core.events import StopToken
-from genlab.core.results import RESULTS_FILE, read_rows
-from genlab.core.specs import load_spec
-from genlab.core.sweep import iter_sweep
-from genlab.core.sweep_events import SweepFinished, TrialFinished
-from genlab.core.sweep_study import (
+from genlab.core.reports.results import RESULTS_FILE, read_rows
+from genlab.core.specs.common import load_spec
+from genlab.core.experiments.sweep import iter_sweep
+from genlab.core.experiments.events import SweepFinished, TrialFinished
+from genlab.core.experiments.study import (
     OWNER_ATTR,
     claim_trial,
     counts,
@@ -178,7 +178,7 @@ def test_two_worker_processes_run_exactly_the_budget(tiny_llama, facts, tmp_path
 def test_a_pruned_trial_stops_early_and_is_recorded_as_pruned(tiny_llama, facts, tmp_path):
     from optuna.trial import TrialState
 
-    from genlab.core.sweep_trial import build_row, iter_train_point
+    from genlab.core.experiments.trial import build_row, iter_train_point
 
     class PruneAtOnce:
         def report(self, value, step):
@@ -201,7 +201,7 @@ def test_a_pruned_trial_stops_early_and_is_recorded_as_pruned(tiny_llama, facts,
     assert row["status"] == "pruned" and row["objective"] is None
     assert "pruned at step 1" in row["message"]
     study = study_of(spec, tmp_path)
-    from genlab.core.sweep_study import record
+    from genlab.core.experiments.study import record
 
     trial = study.ask()
     record(study, trial, row)
@@ -209,7 +209,7 @@ def test_a_pruned_trial_stops_early_and_is_recorded_as_pruned(tiny_llama, facts,
 
 
 def test_a_shared_storage_refuses_a_study_of_another_spec(tiny_llama, facts, tmp_path):
-    from genlab.core.sweep_study import SweepSetupError, check_study_identity
+    from genlab.core.experiments.study import SweepSetupError, check_study_identity
 
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     first = make_spec(tiny_llama, facts)

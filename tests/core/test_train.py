@@ -10,9 +10,9 @@ import pytest
 import torch
 from conftest import CORPUS_LINES
 
-from genlab.core import runs
+from genlab.core.training import run_dir as runs
 from genlab.core.configs import GenerationRequest, SamplingParams, TrainConfig
-from genlab.core.data import DataError
+from genlab.core.data.packing import DataError
 from genlab.core.events import (
     CheckpointSaved,
     EvalResult,
@@ -21,8 +21,8 @@ from genlab.core.events import (
     StopToken,
     TrainStep,
 )
-from genlab.core.models import ModelLoadError
-from genlab.core.train import TrainSetupError, iter_train, train
+from genlab.core.modeling.loading import ModelLoadError
+from genlab.core.training.train import TrainSetupError, iter_train, train
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -53,9 +53,9 @@ def _config(model_dir, texts, **kw) -> TrainConfig:
 
 def _eval_loss_of_adapter(base, adapter_dir, config) -> float:
     """Token-weighted eval loss of ``base`` + ``adapter_dir``, computed outside the loop."""
-    from genlab.core.data import prepare_data
-    from genlab.core.models import load_model
-    from genlab.core.train_eval import count_loss_tokens, token_nll_sum
+    from genlab.core.data.packing import prepare_data
+    from genlab.core.modeling.loading import load_model
+    from genlab.core.training.evaluation import count_loss_tokens, token_nll_sum
 
     loaded = load_model(str(base), device="cpu", adapters={"x": str(adapter_dir)})
     blocks = prepare_data(config, loaded.tokenizer).eval
@@ -66,7 +66,7 @@ def _eval_loss_of_adapter(base, adapter_dir, config) -> float:
 
 
 def test_block_order_is_seeded_per_epoch_and_continues_across_epochs():
-    from genlab.core.train_loop import BlockOrder
+    from genlab.core.training.loop import BlockOrder
 
     order = BlockOrder(7, seed=3)
     stream = torch.cat([order.take(pos, 3) for pos in range(0, 21, 3)])  # 3 epochs, 7 steps
@@ -156,8 +156,8 @@ def test_readers_round_trip(completed):
 
 
 def test_adapter_changes_greedy_output(completed, tiny_llama):
-    from genlab.core.generate import generate
-    from genlab.core.models import load_model
+    from genlab.core.generation.decode import generate
+    from genlab.core.modeling.loading import load_model
 
     loaded = load_model(str(tiny_llama), device="cpu",
                         adapters={"x": str(completed["dir"] / "adapter")})
@@ -172,7 +172,7 @@ def test_adapter_loads_in_plain_peft(completed, tiny_llama):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from genlab.core.models import load_model
+    from genlab.core.modeling.loading import load_model
 
     adapter = completed["dir"] / "adapter"
     plain = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama),
@@ -341,7 +341,7 @@ import json, os, sys
 import torch
 torch.set_num_threads(1)
 from genlab.core.configs import TrainConfig
-from genlab.core.train import iter_train
+from genlab.core.training.train import iter_train
 config = TrainConfig.from_dict(json.loads(sys.argv[1]))
 events = list(iter_train(config, out_dir=sys.argv[2]))
 print("EVENTS", os.environ["RANK"], json.dumps([type(e).__name__ for e in events]),

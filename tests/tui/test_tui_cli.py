@@ -36,7 +36,7 @@ def test_tui_help_does_not_import_torch():
         "    except SystemExit as e:\n"
         "        assert e.code in (0, None), e.code\n"
     )
-    assert _heavy(_modules_after(code), ("genlab.core.models", "genlab.core.generate")) == []
+    assert _heavy(_modules_after(code), ("genlab.core.modeling.loading", "genlab.core.generation.decode")) == []
 
 
 def test_building_the_app_does_not_import_torch():
@@ -44,8 +44,8 @@ def test_building_the_app_does_not_import_torch():
     code = "from genlab.tui.app import make_app\nmake_app(model='x')\n"
     modules = _modules_after(code)
     assert "genlab.tui.screens.train" in modules and "textual_plotext" in modules
-    assert _heavy(modules, ("genlab.core.models", "genlab.core.generate",
-                            "genlab.core.train")) == []
+    assert _heavy(modules, ("genlab.core.modeling.loading", "genlab.core.generation.decode",
+                            "genlab.core.training.train")) == []
 
 
 def test_tui_without_a_model_uses_the_shipped_one_or_says_it_is_missing(monkeypatch):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import Input
 
-from genlab.core import runs
+from genlab.core.training import run_dir as runs
 from genlab.tui.fake_source import FakeSource
 from genlab.tui.widgets.eval_samples import EvalSamples
 from genlab.tui.widgets.train_charts import TrainCharts, smooth

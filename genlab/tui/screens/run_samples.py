@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import ModalScreen
 
-from genlab.core import runs
+from genlab.core.training import run_dir as runs
 from genlab.tui.widgets.eval_samples import EvalSamples
 
 

@@ -1,6 +1,6 @@
 """The Runs screen: every run directory under the runs folder, compared.
 
-Thin wiring: ``genlab.core.runs.list_runs`` feeds the table; marking runs (Space) overlays
+Thin wiring: ``genlab.core.training.run_dir.list_runs`` feeds the table; marking runs (Space) overlays
 their loss curves; Enter opens a run's sample generations. The list refreshes whenever the
 screen is shown, and on F5.
 """
@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from genlab.core import runs
+from genlab.core.training import run_dir as runs
 from genlab.tui.screens.run_samples import RunSamplesScreen
 from genlab.tui.widgets.run_overlay import RunOverlay
 from genlab.tui.widgets.run_table import RunTable

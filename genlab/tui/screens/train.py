@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from genlab.core import runs
+from genlab.core.training import run_dir as runs
 from genlab.core.configs import ConfigError
 from genlab.core.events import (
     CheckpointSaved,

@@ -1,6 +1,6 @@
 """Loss curves of several runs on one chart, to compare them.
 
-Owns reading each marked run's ``metrics.jsonl`` (through ``genlab.core.runs``) and drawing
+Owns reading each marked run's ``metrics.jsonl`` (through ``genlab.core.training.run_dir``) and drawing
 its EMA-smoothed train loss as a line and its eval losses as points, one colour per run.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from textual_plotext import PlotextPlot
 
-from genlab.core import runs
+from genlab.core.training import run_dir as runs
 from genlab.tui.widgets import tcss
 from genlab.tui.widgets.train_charts import smooth, step_ticks
 

@@ -1,6 +1,6 @@
 """A table of run directories: status, key hyperparameters, best eval loss, time.
 
-Owns turning ``genlab.core.runs.RunInfo`` records into rows and the multi-selection used to
+Owns turning ``genlab.core.training.run_dir.RunInfo`` records into rows and the multi-selection used to
 overlay curves: Space marks or unmarks the row under the cursor (posting
 ``RunTable.SelectionChanged``), Enter opens it (``RunTable.Opened``).
 """
@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
-from genlab.core.runs import RunInfo
+from genlab.core.training.run_dir import RunInfo
 from genlab.tui.widgets import tcss
 
 COLUMNS = ("", "run", "status", "method", "rank", "lr", "schedule", "batch", "steps",

@@ -1,0 +1,202 @@
+"""Run a compare spec: every cell's samples, batched, one ``results.jsonl`` row per cell.
+
+Owns the execution of ``genlab compare`` (the spec itself: ``genlab.core.specs.compare``; the
+directory contract: ``genlab.core.reports.results``). ``iter_compare`` loads the model and adapters,
+skips the cells already in ``results.jsonl``, runs the rest through ``iter_generate`` in
+batches of whole cells (rows come from ``genlab.core.generation.grid.build_rows``, so sample i has the same
+seed in every cell), appends each cell's row as soon as all its generations are done, and
+writes the report at the end. A stop (or kill) loses at most the cells in flight; rerunning
+into the same directory finishes the rest.
+
+Events: ``CompareStarted``, then the generator's ``RowFinished`` per generation (for progress)
+and ``CellFinished`` per cell, then ``CompareFinished``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genlab.core.specs.compare import CompareCell, CompareSpec
+from genlab.core.events import RowFinished, StopToken
+from genlab.core.reports.results import (
+    RESULTS_FILE,
+    append_row,
+    check_out_dir,
+    default_out_dir,
+    open_out_dir,
+    read_rows,
+)
+
+
+@dataclass(frozen=True)
+class CompareStarted:
+    """The model is loaded and the output directory is open.
+
+    Attributes:
+        out_dir: The output directory.
+        model: What was loaded (``LoadedModel.describe()``).
+        cells: Cells in the spec.
+        done: Cells already finished by an earlier run (skipped).
+        rows: Generations this run will do.
+    """
+
+    out_dir: str
+    model: str
+    cells: int
+    done: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class CellFinished:
+    """A cell's generations are done and its row is in ``results.jsonl``.
+
+    Attributes:
+        index: The cell's index.
+        label: Its header (``T=0.7 k=40``).
+        row: The row as written.
+    """
+
+    index: int
+    label: str
+    row: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CompareFinished:
+    """The run is over.
+
+    Attributes:
+        out_dir: The output directory.
+        cells_run: Cells finished by this run.
+        cells_skipped: Cells already done before it.
+        cancelled: True when the stop token ended it early (rerun to finish).
+        report_path: ``report.md`` (empty when cancelled).
+        elapsed_s: Wall time of this run.
+    """
+
+    out_dir: str
+    cells_run: int
+    cells_skipped: int
+    cancelled: bool
+    report_path: str = ""
+    elapsed_s: float = 0.0
+
+
+CompareEvent = CompareStarted | RowFinished | CellFinished | CompareFinished
+
+
+def prepare_compare(spec: CompareSpec, out_dir: str | Path | None = None) -> tuple[Path, str]:
+    """Resolve the output directory and model before anything is loaded or written.
+
+    Returns:
+        ``(out_dir, model)``.
+
+    Raises:
+        OutDirError: ``out_dir`` holds something else.
+        LookupError: No model given and no default model installed.
+    """
+    from genlab.core.specs.common import resolve_model
+
+    out = Path(out_dir) if out_dir is not None else default_out_dir("compare", spec.name)
+    check_out_dir(out, "compare", spec.identity())
+    return out, resolve_model(spec.model)
+
+
+def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
+                 stop_token: StopToken | None = None, loaded: Any = None
+                 ) -> Iterator[CompareEvent]:
+    """Run ``spec`` into ``out_dir`` (default ``runs/compare-<timestamp>-<name>``).
+
+    Args:
+        spec: The validated spec.
+        out_dir: Output directory; an existing one of the same spec is resumed.
+        stop_token: Ends the run after the cells in flight are cancelled (their rows are not
+            written; a rerun redoes them).
+        loaded: An already-loaded model to use instead of loading ``spec.model`` (tests, TUI).
+
+    Raises:
+        OutDirError, LookupError, ModelLoadError: Before anything is written.
+    """
+    from genlab.core.generation.decode import iter_generate
+    from genlab.core.generation.grid import GridCell, build_rows
+
+    start = time.perf_counter()
+    out, model = prepare_compare(spec, out_dir)
+    if loaded is None:
+        from genlab.core.modeling.loading import load_model
+
+        loaded = load_model(model, device=spec.device, dtype=spec.dtype,
+                            adapters=dict(spec.adapters) or None)
+    stop = stop_token or StopToken()
+    open_out_dir(out, spec.to_dict(), spec.identity())
+    results = out / RESULTS_FILE
+    done = {row.get("key") for row in read_rows(results)}
+    cells = spec.cells()
+    pending = [c for c in cells if c.key not in done]
+    yield CompareStarted(str(out), loaded.describe(), len(cells), len(cells) - len(pending),
+                         len(pending) * spec.rows_per_cell)
+    finished = 0
+    for chunk in _chunks(pending, spec.rows_per_cell, spec.batch_size):
+        grid_cells = [GridCell(c.index, c.params, c.adapter) for c in chunk]
+        rows = build_rows(spec.prompts, grid_cells, spec.samples, spec.seed)
+        by_cell: dict[int, list[tuple[Any, RowFinished]]] = {c.index: [] for c in chunk}
+        for event in iter_generate(loaded, [r.request for r in rows],
+                                   batch_size=spec.batch_size, stop_token=stop):
+            if not isinstance(event, RowFinished):
+                continue
+            yield event
+            if event.reason == "cancelled":
+                continue
+            grid_row = rows[event.row]
+            bucket = by_cell[grid_row.cell.index]
+            bucket.append((grid_row, event))
+            if len(bucket) == spec.rows_per_cell:
+                cell = next(c for c in chunk if c.index == grid_row.cell.index)
+                row = cell_row(spec, cell, bucket)
+                append_row(results, row)
+                finished += 1
+                yield CellFinished(cell.index, cell.label, row)
+        if stop.stopped:
+            break
+    cancelled = finished < len(pending)
+    report = ""
+    if not cancelled:
+        from genlab.core.reports.report import write_compare_report
+
+        report = str(write_compare_report(out))
+    yield CompareFinished(str(out), finished, len(cells) - len(pending), cancelled, report,
+                          time.perf_counter() - start)
+
+
+def _chunks(cells: list[CompareCell], rows_per_cell: int, batch_size: int
+            ) -> Iterator[list[CompareCell]]:
+    """Whole cells per generator call, about ``batch_size`` rows each (at least one cell)."""
+    per_chunk = max(1, batch_size // max(1, rows_per_cell))
+    for i in range(0, len(cells), per_chunk):
+        yield cells[i:i + per_chunk]
+
+
+def cell_row(spec: CompareSpec, cell: CompareCell, done: list[tuple[Any, RowFinished]]
+             ) -> dict[str, Any]:
+    """The ``results.jsonl`` row of a finished cell (outputs prompt-major, then sample)."""
+    outputs = []
+    for grid_row, event in sorted(done, key=lambda d: (d[0].prompt_index, d[0].sample_index)):
+        outputs.append({
+            "prompt_index": grid_row.prompt_index,
+            "prompt": spec.prompts[grid_row.prompt_index],
+            "sample": grid_row.sample_index,
+            "seed": grid_row.request.seed,
+            "text": event.text,
+            "finish_reason": event.reason,
+            "new_tokens": len(event.token_ids),
+        })
+    return {
+        "cell": cell.index, "key": cell.key, "label": cell.label, "adapter": cell.adapter,
+        "settings": cell.settings, "params": cell.params.to_dict(), "outputs": outputs,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }

@@ -1,0 +1,273 @@
+"""Run a sweep spec: trials in an Optuna study, by one or several workers, resumable.
+
+Owns the flow of ``genlab sweep`` (the spec: ``genlab.core.specs.sweep``; study rules:
+``genlab.core.experiments.study``; one trial: ``genlab.core.experiments.trial``; events:
+``genlab.core.experiments.events``). ``iter_sweep``:
+
+1. checks the output directory and model, then opens it (``spec.json``, ``results.jsonl``);
+2. opens the study (``--storage``, default ``sqlite:///<out>/study.db``), settles trials that a
+   kill left RUNNING, and for grids enqueues the points not done yet;
+3. runs workers until the budget is used: in this process (``workers=1``) or in ``workers``
+   spawned processes that share the study and stream their events back through a queue. Each
+   trial is a normal run directory ``<out>/trials/<number>``; its row is appended to
+   ``results.jsonl`` (then recorded in the study) as it finishes;
+4. unless stopped: retrains the best configuration (``retrain_best``, into ``<out>/best/``,
+   described by ``best.json``) and writes the report.
+
+Other machines join the same study with ``iter_sweep(..., worker_only=True)`` (``genlab sweep
+--worker``): they run trials but neither retrain nor report.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from genlab.core.events import StopToken
+from genlab.core.reports.results import (
+    RESULTS_FILE,
+    append_row,
+    check_out_dir,
+    default_out_dir,
+    open_out_dir,
+    read_rows,
+)
+from genlab.core.training.run_dir import write_json_atomic
+from genlab.core.experiments.events import (
+    RetrainFinished,
+    RetrainStarted,
+    SweepFinished,
+    SweepStarted,
+    TrialFinished,
+    TrialStarted,
+    WaitingForTrials,
+)
+from genlab.core.specs.sweep import SweepSpec
+from genlab.core.experiments.study import (
+    SweepSetupError,
+    check_study_identity,
+    claim_trial,
+    default_storage,
+    enqueue_grid,
+    finished_rows,
+    make_storage,
+    open_study,
+    record,
+    recover,
+    release,
+)
+from genlab.core.experiments.trial import build_row, iter_train_point, trial_dir
+
+BEST_FILE = "best.json"
+BEST_DIR = "best"
+GOOD = ("completed", "early-stopped")
+
+
+def prepare_sweep(spec: SweepSpec, out_dir: str | Path | None = None,
+                  storage: str | None = None) -> tuple[Path, str, str]:
+    """Resolve output directory, storage URL and model before anything is written.
+
+    Raises:
+        OutDirError: ``out_dir`` holds something else.
+        LookupError: No model given and no default model installed.
+    """
+    from genlab.core.specs.common import resolve_model
+
+    out = Path(out_dir) if out_dir is not None else default_out_dir("sweep", spec.name)
+    check_out_dir(out, "sweep", spec.identity())
+    model = resolve_model(spec.model)
+    return out, storage or default_storage(out), model
+
+
+def iter_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *,
+               storage: str | None = None, workers: int = 1,
+               stop_token: StopToken | None = None, worker_only: bool = False
+               ) -> Iterator[Any]:
+    """Run ``spec`` (see the module docstring) and yield its events.
+
+    Args:
+        spec: The validated spec.
+        out_dir: Output directory (default ``runs/sweep-<timestamp>-<name>``); an existing
+            output of the same spec is resumed.
+        storage: Optuna storage URL (default ``sqlite:///<out>/study.db``).
+        workers: Local worker processes (1 = run trials in this process).
+        stop_token: Stops every running trial at its next step; stopped trials are not
+            recorded and run again on resume.
+        worker_only: Only run trials (another process retrains and reports).
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise SweepSetupError(f"--workers {workers}: must be an integer >= 1")
+    start = time.perf_counter()
+    out, url, model = prepare_sweep(spec, out_dir, storage)
+    stop = stop_token or StopToken()
+    file_rows = _rows_by_trial(read_rows(out / RESULTS_FILE))
+    if storage is None:  # the default SQLite file lives in the output directory
+        open_out_dir(out, spec.to_dict(), spec.identity())
+    # A joining worker must not replay the coordinator's random draws: offset by its pid.
+    offset = len(file_rows) + (1000 * (os.getpid() % 100_000) if worker_only else 0)
+    study = open_study(spec, make_storage(url), seed_offset=offset)
+    check_study_identity(study, spec)
+    open_out_dir(out, spec.to_dict(), spec.identity())
+    recover(study, file_rows, out)
+    if spec.method == "grid":
+        enqueue_grid(study, spec)
+    done = len(_merged_rows(out, study))
+    yield SweepStarted(str(out), url, spec.name, spec.method, spec.budget, done, workers, model)
+    if workers == 1:
+        yield from iter_worker(spec, study, out, model, stop, worker=0)
+    else:
+        yield from _iter_processes(spec, out, url, model, workers, stop, len(file_rows))
+    if not worker_only:
+        yield from _iter_wait_for_others(study, out, stop)
+    rows = _merged_rows(out, study)
+    best = best_row(rows)
+    report = ""
+    if not worker_only:
+        if not stop.stopped and best is not None:
+            yield from _iter_retrain(spec, out, model, best, stop)
+        if rows:
+            from genlab.core.reports.report import write_sweep_report
+
+            report = str(write_sweep_report(out, rows))
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.get("status", "?")] = counts.get(row.get("status", "?"), 0) + 1
+    yield SweepFinished(str(out), len(rows), counts, best, stop.stopped, report,
+                        time.perf_counter() - start)
+
+
+def iter_worker(spec: SweepSpec, study: Any, out: Path, model: str, stop: StopToken,
+                worker: int = 0) -> Iterator[Any]:
+    """Claim and run trials until the budget is used or ``stop`` is set."""
+    while not stop.stopped:
+        trial = claim_trial(study, spec)
+        if trial is None:
+            return
+        try:
+            yield from _iter_trial(spec, study, trial, out, model, stop, worker)
+        except BaseException:
+            release(study, trial, trial_dir(out, trial.number))
+            raise
+
+
+def _iter_trial(spec: SweepSpec, study: Any, trial: Any, out: Path, model: str,
+                stop: StopToken, worker: int) -> Iterator[Any]:
+    params = spec.search.suggest(trial)
+    run_dir = trial_dir(out, trial.number)
+    yield TrialStarted(trial.number, params, str(run_dir), worker)
+    pruning = trial if spec.pruner.kind != "none" else None
+    outcome = yield from iter_train_point(spec, params, run_dir, model, stop=stop,
+                                          number=trial.number, worker=worker, trial=pruning)
+    if outcome.status == "stopped":
+        release(study, trial, run_dir)
+        return
+    row = build_row(spec, trial.number, params, run_dir, out, outcome, worker)
+    append_row(out / RESULTS_FILE, row)  # first the file (source of truth), then the study
+    record(study, trial, row)
+    yield TrialFinished(trial.number, row["status"], row["objective"], row, worker)
+
+
+def _iter_wait_for_others(study: Any, out: Path, stop: StopToken,
+                          poll_s: float = 2.0) -> Iterator[Any]:
+    """Before reporting, wait for trials that other processes (``--worker``) still run."""
+    from optuna.trial import TrialState
+
+    shown: tuple[int, ...] = ()
+    while not stop.stopped:
+        recover(study, _rows_by_trial(read_rows(out / RESULTS_FILE)), out)
+        running = tuple(t.number for t in study.get_trials(deepcopy=False,
+                                                          states=(TrialState.RUNNING,)))
+        if not running:
+            return
+        if running != shown:
+            shown = running
+            yield WaitingForTrials(running)
+        time.sleep(poll_s)
+
+
+# ----------------------------------------------------------------------------- rows
+
+
+def _rows_by_trial(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    by_trial: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        number = row.get("trial")
+        if isinstance(number, int) and number not in by_trial:
+            by_trial[number] = row
+    return by_trial
+
+
+def _merged_rows(out: Path, study: Any) -> list[dict[str, Any]]:
+    """Rows of ``results.jsonl`` plus rows other machines recorded only in the study."""
+    rows = _rows_by_trial(read_rows(out / RESULTS_FILE))
+    for number, row in finished_rows(study).items():
+        rows.setdefault(number, row)
+    return [rows[n] for n in sorted(rows)]
+
+
+def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The completed row with the lowest objective (ties: the earlier trial)."""
+    good = [r for r in rows if r.get("status") in GOOD and r.get("objective") is not None]
+    return min(good, key=lambda r: (r["objective"], r["trial"])) if good else None
+
+
+# ----------------------------------------------------------------------------- retrain
+
+
+def _iter_retrain(spec: SweepSpec, out: Path, model: str, best: dict[str, Any],
+                  stop: StopToken) -> Iterator[Any]:
+    """Write ``best.json``; with ``retrain_best``, train the best point in full first."""
+    record_data: dict[str, Any] = {
+        "trial": best["trial"], "params": best["params"], "fields": best.get("fields", {}),
+        "objective": best["objective"], "objective_name": spec.objective,
+        "run_dir": best.get("run_dir"), "retrain": None,
+    }
+    previous = _read_best(out)
+    if spec.retrain_best:
+        if previous and previous.get("trial") == best["trial"] and previous.get("retrain"):
+            record_data["retrain"] = previous["retrain"]
+        else:
+            run_dir = out / BEST_DIR
+            yield RetrainStarted(best["trial"], best["params"], str(run_dir))
+            outcome = yield from iter_train_point(
+                spec, best["params"], run_dir, model, stop=stop, number=-1,
+                overrides=spec.retrain_overrides)
+            if outcome.status == "stopped":
+                return
+            f = outcome.finished
+            record_data["retrain"] = {
+                "status": outcome.status, "run_dir": BEST_DIR,
+                "output_dir": f.output_dir if f else "", "message": outcome.message,
+                "overrides": spec.retrain_overrides, "steps": f.steps if f else 0,
+                "best_eval_loss": f.best_eval_loss if f else None,
+                "final_train_loss": f.final_train_loss if f else None,
+            }
+            yield RetrainFinished(best["trial"], outcome.status, str(run_dir),
+                                  f.output_dir if f else "", f.best_eval_loss if f else None)
+    write_json_atomic(out / BEST_FILE, record_data)
+
+
+def _read_best(out: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        return json.loads((out / BEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def _iter_processes(spec: SweepSpec, out: Path, url: str, model: str, workers: int,
+                    stop: StopToken, offset: int) -> Iterator[Any]:
+    """Run ``workers`` worker processes on the study and relay their events."""
+    from genlab.core.experiments.worker import WorkerJob, iter_workers
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    jobs = [WorkerJob(spec, str(out), url, model, i, threads, offset + 1000 * (i + 1))
+            for i in range(workers)]
+    yield from iter_workers(jobs, stop)

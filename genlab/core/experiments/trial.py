@@ -1,0 +1,187 @@
+"""One training run of a sweep (a trial, or the retrain of the best config) and its row.
+
+Owns turning a point of the search space into a normal genlab run directory: the TrainConfig
+(``SweepSpec.train_config``), a fresh from-scratch model when the spec has a ``model_shape``
+(``genlab.core.pretrain.pipeline.build_model`` on the tokenizer of the spec's model, saved under the
+run's ``init-model/``), ``iter_train`` with pruning (each ``EvalResult`` is reported to the
+Optuna trial; when its pruner says so, the run's stop token ends it and the trial is
+``pruned``), and the ``results.jsonl`` row that sums it up.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from genlab.core.events import EvalResult, RunFinished, RunStarted, StopToken, TrainStep
+from genlab.core.experiments.events import TrialProgress
+from genlab.core.specs.sweep import SweepSpec
+
+TRIALS_DIR = "trials"
+INIT_MODEL_DIR = "init-model"
+SETUP_ERRORS = ("ConfigError", "DataError", "ModelLoadError", "TrainSetupError")
+
+
+@dataclass
+class RunOutcome:
+    """How one training run of a sweep ended.
+
+    Attributes:
+        status: ``completed``, ``early-stopped``, ``pruned``, ``diverged``, ``failed`` or
+            ``stopped`` (the sweep's stop token: the run is not recorded).
+        finished: The run's ``RunFinished`` (None when setup failed).
+        final_eval_loss: Loss of the last evaluation.
+        total_steps: Steps planned.
+        message: One line for humans.
+    """
+
+    status: str
+    finished: RunFinished | None = None
+    final_eval_loss: float | None = None
+    total_steps: int = 0
+    message: str = ""
+
+
+def trial_dir(out_dir: str | Path, number: int) -> Path:
+    """``<out>/trials/<number, 4 digits>``."""
+    return Path(out_dir) / TRIALS_DIR / f"{number:04d}"
+
+
+def iter_train_point(spec: SweepSpec, params: dict[str, Any], run_dir: Path, model: str, *,
+                     stop: StopToken, number: int, worker: int = 0, trial: Any = None,
+                     overrides: dict[str, Any] | None = None) -> Iterator[Any]:
+    """Train one point into ``run_dir``; yields ``TrialProgress``, returns a ``RunOutcome``.
+
+    Args:
+        spec: The sweep.
+        params: The point of the search space.
+        run_dir: The run directory to create (an unfinished leftover is replaced).
+        model: The resolved base model (its tokenizer for from-scratch shapes).
+        stop: The sweep's stop token: the run stops at its next step and is not recorded.
+        number: Trial number (for events); -1 for the retrain.
+        worker: Local worker index (for events).
+        trial: The Optuna trial to report evaluations to (None: no pruning).
+        overrides: TrainConfig fields replacing the point's (``retrain_overrides``).
+    """
+    from genlab.core.training.train import iter_train
+
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # a leftover of a killed attempt: trials are re-run, not resumed
+    outcome = RunOutcome("failed")
+    token = StopToken()
+    pruned = False
+    try:
+        config = spec.train_config(params, model, run_dir.name, overrides)
+        _, shape = spec.trial_fields(params)
+        if shape is not None:
+            init = build_init_model(model, shape, run_dir / INIT_MODEL_DIR, config.seed)
+            config = spec.train_config(params, str(init), run_dir.name, overrides)
+        for event in iter_train(config, out_dir=run_dir, stop_token=token):
+            if stop.stopped:
+                token.stop()
+            if isinstance(event, RunStarted):
+                outcome.total_steps = event.total_steps
+            elif isinstance(event, TrainStep):
+                yield TrialProgress(number, event.step, outcome.total_steps, event.loss,
+                                    None, worker)
+            elif isinstance(event, EvalResult):
+                outcome.final_eval_loss = event.loss
+                yield TrialProgress(number, event.step, outcome.total_steps, None, event.loss,
+                                    worker)
+                if trial is not None and _should_prune(trial, event):
+                    pruned = True
+                    token.stop()
+            elif isinstance(event, RunFinished):
+                outcome.finished = event
+    except Exception as err:
+        if type(err).__name__ not in SETUP_ERRORS and not isinstance(err, (ValueError,
+                                                                           RuntimeError)):
+            raise
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        outcome.message = f"{type(err).__name__}: {first}"[:300]
+        return outcome
+    return _classify(outcome, pruned, stop)
+
+
+def _should_prune(trial: Any, event: EvalResult) -> bool:
+    import math
+
+    if not math.isfinite(event.loss):
+        return False  # divergence is the training loop's call
+    trial.report(event.loss, event.step)
+    return bool(trial.should_prune())
+
+
+def _classify(outcome: RunOutcome, pruned: bool, stop: StopToken) -> RunOutcome:
+    finished = outcome.finished
+    if finished is None:
+        outcome.message = outcome.message or "the run ended without a result"
+        return outcome
+    outcome.message = finished.message
+    if finished.status == "stopped":
+        if pruned:
+            outcome.status = "pruned"
+            outcome.message = (f"pruned at step {finished.steps}: eval loss "
+                               f"{outcome.final_eval_loss:.4f} was worse than the median of "
+                               "earlier trials at that step")
+        else:
+            outcome.status = "stopped"
+    else:
+        outcome.status = finished.status
+    return outcome
+
+
+def build_init_model(model: str, shape: dict[str, int], out_dir: Path, seed: int) -> Path:
+    """Save a freshly initialised Llama of ``shape`` with ``model``'s tokenizer in ``out_dir``."""
+    from genlab.core.modeling.loading import load_tokenizer
+    from genlab.core.pretrain.pipeline import ModelShape, build_model, save_model_dir
+
+    tokenizer = load_tokenizer(model)
+    knobs = asdict(ModelShape(**shape))
+    built = build_model(tokenizer, seed=seed, **knobs)
+    return save_model_dir(built, tokenizer, out_dir)
+
+
+def objective_value(spec: SweepSpec, outcome: RunOutcome) -> float | None:
+    """The objective of a completed or early-stopped run (None otherwise or when missing)."""
+    finished = outcome.finished
+    if finished is None or outcome.status not in ("completed", "early-stopped"):
+        return None
+    if spec.objective == "best_eval_loss":
+        return finished.best_eval_loss
+    if spec.objective == "final_eval_loss":
+        return outcome.final_eval_loss
+    return finished.final_train_loss
+
+
+def build_row(spec: SweepSpec, number: int, params: dict[str, Any], run_dir: Path,
+              out_dir: Path, outcome: RunOutcome, worker: int) -> dict[str, Any]:
+    """The ``results.jsonl`` row of a finished trial."""
+    value = objective_value(spec, outcome)
+    status, message = outcome.status, outcome.message
+    if status in ("completed", "early-stopped") and value is None:
+        status = "failed"
+        message = f"no {spec.objective}: the run had no evaluation; " + message
+    f = outcome.finished
+    try:
+        rel = str(run_dir.relative_to(out_dir))
+    except ValueError:
+        rel = str(run_dir)
+    return {
+        "trial": number, "status": status, "objective": value, "params": params,
+        "fields": spec.search.expand(params), "run_dir": rel,
+        "steps": f.steps if f else 0, "total_steps": outcome.total_steps,
+        "tokens": f.tokens if f else 0, "wall_time_s": f.wall_time_s if f else 0.0,
+        "best_eval_loss": f.best_eval_loss if f else None,
+        "best_step": f.best_step if f else None,
+        "final_eval_loss": outcome.final_eval_loss,
+        "final_train_loss": f.final_train_loss if f else None,
+        "message": message, "worker": worker, "host": socket.gethostname(), "pid": os.getpid(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }

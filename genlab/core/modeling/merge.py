@@ -1,0 +1,159 @@
+"""Fold a LoRA adapter into its base model and save a plain Hugging Face model directory.
+
+Owns ``merge_adapter``: the result loads with ``AutoModelForCausalLM.from_pretrained`` alone
+(no PEFT, no genlab), so it can be shared, quantised or trained further like any model. The
+merge runs on the CPU in float32 (``W + scale * B @ A`` is exact there) and the merged weights
+are cast to the requested dtype only when saved; ``auto`` keeps the base model's stored dtype.
+
+The output is written to a temporary directory beside ``out_dir`` and renamed into place, so
+``out_dir`` is either complete or untouched; a non-empty ``out_dir`` is replaced only with
+``force``. Loading goes through ``genlab.core.modeling.loading`` (the only module that calls
+``from_pretrained``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+MERGE_DTYPES = ("auto", "float32", "bfloat16", "float16")
+ADAPTER_NAME = "merged"
+
+
+class MergeError(ValueError):
+    """The adapter, base model or output directory is unusable; one-line message with the fix."""
+
+
+def read_adapter_config(adapter_dir: str | Path) -> dict[str, Any]:
+    """The adapter's ``adapter_config.json`` as a dict; raises ``MergeError`` when absent."""
+    path = Path(adapter_dir) / "adapter_config.json"
+    if not path.is_file():
+        raise MergeError(f"--adapter {adapter_dir}: no adapter_config.json there; pass a "
+                         "directory written by genlab train (RUN_DIR/adapter) or PEFT "
+                         "save_pretrained")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise MergeError(f"--adapter {adapter_dir}: cannot read adapter_config.json "
+                         f"({err})") from None
+
+
+def check_out_dir(out_dir: str | Path, *, force: bool = False) -> Path:
+    """Refuse a file, or a non-empty directory unless ``force``; return the path."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise MergeError(f"--out {out_dir}: is a file; pass a directory path")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise MergeError(f"--out {out_dir}: the directory is not empty; pass --force to "
+                         "replace it, or choose another --out")
+    return out
+
+
+def stored_dtype(model_dir: str) -> str:
+    """The dtype a local model directory's config.json records; ``float32`` when unknown."""
+    config = Path(model_dir) / "config.json"
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "float32"
+    name = data.get("dtype") or data.get("torch_dtype") or "float32"
+    return name if name in MERGE_DTYPES[1:] else "float32"
+
+
+def merge_adapter(
+    adapter_dir: str | Path,
+    out_dir: str | Path,
+    base_model: str | None = None,
+    *,
+    dtype: str = "auto",
+    force: bool = False,
+) -> Path:
+    """Merge the LoRA adapter in ``adapter_dir`` into its base and save it to ``out_dir``.
+
+    Args:
+        adapter_dir: A PEFT adapter directory (``adapter_config.json`` + weights).
+        out_dir: Where the merged model and tokenizer go (a standard HF model directory).
+        base_model: Base model id or directory; default: the adapter config's
+            ``base_model_name_or_path``.
+        dtype: Saved dtype: ``auto`` (the base's stored dtype), ``float32``, ``bfloat16`` or
+            ``float16``.
+        force: Replace a non-empty ``out_dir``.
+
+    Returns:
+        ``out_dir`` as a Path.
+
+    Raises:
+        MergeError: Bad adapter, missing base, bad dtype, or an occupied ``out_dir``.
+        genlab.core.modeling.loading.ModelLoadError: The base model or adapter cannot be loaded.
+    """
+    if dtype not in MERGE_DTYPES:
+        raise MergeError(f"--dtype {dtype}: must be one of {', '.join(MERGE_DTYPES)}")
+    adapter_config = read_adapter_config(adapter_dir)
+    base = base_model or adapter_config.get("base_model_name_or_path")
+    if not base:
+        raise MergeError(f"--adapter {adapter_dir}: its adapter_config.json names no base "
+                         "model; pass --model BASE")
+    out = check_out_dir(out_dir, force=force)
+    merged, tokenizer = _load_and_merge(str(adapter_dir), base)
+    save_dtype = stored_dtype(base) if dtype == "auto" else dtype
+    _save_atomically(merged, tokenizer, out, save_dtype)
+    return out
+
+
+def _load_and_merge(adapter_dir: str, base: str) -> tuple[Any, Any]:
+    """Base + adapter on the CPU in float32, merged; returns (plain model, tokenizer)."""
+    from genlab.core.modeling.loading import ModelLoadError, attach_adapter, load_model, load_tokenizer
+
+    loaded = load_model(base, device="cpu", dtype="float32")
+    try:
+        attach_adapter(loaded, ADAPTER_NAME, adapter_dir)
+    except ModelLoadError as err:
+        # attach_adapter speaks genlab sample's NAME=DIR syntax; merge's flag is --adapter DIR.
+        message = str(err).replace(f"--adapter {ADAPTER_NAME}={adapter_dir}",
+                                   f"--adapter {adapter_dir}")
+        raise ModelLoadError(message) from err
+    try:
+        merged = loaded.model.merge_and_unload()
+    except AttributeError:
+        raise MergeError(f"--adapter {adapter_dir}: this kind of adapter cannot be merged "
+                         "into the weights (only LoRA-style adapters can)") from None
+    tokenizer = loaded.tokenizer
+    if (Path(adapter_dir) / "tokenizer_config.json").is_file():
+        tokenizer = load_tokenizer(adapter_dir)  # the run's own tokenizer wins when saved
+    return merged, tokenizer
+
+
+def _save_atomically(model: Any, tokenizer: Any, out: Path, dtype: str) -> None:
+    """Save into a temp dir beside ``out``, then swap it into place."""
+    import torch
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        model.to(getattr(torch, dtype))
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _replace_dir(new: Path, out: Path) -> None:
+    """Rename ``new`` to ``out``; an existing ``out`` is moved aside first and then deleted."""
+    if not out.exists():
+        new.rename(out)
+        return
+    old = out.with_name(f".{out.name}.old-{new.name.rsplit('-', 1)[-1]}")
+    out.rename(old)
+    try:
+        new.rename(out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

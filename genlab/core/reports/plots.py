@@ -1,0 +1,184 @@
+"""Sweep plots as PNG files: overlaid loss curves, objective vs each hyperparameter, heatmap.
+
+Owns the figures of ``genlab.core.reports.report``. Matplotlib runs headless (Agg backend, selected
+without touching the global ``pyplot`` state), each function writes one PNG and returns its
+path, and nothing here reads run directories: the report passes plain numbers in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DPI = 110
+BAD = "#d62728"
+
+
+@dataclass
+class Curve:
+    """One trial's curves for the overlay plot.
+
+    Attributes:
+        label: Legend text (``#3 lr=0.001``).
+        train: ``(step, loss)`` per training step.
+        eval: ``(step, loss)`` per evaluation.
+        status: The trial's status (``diverged`` ends with a red cross).
+        rank: 0 for the best objective, larger is worse (colours follow it).
+    """
+
+    label: str
+    train: list[tuple[int, float]] = field(default_factory=list)
+    eval: list[tuple[int, float]] = field(default_factory=list)
+    status: str = "completed"
+    rank: float = 0.0
+
+
+def _figure(width: float, height: float, cols: int = 1, bottom: float = 0.6) -> tuple[Any, Any]:
+    """A figure of ``cols`` axes with fixed margins (in inches): an automatic layout engine
+    would cost more than drawing the plot itself."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    fig.subplots_adjust(left=0.75 / width, right=1 - 0.25 / width, bottom=bottom / height,
+                        top=1 - 0.45 / height, wspace=0.9 / max(1.0, width / cols))
+    axes = fig.subplots(1, cols, squeeze=False)[0]
+    return fig, axes
+
+
+def loss_curves(curves: Sequence[Curve], path: str | Path, title: str = "") -> Path:
+    """Training loss (left) and eval loss (right) of every trial, overlaid."""
+    from matplotlib import colormaps
+
+    fig, (ax_train, ax_eval) = _figure(11, 4.2, cols=2)
+    cmap = colormaps["viridis"]
+    worst = max([c.rank for c in curves] + [1])
+    firsts = [c.train[0][1] for c in curves if c.train and math.isfinite(c.train[0][1])]
+    for c in curves:
+        color = cmap(0.85 * c.rank / worst)
+        style = {"color": color, "linewidth": 1.2, "alpha": 0.9}
+        if c.train:
+            ax_train.plot(*zip(*c.train, strict=True), label=c.label, **style)
+        if c.eval:
+            ax_eval.plot(*zip(*c.eval, strict=True), marker="o", markersize=3, label=c.label,
+                         **style)
+    top = 1.5 * max(firsts) if firsts else math.inf  # explosions are clipped here
+    for c in curves:
+        for ax, points in ((ax_train, c.train), (ax_eval, c.eval)):
+            off = [(x, y) for x, y in points if not y <= top]
+            if off:  # show where a curve leaves the plot
+                ax.plot(off[0][0], top, marker="^", color=BAD, markersize=8, clip_on=False)
+        if c.status == "diverged" and c.train:
+            step, loss = c.train[-1]
+            ax_train.plot(step, min(loss, top), marker="x", color=BAD, markersize=10, mew=2,
+                          clip_on=False)
+    for ax in (ax_train, ax_eval):
+        bottom, current = ax.get_ylim()
+        if current > top:
+            ax.set_ylim(bottom, top)
+    ax_train.set(title="training loss", xlabel="step", ylabel="loss")
+    ax_eval.set(title="eval loss", xlabel="step", ylabel="loss")
+    for ax in (ax_train, ax_eval):
+        ax.grid(alpha=0.3)
+    if 0 < len(curves) <= 12:
+        ax_eval.legend(fontsize=7, loc="upper right")
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path)
+    return Path(path)
+
+
+@dataclass
+class Axis:
+    """One hyperparameter for the scatter plot.
+
+    Attributes:
+        name: The parameter.
+        values: One value per trial (numbers or labels).
+        log: Log-scale x axis.
+        order: Category labels in display order (default: numeric order, or first seen).
+    """
+
+    name: str
+    values: list[Any]
+    log: bool = False
+    order: list[str] | None = None
+
+    def labels(self) -> list[str]:
+        """The distinct values as labels, in display order."""
+        seen = list(dict.fromkeys(map(str, self.values)))
+        if self.order:
+            return [o for o in self.order if o in seen] + [v for v in seen if v not in self.order]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.values):
+            return [str(v) for v in sorted(set(self.values))]
+        return seen
+
+
+def objective_scatter(axes: Sequence[Axis], objectives: Sequence[float | None],
+                      statuses: Sequence[str], path: str | Path, objective_name: str) -> Path:
+    """The objective against each hyperparameter; trials without one sit on the top edge."""
+    categorical = any(not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                              for v in a.values) for a in axes)
+    fig, plots = _figure(max(4.2, 3.8 * len(axes)), 3.8 if categorical else 3.4,
+                         cols=max(1, len(axes)), bottom=1.1 if categorical else 0.6)
+    finite = [o for o in objectives if o is not None and math.isfinite(o)]
+    top = (max(finite) + 0.08 * (max(finite) - min(finite) or 1.0)) if finite else 1.0
+    for ax, axis in zip(plots, axes, strict=False):
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                      for v in axis.values)
+        labels = axis.labels()
+        xs = axis.values if numeric else [labels.index(str(v)) for v in axis.values]
+        good = [(x, o) for x, o in zip(xs, objectives, strict=True)
+                if o is not None and math.isfinite(o)]
+        bad = [(x, s) for x, o, s in zip(xs, objectives, statuses, strict=True)
+               if o is None or not math.isfinite(o)]
+        if good:
+            ax.scatter(*zip(*good, strict=True), s=36, color="#1f77b4", zorder=3,
+                       label=objective_name)
+        for x, status in bad:
+            ax.scatter([x], [top], marker="x", color=BAD, s=50, zorder=3)
+            ax.annotate(status, (x, top), textcoords="offset points", xytext=(3, -10),
+                        fontsize=7, color=BAD)
+        if axis.log and numeric and all(v > 0 for v in axis.values):
+            ax.set_xscale("log")
+        if not numeric:
+            ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize=8, ha="right")
+        ax.set(xlabel=axis.name, ylabel=objective_name)
+        ax.grid(alpha=0.3)
+    fig.savefig(path)
+    return Path(path)
+
+
+def heatmap(x: Axis, y: Axis, cells: dict[tuple[str, str], tuple[float | None, str]],
+            path: str | Path, objective_name: str) -> Path:
+    """The objective over a two-parameter grid (``cells[(x label, y label)] = (value, status)``)."""
+    import numpy as np
+
+    xl, yl = x.labels(), y.labels()
+    grid = np.full((len(yl), len(xl)), np.nan)
+    for (xv, yv), (value, _) in cells.items():
+        if value is not None and math.isfinite(value):
+            grid[yl.index(yv), xl.index(xv)] = value
+    width = 3.2 + 0.9 * len(xl)
+    fig, (ax,) = _figure(width, 1.4 + 0.6 * len(yl))
+    fig.subplots_adjust(left=0.9 / width, right=1 - 1.0 / width)  # colorbar label
+    image = ax.imshow(grid, cmap="viridis_r", aspect="auto")
+    fig.colorbar(image, ax=ax, label=f"{objective_name}\n(lower is better)", fraction=0.12,
+                 pad=0.04)
+    low, high = image.get_clim()
+    for (xv, yv), (value, status) in cells.items():
+        if value is not None and math.isfinite(value):
+            text = f"{value:.3f}"
+            bright = (value - low) / ((high - low) or 1.0) < 0.5  # viridis_r: low is yellow
+            color = "black" if bright else "white"
+        else:
+            text, color = status, BAD
+        ax.text(xl.index(xv), yl.index(yv), text, ha="center", va="center", fontsize=8,
+                color=color)
+    ax.set_xticks(range(len(xl)), xl, fontsize=8)
+    ax.set_yticks(range(len(yl)), yl, fontsize=8)
+    ax.set(xlabel=x.name, ylabel=y.name)
+    fig.savefig(path)
+    return Path(path)

@@ -1,0 +1,290 @@
+"""Compare specs: the sampling comparisons ``genlab compare`` runs, parsed and expanded.
+
+Owns what a ``kind: compare`` spec means (reference: ``docs/specs.md``): one model (plus named
+LoRA adapters), a prompt set, base sampling settings, and axes. ``axes`` are crossed (every
+combination, in spec order, the last axis varying fastest); each group under ``paired`` is
+zipped (its lists have equal lengths, position i of each list forms one setting) and then
+crossed with the rest. ``adapter`` is an axis like the sampling fields (values: ``base`` or an
+adapter name); with adapters but no ``adapter`` axis, every setting runs on the base model and
+on each adapter, side by side. A cell is one combination; each cell generates ``samples``
+samples for every prompt, and sample i has the same seed in every cell (``genlab.core.generation.grid``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from genlab.core.configs import ConfigError, SamplingParams
+from genlab.core.generation.grid import GRID_FIELDS, SHORT_NAMES, format_value
+from genlab.core.specs.common import (
+    DEFAULT_MODEL,
+    SpecContext,
+    check_keys,
+    config_error,
+    describe,
+    want_bool,
+    want_int,
+    want_list,
+    want_mapping,
+    want_str,
+)
+
+COMPARE_KEYS = ("kind", "name", "description", "vars", "model", "device", "dtype", "adapters",
+                "prompts", "base", "axes", "paired", "samples", "seed", "batch_size")
+BASE_KEYS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens",
+             "stop", "ignore_eos")
+AXIS_FIELDS = (*GRID_FIELDS, "adapter")
+BASE_ADAPTER = "base"
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One dimension of the comparison.
+
+    Attributes:
+        fields: The field it sets: one for a crossed axis, several for a paired group.
+        values: One tuple per position, holding a value for each of ``fields``.
+    """
+
+    fields: tuple[str, ...]
+    values: tuple[tuple[Any, ...], ...]
+
+
+@dataclass(frozen=True)
+class CompareCell:
+    """One column of the comparison: a combination of axis values.
+
+    Attributes:
+        index: Position in ``CompareSpec.cells()`` (display order).
+        params: The cell's full sampling settings.
+        adapter: The adapter's name, or None for the base model.
+        settings: The axis values that define the cell (``{"temperature": 0.7, ...}``).
+        label: Compact header, e.g. ``T=0.7 k=40`` (``kind T=0.7`` with adapters).
+    """
+
+    index: int
+    params: SamplingParams
+    adapter: str | None
+    settings: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+    @property
+    def key(self) -> str:
+        """Canonical identity of the cell (settings and adapter), stable across runs."""
+        return json.dumps({"params": self.params.to_dict(), "adapter": self.adapter},
+                          sort_keys=True)
+
+
+@dataclass(frozen=True)
+class CompareSpec:
+    """A validated compare spec (see the module docstring)."""
+
+    name: str
+    prompts: tuple[str, ...]
+    base: SamplingParams
+    axes: tuple[Axis, ...] = ()
+    model: str = DEFAULT_MODEL
+    adapters: tuple[tuple[str, str], ...] = ()
+    samples: int = 1
+    seed: int = 0
+    batch_size: int = 16
+    device: str = "auto"
+    dtype: str = "auto"
+    description: str = ""
+    source: str = ""
+
+    kind = "compare"
+
+    def cells(self) -> list[CompareCell]:
+        """Every combination of the axes, in order (the last axis varies fastest)."""
+        show_adapter = any("adapter" in a.fields for a in self.axes)
+        cells = []
+        for i, combo in enumerate(itertools.product(*(a.values for a in self.axes))):
+            settings: dict[str, Any] = {}
+            for axis, values in zip(self.axes, combo, strict=True):
+                settings.update(zip(axis.fields, values, strict=True))
+            adapter = settings.get("adapter")
+            adapter = None if adapter in (None, BASE_ADAPTER) else adapter
+            knobs = {k: v for k, v in settings.items() if k != "adapter"}
+            params = replace(self.base, **knobs)
+            cells.append(CompareCell(i, params, adapter, settings,
+                                     cell_label(settings, show_adapter)))
+        return cells
+
+    @property
+    def rows_per_cell(self) -> int:
+        """Generations per cell: prompts x samples."""
+        return len(self.prompts) * self.samples
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved spec as JSON-able data (stored as the output's ``spec.json``)."""
+        return {
+            "kind": "compare", "name": self.name, "description": self.description,
+            "model": self.model, "device": self.device, "dtype": self.dtype,
+            "adapters": dict(self.adapters), "prompts": list(self.prompts),
+            "base": self.base.to_dict(),
+            "axes": [{"fields": list(a.fields), "values": [list(v) for v in a.values]}
+                     for a in self.axes],
+            "samples": self.samples, "seed": self.seed, "batch_size": self.batch_size,
+            "source": self.source,
+        }
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for a rerun into the same output directory to resume it."""
+        data = self.to_dict()
+        for key in ("description", "source", "batch_size", "device", "dtype"):
+            data.pop(key)
+        return data
+
+
+def cell_label(settings: dict[str, Any], show_adapter: bool) -> str:
+    """``kind T=0.7 k=40``: the adapter (when shown) then each axis value, compactly."""
+    parts = []
+    if show_adapter:
+        parts.append(str(settings.get("adapter") or BASE_ADAPTER))
+    parts += [f"{SHORT_NAMES.get(k, k)}={format_value(v)}" for k, v in settings.items()
+              if k != "adapter"]
+    return " ".join(parts) or "output"
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def parse_compare_spec(data: dict[str, Any], ctx: SpecContext) -> CompareSpec:
+    """Validate a raw compare mapping (after overrides and variables) into a ``CompareSpec``.
+
+    Raises:
+        SpecError: The first problem, naming its key path.
+    """
+    check_keys(data, "", COMPARE_KEYS, ctx, required=("prompts",))
+    name = _name(data, ctx)
+    model = DEFAULT_MODEL if data.get("model") in (None, "") else want_str(
+        data["model"], "model", ctx)
+    adapters = _adapters(data.get("adapters"), ctx)
+    prompts = _prompts(data["prompts"], ctx)
+    base = _base(data.get("base", {}), ctx)
+    axes = _axes(data.get("axes", {}), data.get("paired", []), base, adapters, ctx)
+    return CompareSpec(
+        name=name, prompts=prompts, base=base, axes=axes, model=model, adapters=adapters,
+        samples=want_int(data.get("samples", 1), "samples", ctx, low=1),
+        seed=want_int(data.get("seed", 0), "seed", ctx, low=0, high=2**63 - 1),
+        batch_size=want_int(data.get("batch_size", 16), "batch_size", ctx, low=1),
+        device=want_str(data.get("device", "auto"), "device", ctx),
+        dtype=want_str(data.get("dtype", "auto"), "dtype", ctx),
+        description=str(data.get("description", "") or "").strip(),
+        source=ctx.source,
+    )
+
+
+def _name(data: dict[str, Any], ctx: SpecContext) -> str:
+    if "name" in data:
+        return want_str(data["name"], "name", ctx)
+    stem = Path(ctx.source).stem
+    return stem if stem and not stem.startswith("<") else "compare"
+
+
+def _adapters(value: Any, ctx: SpecContext) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    mapping = want_mapping(value, "adapters", ctx)
+    out = []
+    for name, path in mapping.items():
+        if name == BASE_ADAPTER:
+            raise ctx.error(f"adapters.{name}", "'base' names the model without adapters; "
+                                                "choose another name")
+        out.append((name, want_str(path, f"adapters.{name}", ctx)))
+    return tuple(out)
+
+
+def _prompts(value: Any, ctx: SpecContext) -> tuple[str, ...]:
+    if isinstance(value, str):
+        from genlab.core.generation.prompts import PromptFileError, load_prompts
+
+        try:
+            return tuple(load_prompts(value))
+        except PromptFileError as err:
+            raise ctx.error("prompts", f"{value}: {err}") from None
+    items = want_list(value, "prompts", ctx)
+    return tuple(want_str(p, f"prompts[{i}]", ctx) for i, p in enumerate(items))
+
+
+def _base(value: Any, ctx: SpecContext) -> SamplingParams:
+    mapping = want_mapping(value, "base", ctx)
+    check_keys(mapping, "base", BASE_KEYS, ctx)
+    fields = dict(mapping)
+    if "stop" in fields:
+        stop = fields["stop"]
+        stops = [stop] if isinstance(stop, str) else want_list(stop, "base.stop", ctx)
+        for i, s in enumerate(stops):
+            if not isinstance(s, str) or not s:
+                raise ctx.error(f"base.stop[{i}]", f"expected a non-empty string, got "
+                                                   f"{describe(s)}")
+        fields["stop"] = tuple(stops)
+    if "ignore_eos" in fields:
+        want_bool(fields["ignore_eos"], "base.ignore_eos", ctx)
+    try:
+        return SamplingParams(**fields)
+    except ConfigError as err:
+        raise config_error(ctx, "base", err) from None
+
+
+def _axes(crossed: Any, paired: Any, base: SamplingParams,
+          adapters: tuple[tuple[str, str], ...], ctx: SpecContext) -> tuple[Axis, ...]:
+    crossed = want_mapping(crossed if crossed is not None else {}, "axes", ctx)
+    groups = want_list(paired if paired is not None else [], "paired", ctx, nonempty=False)
+    check_keys(crossed, "axes", AXIS_FIELDS, ctx)
+    names = {n for n, _ in adapters}
+    axes: list[Axis] = []
+    seen: dict[str, str] = {}
+    for field_name, values in crossed.items():
+        path = f"axes.{field_name}"
+        seen[field_name] = path
+        axes.append(Axis((field_name,), tuple(
+            (v,) for v in _axis_values(field_name, values, path, base, names, ctx))))
+    for g, group in enumerate(groups):
+        gpath = f"paired[{g}]"
+        group = want_mapping(group, gpath, ctx)
+        check_keys(group, gpath, AXIS_FIELDS, ctx)
+        if len(group) < 2:
+            raise ctx.error(gpath, "a paired group zips two or more axes; put a single axis "
+                                   "under axes:")
+        columns, first = [], None
+        for field_name, values in group.items():
+            path = f"{gpath}.{field_name}"
+            if field_name in seen:
+                raise ctx.error(path, f"{field_name} is already an axis at {seen[field_name]}")
+            seen[field_name] = path
+            column = _axis_values(field_name, values, path, base, names, ctx)
+            if first is not None and len(column) != len(first[1]):
+                raise ctx.error(path, f"has {len(column)} values but {first[0]} has "
+                                      f"{len(first[1])}; paired axes need equal lengths")
+            first = first or (path, column)
+            columns.append(column)
+        axes.append(Axis(tuple(group), tuple(zip(*columns, strict=True))))
+    if adapters and "adapter" not in seen:
+        axes.append(Axis(("adapter",), tuple((v,) for v in (BASE_ADAPTER, *names))))
+    return tuple(axes)
+
+
+def _axis_values(field_name: str, values: Any, path: str, base: SamplingParams,
+                 adapters: set[str], ctx: SpecContext) -> list[Any]:
+    items = want_list(values, path, ctx)
+    for i, value in enumerate(items):
+        where = f"{path}[{i}]"
+        if field_name == "adapter":
+            if value != BASE_ADAPTER and value not in adapters:
+                known = ", ".join([BASE_ADAPTER, *sorted(adapters)])
+                raise ctx.error(where, f"expected an adapter name ({known}), got "
+                                       f"{describe(value)}")
+            continue
+        try:
+            replace(base, **{field_name: value})
+        except ConfigError as err:
+            raise ctx.error(where, f"expected {err.expected}, got {describe(value)}") from None
+    if len(set(map(repr, items))) != len(items):
+        raise ctx.error(path, "lists a value twice")
+    return items

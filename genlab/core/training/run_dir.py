@@ -1,0 +1,226 @@
+"""The run-directory format: what a training run leaves on disk, and readers for it.
+
+A run directory is self-contained: it reproduces or resumes the run with nothing else.
+
+```
+runs/<YYYYmmdd-HHMMSS>-<name>/
+  config.json      TrainConfig.to_dict() (paths made absolute, target_modules resolved)
+                   plus "resolved": total_steps, warmup_steps, lr, device, mixed precision,
+                   genlab version, trainable/total params, data sizes, ...
+  metrics.jsonl    one JSON object per line, flushed as written:
+                   {"type": "train", "step", "epoch", "loss", "lr", "grad_norm", "update_ratio",
+                    "tokens", "tokens_per_s", "elapsed_s"}
+                   {"type": "eval", "step", "loss", "perplexity", "bits_per_byte", "is_best"}
+  samples.jsonl    {"step", "prompt", "text"} per sample prompt per evaluation
+  adapter/         LoRA runs: PEFT save_pretrained output (adapter_config.json +
+                   adapter_model.safetensors), loadable by PeftModel.from_pretrained
+  model/           full-weight runs: a standard HF model directory with its tokenizer
+  checkpoints/     step-XXXXXXXX/: the latest resumable checkpoint (see genlab.core.training.checkpoint)
+  summary.json     written once at the end: status, message, steps, tokens, wall time,
+                   best eval loss and its step, final train loss, which weights were saved
+```
+
+Every JSON file is written atomically (temp file + ``os.replace``); non-finite floats are
+stored as ``null`` so every line is strict JSON. A directory without ``summary.json`` is a run in
+progress (or one killed without a chance to write it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genlab.core.configs import TrainConfig
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+SAMPLES_FILE = "samples.jsonl"
+SUMMARY_FILE = "summary.json"
+ADAPTER_DIR = "adapter"
+MODEL_DIR = "model"
+CHECKPOINTS_DIR = "checkpoints"
+DEFAULT_ROOT = "runs"
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with tuples as lists and non-finite floats as None (strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write ``data`` as indented strict JSON to ``path`` via a temp file and ``os.replace``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(jsonable(data), f, indent=2, allow_nan=False)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def default_run_dir(config: TrainConfig, root: str | Path = DEFAULT_ROOT) -> Path:
+    """``root/<YYYYmmdd-HHMMSS>-<name or model basename>``; not created, never an existing dir."""
+    label = config.name or Path(config.model.rstrip("/\\")).name or "run"
+    label = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-") or "run"
+    base = Path(root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{label}"
+    candidate, n = base, 2
+    while candidate.exists():
+        candidate = base.with_name(f"{base.name}-{n}")
+        n += 1
+    return candidate
+
+
+def write_config(run_dir: str | Path, config: TrainConfig, resolved: dict[str, Any]) -> None:
+    """Write ``config.json``: every TrainConfig field plus a ``"resolved"`` dict of facts."""
+    data = config.to_dict()
+    data["resolved"] = resolved
+    write_json_atomic(Path(run_dir) / CONFIG_FILE, data)
+
+
+class JsonlWriter:
+    """Appends one strict-JSON object per line and flushes it, so readers see it at once."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - long-lived handle
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append ``record`` and flush."""
+        self._file.write(json.dumps(jsonable(record), allow_nan=False) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        if not self._file.closed:
+            self._file.close()
+
+
+def truncate_jsonl(path: str | Path, max_step: int) -> None:
+    """Drop records whose ``step`` is above ``max_step`` (used when resuming a checkpoint)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    kept = [r for r in _read_jsonl(path) if r.get("step", 0) <= max_step]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for record in kept:
+            f.write(json.dumps(record, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut short by a crash ends the readable part
+    return records
+
+
+def read_metrics(run_dir: str | Path, kind: str | None = None) -> list[dict[str, Any]]:
+    """Every metrics record in order; ``kind="train"`` or ``"eval"`` filters by ``type``."""
+    path = Path(run_dir) / METRICS_FILE
+    records = _read_jsonl(path) if path.exists() else []
+    return [r for r in records if kind is None or r.get("type") == kind]
+
+
+def read_samples(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every sample generation record ({"step", "prompt", "text"}) in order."""
+    path = Path(run_dir) / SAMPLES_FILE
+    return _read_jsonl(path) if path.exists() else []
+
+
+def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's ``summary.json``, or None while it runs (or if it was killed)."""
+    path = Path(run_dir) / SUMMARY_FILE
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_config_dict(run_dir: str | Path) -> dict[str, Any]:
+    """``config.json`` as stored (TrainConfig fields plus the ``"resolved"`` facts)."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir}: no {CONFIG_FILE}; not a genlab run directory")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_config(run_dir: str | Path) -> TrainConfig:
+    """The run's TrainConfig, rebuilt from ``config.json``."""
+    data = read_config_dict(run_dir)
+    data.pop("resolved", None)
+    return TrainConfig.from_dict(data)
+
+
+def read_resolved(run_dir: str | Path) -> dict[str, Any]:
+    """The resolved facts stored beside the config (total_steps, lr, device, ...)."""
+    return read_config_dict(run_dir).get("resolved", {})
+
+
+@dataclass
+class RunInfo:
+    """One run directory as listed by ``list_runs``.
+
+    Attributes:
+        path: The run directory.
+        name: Its directory name.
+        status: ``summary.json``'s status, or ``"running"`` when there is no summary yet.
+        config: ``config.json`` as stored (empty if unreadable).
+        summary: ``summary.json`` (None while running).
+    """
+
+    path: Path
+    name: str
+    status: str
+    config: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] | None = None
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """True when ``path`` holds a ``config.json``."""
+    return (Path(path) / CONFIG_FILE).is_file()
+
+
+def list_runs(root: str | Path = DEFAULT_ROOT) -> list[RunInfo]:
+    """Every run directory directly under ``root``, oldest first (by directory name)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = []
+    for path in sorted(p for p in root.iterdir() if p.is_dir() and is_run_dir(p)):
+        try:
+            config = read_config_dict(path)
+        except (OSError, json.JSONDecodeError):
+            config = {}
+        try:
+            summary = read_summary(path)
+        except (OSError, json.JSONDecodeError):
+            summary = None
+        status = summary.get("status", "unknown") if summary else "running"
+        runs.append(RunInfo(path, path.name, status, config, summary))
+    return runs
