@@ -13,7 +13,7 @@ from genlab.core.specs.compare import CompareSpec
 from genlab.core.specs.common import SpecError, load_spec, parse_yaml
 from genlab.core.specs.sweep import SweepSpec
 
-FACTS = Path(__file__).resolve().parents[2] / "demo" / "facts"
+FACTS = Path(__file__).resolve().parents[3] / "demo" / "facts"
 
 
 def compare_spec(**extra) -> dict:

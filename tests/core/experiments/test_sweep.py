@@ -29,7 +29,7 @@ from genlab.core.experiments.study import (
     open_study,
 )
 
-FACTS = Path(__file__).resolve().parents[2] / "demo" / "facts"
+FACTS = Path(__file__).resolve().parents[3] / "demo" / "facts"
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from genlab.cli import app
 from genlab.core.reports.results import RESULTS_FILE, read_rows
 
 runner = CliRunner()
-FACTS = Path(__file__).resolve().parents[1] / "demo" / "facts"
+FACTS = Path(__file__).resolve().parents[2] / "demo" / "facts"
 
 COMPARE = """\
 kind: compare
