@@ -96,9 +96,9 @@ def main() -> None:
 
 
 def _default_model() -> str:
-    from genlab.core.modeling.loading import default_model_path
+    from genlab import assets
 
-    return str(default_model_path())
+    return assets.resolve_model(None)
 
 
 if __name__ == "__main__":

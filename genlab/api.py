@@ -78,8 +78,8 @@ class SweepResult:
 
 def load_spec(spec: SpecLike, *, overrides: Iterable[str] = (), model: str | None = None,
               expect: str | None = None) -> Any:
-    """Parse and validate a spec (file path or mapping); see ``genlab.core.specs.common.load_spec``."""
-    from genlab.core.specs.common import load_spec as _load
+    """Parse and validate a spec (file path or mapping); see ``core.specs.loader.load_spec``."""
+    from genlab.core.specs.loader import load_spec as _load
 
     if not isinstance(spec, (str, Path, Mapping)) and hasattr(spec, "kind"):
         if expect is not None and spec.kind != expect:
@@ -148,8 +148,8 @@ def sweep(spec: SpecLike, out_dir: str | Path | None = None, storage: str | None
     Raises:
         SpecError, OutDirError, LookupError: Before anything is written.
     """
-    from genlab.core.experiments.sweep import iter_sweep
     from genlab.core.experiments.events import SweepFinished, SweepStarted
+    from genlab.core.experiments.sweep import iter_sweep
 
     parsed = load_spec(spec, overrides=overrides, model=model, expect="sweep")
     finished = started = None

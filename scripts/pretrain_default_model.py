@@ -124,7 +124,7 @@ def time_limit_s(args: argparse.Namespace) -> float:
 
 
 def build_config(args: argparse.Namespace, limit: float) -> object:
-    from genlab.core.pretrain.pipeline import ModelShape, PretrainConfig
+    from genlab.core.configs import ModelShape, PretrainConfig
 
     decay = (min(0.5, args.decay_minutes * 60 / limit) if args.resume
              else DEFAULT_DECAY_FRACTION)

@@ -85,7 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def install_model(model_dir: Path, dest: Path, force: bool) -> None:
     """Copy the model files into ``dest`` and make its tokenizer config portable."""
-    from genlab.core.pretrain.pipeline import make_tokenizer_config_portable
+    from genlab.core.pretrain.model import make_tokenizer_config_portable
 
     if dest.exists():
         if not force:
@@ -122,7 +122,7 @@ def run_facts(config_path: Path) -> dict[str, Any]:
 def evaluate(loaded: Any, valid: Path, context: int) -> dict[str, Any]:
     """Whole-story bits per byte on the first 40 and first 300 validation stories."""
     from genlab.core.pretrain.bpb import bits_per_byte
-    from genlab.core.pretrain.pipeline import read_stories
+    from genlab.core.pretrain.stories import read_stories
 
     stories = read_stories(valid, max(EVAL_COUNTS))
     result: dict[str, Any] = {}
@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(f"error: {path}: no such file")
     import genlab
     from genlab.core.modeling.loading import load_model
-    from genlab.core.pretrain.pipeline import read_stories
+    from genlab.core.pretrain.stories import read_stories
 
     dest = args.assets_dir / args.name
     install_model(args.model_dir, dest, args.force)

@@ -94,9 +94,9 @@ def test_sample_works_without_model_flag_offline():
 
 @needs_model
 def test_bits_per_byte_matches_the_card(data_dir):
-    from genlab.core.pretrain.bpb import bits_per_byte
     from genlab.core.modeling.loading import load_model
-    from genlab.core.pretrain.pipeline import read_stories
+    from genlab.core.pretrain.bpb import bits_per_byte
+    from genlab.core.pretrain.stories import read_stories
 
     recorded = json.loads((SHIPPED / "eval.json").read_text())
     expected = recorded["bits_per_byte"][str(BPB_STORIES)]
@@ -124,12 +124,14 @@ def no_default_model(monkeypatch, tmp_path):
 
 
 def test_missing_default_model_is_a_clear_error(no_default_model):
-    from genlab.core.modeling.loading import DefaultModelMissing, ModelLoadError, default_model_path
-    from genlab.core.specs.common import resolve_model
+    from genlab.core.modeling.loading import ModelLoadError, load_model
+    from genlab.core.specs.loader import resolve_model
 
-    with pytest.raises(ModelLoadError, match="--model") as info:
-        default_model_path()
-    assert isinstance(info.value, (DefaultModelMissing, LookupError))
+    with pytest.raises(assets.DefaultModelMissing) as missing:
+        assets.resolve_model(None)
+    assert str(no_default_model) in str(missing.value)
+    with pytest.raises(ModelLoadError, match="--model is required") as info:
+        load_model(None)
     assert str(no_default_model) in str(info.value)
     with pytest.raises(LookupError):  # spec resolution falls back to its own message
         resolve_model("default")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import genlab
-from genlab.core.specs.common import load_spec
+from genlab.core.specs.loader import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC_DIR = ROOT / "prompts" / "specs"

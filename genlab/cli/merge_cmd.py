@@ -48,8 +48,8 @@ def merge(
 
         genlab merge --adapter ./my-adapter --model ./base --out ./merged --dtype bfloat16
     """
-    from genlab.core.modeling.merge import MergeError, merge_adapter
     from genlab.core.modeling.loading import ModelLoadError
+    from genlab.core.modeling.merge import MergeError, merge_adapter
 
     try:
         out_dir = merge_adapter(adapter, out, base_model=model, dtype=dtype, force=force)

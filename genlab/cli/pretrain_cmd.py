@@ -3,7 +3,7 @@
 Owns the command's flags and its flow. The flags become a ``PretrainConfig`` (tokenizer size,
 model shape, time box) whose ``training`` dict holds the optimiser knobs; every check runs before
 anything is written, so bad input is one ``genlab: error:`` line, exit code 2 and no output
-directory. ``genlab.core.pretrain.pipeline.iter_pretrain`` does the work; its training events are drawn
+directory. ``core.pretrain.pipeline.iter_pretrain`` does the work; its training events are drawn
 by ``pretrain_progress`` (``genlab train``'s renderer taught the open-ended stable phase of a
 time-boxed run), and the final ``PretrainFinished`` becomes a summary (bits per byte and the
 model directory) on stdout. Exit codes are ``genlab train``'s:
@@ -217,9 +217,8 @@ def build_config(fields: dict[str, Any], typed: dict[str, Any] | None = None) ->
 
     ``typed`` holds the flags as given, so messages quote the user's spelling (``--lr 0``).
     """
-    from genlab.core.configs import ConfigError
-    from genlab.core.pretrain.pipeline import ModelShape, PretrainConfig
-    from genlab.core.pretrain.tokenizer import EOS_TOKEN, MIN_VOCAB
+    from genlab.core.configs import ConfigError, ModelShape, PretrainConfig
+    from genlab.core.configs.pretrain import EOS_TOKEN, MIN_VOCAB
 
     fields = dict(fields)
     data = fields.pop("data", None)
@@ -311,7 +310,7 @@ def resumed_config(resume_dir: str, out_dir: str | None, fields: dict[str, Any]
     """The stored config of ``resume_dir`` with the allowed overrides applied."""
     from dataclasses import replace
 
-    from genlab.core.pretrain.pipeline import CONFIG_FILE, PRETRAIN_FILE, read_pretrain_config
+    from genlab.core.pretrain.setup import CONFIG_FILE, PRETRAIN_FILE, read_pretrain_config
 
     path = Path(resume_dir).expanduser()
     if out_dir is not None and Path(out_dir).resolve() != path.resolve():

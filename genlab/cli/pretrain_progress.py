@@ -75,7 +75,7 @@ def make_progress(console: Any, config: Any, *, quiet: bool) -> Any:
 def describe_config(config: Any) -> str:
     """One header line: tokenizer, shape, parameters and how long the run is."""
     from genlab.cli.train_progress import format_count, format_duration
-    from genlab.core.pretrain.pipeline import count_parameters
+    from genlab.core.pretrain.model import count_parameters
 
     s = config.shape
     params = count_parameters(s, config.vocab_size, tie_embeddings=config.tie_embeddings)

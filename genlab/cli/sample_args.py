@@ -121,9 +121,10 @@ def default_model() -> str:
     """
     from genlab import assets
 
-    if not assets.default_model_installed():
-        raise UsageError(assets.missing_default_model_message())
-    return assets.DEFAULT_MODEL_DIR
+    try:
+        return assets.resolve_model(None)
+    except assets.ModelNotFound as err:
+        raise UsageError(f"--model is required: {err}") from None
 
 
 def parse_int(flag: str, raw: str, minimum: int, what: str) -> int:

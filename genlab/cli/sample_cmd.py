@@ -241,10 +241,10 @@ def _emit(plan: Any, results: list[Any], cancelled: bool, err_console: Any) -> N
     if plan.out is None:
         _write_stdout(text)
         return
-    from genlab.cli.atomic import write_atomic
+    from genlab.core.io import write_text_atomic
 
     try:
-        write_atomic(plan.out, text)
+        write_text_atomic(plan.out, text)
     except OSError as err:
         fail(f"--out {plan.out}: cannot write it ({err.strerror or err})", code=1)
     err_console.print(f"wrote {len(results)} rows to {plan.out}", style="dim", markup=False,

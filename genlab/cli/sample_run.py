@@ -14,8 +14,8 @@ from typing import Any
 from genlab.cli.sample_args import SamplePlan
 from genlab.cli.sample_output import SampleResult, finite_or_none
 from genlab.cli.sample_progress import RunProgress
-from genlab.core.generation import decode as core_generate
 from genlab.core.events import RowFinished, StopToken, TokenSampled
+from genlab.core.generation import decode as core_generate
 
 
 def run_plan(loaded: Any, plan: SamplePlan, *, stop: StopToken,

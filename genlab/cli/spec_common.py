@@ -52,7 +52,8 @@ def quiet_option() -> Any:
 
 def load_or_fail(path: str, overrides: list[str] | None, model: str | None, expect: str) -> Any:
     """Load and validate the spec; any problem exits 2 with one line."""
-    from genlab.core.specs.common import SpecError, load_spec
+    from genlab.core.specs.common import SpecError
+    from genlab.core.specs.loader import load_spec
 
     try:
         return load_spec(path, overrides=overrides or (), model=model, expect=expect)

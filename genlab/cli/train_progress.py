@@ -1,6 +1,6 @@
 """Terminal rendering of training events for ``genlab train``: progress bar, eval lines, summary.
 
-Owns only presentation. ``TrainProgress`` consumes the events ``genlab.core.training.train.iter_train``
+Owns only presentation. ``TrainProgress`` consumes the events ``core.training.train.iter_train``
 yields and draws them on a rich console (stderr): a live bar with step/total, loss, eval loss,
 lr, tokens/s and ETA; one permanent line per evaluation above the bar; and the latest
 sample-prompt generation under the bar until the next evaluation replaces it. On a console that

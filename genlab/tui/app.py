@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from textual.app import App
-from textual.binding import Binding
 from textual.reactive import reactive
 
+from genlab.tui.bindings import APP_BINDINGS
 from genlab.tui.bridge import Bridge
 from genlab.tui.screens.help import HelpScreen
 from genlab.tui.screens.runs import RunsScreen
@@ -38,17 +38,7 @@ class GenlabApp(App):
     TITLE = "genlab"
     ENABLE_COMMAND_PALETTE = False  # every action has a key; the footer needs the room
     MODES = {"sample": SampleScreen, "train": TrainScreen, "runs": RunsScreen}
-    BINDINGS = [
-        Binding("f1", "help", "Help", priority=True, tooltip="This help"),
-        Binding("question_mark", "help", "Help", show=False),  # not priority: "?" types
-        Binding("f2", "switch_mode('sample')", "Sample", priority=True,
-                tooltip="Sample screen: sampling settings side by side"),
-        Binding("f3", "switch_mode('train')", "Train", priority=True,
-                tooltip="Train screen: LoRA training with live curves"),
-        Binding("f4", "switch_mode('runs')", "Runs", priority=True,
-                tooltip="Runs screen: compare training runs"),
-        Binding("ctrl+q", "quit", "Quit", priority=True),
-    ]
+    BINDINGS = APP_BINDINGS
 
     model_state: reactive[str] = reactive("loading")
     """``loading``, ``ready`` or ``failed``."""

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genlab.core.training import run_dir as runs
 from genlab.core.configs import GenerationRequest, TrainConfig
 from genlab.core.events import (
     EvalResult,
@@ -32,6 +31,8 @@ from genlab.core.events import (
     TokenSampled,
     TrainStep,
 )
+from genlab.core.io import write_json_atomic
+from genlab.core.training import run_dir as runs
 from genlab.core.training.schedules import lr_at
 
 WORDS = ("the", "fox", "ran", "over", "a", "green", "hill", "and", "saw", "bird", "sky",
@@ -194,7 +195,7 @@ class FakeSource:
     def _close_run(self, run_dir: Path, finished: RunFinished) -> None:
         if not self.write_runs:
             return
-        runs.write_json_atomic(run_dir / runs.SUMMARY_FILE, {
+        write_json_atomic(run_dir / runs.SUMMARY_FILE, {
             "status": finished.status, "message": finished.message, "steps": finished.steps,
             "tokens": finished.tokens, "wall_time_s": finished.wall_time_s,
             "best_eval_loss": finished.best_eval_loss, "best_step": finished.best_step,

@@ -127,7 +127,7 @@ def test_bad_specs_are_one_line_exit_2_and_create_nothing(specs, tiny_llama, com
 @pytest.mark.parametrize("args, words", [
     (["--set", "samples"], "--set 'samples': expected KEY.PATH=VALUE"),
     (["--set", "samples=0"], "samples: expected an integer >= 1, got 0"),
-    (["--model", "./no/such/model"], "model: no such directory"),
+    (["--model", "./no/such/model"], "model: no such file or directory"),
 ])
 def test_bad_flags_are_one_line_exit_2_and_create_nothing(specs, args, words):
     out = specs / "out"

@@ -189,22 +189,6 @@ def test_out_is_written_atomically_and_format_follows_extension(sample, tmp_path
     assert "T=0.5" in table.read_text(encoding="utf-8") and "\x1b[" not in table.read_text()
 
 
-def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
-    from genlab.cli import atomic
-
-    target = tmp_path / "x.jsonl"
-    target.write_text("old")
-
-    def boom(*a):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(atomic.os, "replace", boom)
-    with pytest.raises(OSError):
-        atomic.write_atomic(target, "new")
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["x.jsonl"]
-
-
 def test_adapter_columns_beside_base_in_one_run(sample, lora_dir):
     r = sample("--prompt", "Once upon a time", "-t", "0,1", "--max-new-tokens", "6",
                "--adapter", f"kind={lora_dir}", "-f", "jsonl")

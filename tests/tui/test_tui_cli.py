@@ -36,7 +36,8 @@ def test_tui_help_does_not_import_torch():
         "    except SystemExit as e:\n"
         "        assert e.code in (0, None), e.code\n"
     )
-    assert _heavy(_modules_after(code), ("genlab.core.modeling.loading", "genlab.core.generation.decode")) == []
+    assert _heavy(_modules_after(code), ("genlab.core.modeling.loading",
+                                         "genlab.core.generation.decode")) == []
 
 
 def test_building_the_app_does_not_import_torch():

@@ -31,6 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import datasets
+from huggingface_hub.utils import logging as hub_logging
+
 TEXT_SUFFIXES = (".txt",)
 STRUCTURED_SUFFIXES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 SUPPORTED_SUFFIXES = (*TEXT_SUFFIXES, *STRUCTURED_SUFFIXES)
@@ -307,8 +310,6 @@ def _first_line(err: BaseException) -> str:
 
 
 def _quiet_datasets() -> Any:
-    import datasets
-    from huggingface_hub.utils import logging as hub_logging
 
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()

@@ -3,7 +3,7 @@
 Owns the execution of ``genlab compare`` (the spec itself: ``genlab.core.specs.compare``; the
 directory contract: ``genlab.core.reports.results``). ``iter_compare`` loads the model and adapters,
 skips the cells already in ``results.jsonl``, runs the rest through ``iter_generate`` in
-batches of whole cells (rows come from ``genlab.core.generation.grid.build_rows``, so sample i has the same
+batches of whole cells (rows come from ``generation.grid.build_rows``, so sample i has the same
 seed in every cell), appends each cell's row as soon as all its generations are done, and
 writes the report at the end. A stop (or kill) loses at most the cells in flight; rerunning
 into the same directory finishes the rest.
@@ -20,8 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genlab.core.specs.compare import CompareCell, CompareSpec
 from genlab.core.events import RowFinished, StopToken
+from genlab.core.generation.decode import iter_generate
+from genlab.core.generation.grid import GridCell, build_rows
+from genlab.core.modeling.loading import load_model
+from genlab.core.reports.report import write_compare_report
 from genlab.core.reports.results import (
     RESULTS_FILE,
     append_row,
@@ -30,6 +33,8 @@ from genlab.core.reports.results import (
     open_out_dir,
     read_rows,
 )
+from genlab.core.specs.compare import CompareCell, CompareSpec
+from genlab.core.specs.loader import resolve_model
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,6 @@ def prepare_compare(spec: CompareSpec, out_dir: str | Path | None = None) -> tup
         OutDirError: ``out_dir`` holds something else.
         LookupError: No model given and no default model installed.
     """
-    from genlab.core.specs.common import resolve_model
 
     out = Path(out_dir) if out_dir is not None else default_out_dir("compare", spec.name)
     check_out_dir(out, "compare", spec.identity())
@@ -122,13 +126,10 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
     Raises:
         OutDirError, LookupError, ModelLoadError: Before anything is written.
     """
-    from genlab.core.generation.decode import iter_generate
-    from genlab.core.generation.grid import GridCell, build_rows
 
     start = time.perf_counter()
     out, model = prepare_compare(spec, out_dir)
     if loaded is None:
-        from genlab.core.modeling.loading import load_model
 
         loaded = load_model(model, device=spec.device, dtype=spec.dtype,
                             adapters=dict(spec.adapters) or None)
@@ -166,7 +167,6 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
     cancelled = finished < len(pending)
     report = ""
     if not cancelled:
-        from genlab.core.reports.report import write_compare_report
 
         report = str(write_compare_report(out))
     yield CompareFinished(str(out), finished, len(cells) - len(pending), cancelled, report,

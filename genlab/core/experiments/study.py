@@ -27,6 +27,11 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import optuna
+from optuna.trial import TrialState
+
+from genlab.core.experiments.trial import trial_dir
+from genlab.core.io import jsonable
 from genlab.core.specs.sweep import SweepSpec
 
 ROW_ATTR = "genlab_row"
@@ -42,7 +47,6 @@ def default_storage(out_dir: str | Path) -> str:
 
 def make_storage(url: str) -> Any:
     """An Optuna ``RDBStorage`` for ``url``; SQLite waits for locks instead of failing."""
-    import optuna
 
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -52,7 +56,6 @@ def make_storage(url: str) -> Any:
 
 def open_study(spec: SweepSpec, storage: Any, *, seed_offset: int = 0) -> Any:
     """Create or load the spec's study (named after the spec) with its sampler and pruner."""
-    import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.create_study(
@@ -74,7 +77,6 @@ def check_study_identity(study: Any, spec: SweepSpec) -> None:
     Raises:
         SweepSetupError: The study belongs to a different spec.
     """
-    from genlab.core.training.run_dir import jsonable
 
     mine = jsonable(spec.identity())
     theirs = study.user_attrs.get(IDENTITY_ATTR)
@@ -92,7 +94,6 @@ def make_sampler(spec: SweepSpec, seed_offset: int = 0) -> Any:
 
     ``seed_offset`` differs per worker and per resume, so workers do not draw the same points.
     """
-    import optuna
 
     seed = spec.seed + seed_offset
     if spec.method == "bayes":
@@ -103,7 +104,6 @@ def make_sampler(spec: SweepSpec, seed_offset: int = 0) -> Any:
 
 def make_pruner(spec: SweepSpec) -> Any:
     """``MedianPruner`` for ``pruner: median``, else no pruning."""
-    import optuna
 
     if spec.pruner.kind == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=spec.pruner.startup_trials,
@@ -116,7 +116,6 @@ def make_pruner(spec: SweepSpec) -> Any:
 
 def counts(trial: Any) -> bool:
     """True when a (frozen) trial uses up part of the budget."""
-    from optuna.trial import TrialState
 
     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
         return True
@@ -139,7 +138,6 @@ def finished_rows(study: Any) -> dict[int, dict[str, Any]]:
 
 def enqueue_grid(study: Any, spec: SweepSpec) -> None:
     """Enqueue every grid point (of the first ``trials``) that no trial holds or waits for."""
-    from optuna.trial import TrialState
 
     points = spec.search.grid()[: spec.trials]
     held = {t.user_attrs.get(GRID_ATTR) for t in study.get_trials(deepcopy=False)
@@ -151,7 +149,6 @@ def enqueue_grid(study: Any, spec: SweepSpec) -> None:
 
 def claim_trial(study: Any, spec: SweepSpec) -> Any | None:
     """Ask for the next trial of this worker, or None when the budget is used up."""
-    from optuna.trial import TrialState
 
     while True:
         trials = study.get_trials(deepcopy=False)
@@ -179,7 +176,6 @@ def claim_trial(study: Any, spec: SweepSpec) -> Any | None:
 
 
 def _grid_point_taken(study: Any, index: int, number: int) -> bool:
-    from optuna.trial import TrialState
 
     for t in study.get_trials(deepcopy=False):
         if t.number == number or t.user_attrs.get(GRID_ATTR) != index or not counts(t):
@@ -191,7 +187,6 @@ def _grid_point_taken(study: Any, index: int, number: int) -> bool:
 
 def record(study: Any, trial: Any, row: dict[str, Any]) -> None:
     """Store ``row`` on the trial and tell Optuna how it ended (see ``tell_from_row``)."""
-    from genlab.core.training.run_dir import jsonable
 
     trial.set_user_attr(ROW_ATTR, jsonable(row))
     tell_from_row(study, trial.number, row)
@@ -199,7 +194,6 @@ def record(study: Any, trial: Any, row: dict[str, Any]) -> None:
 
 def tell_from_row(study: Any, number: int, row: dict[str, Any]) -> None:
     """completed/early-stopped: the objective; diverged: +inf; pruned: PRUNED; failed: FAIL."""
-    from optuna.trial import TrialState
 
     status = row.get("status")
     if status == "pruned":
@@ -215,7 +209,6 @@ def tell_from_row(study: Any, number: int, row: dict[str, Any]) -> None:
 def release(study: Any, trial: Any, run_dir: Path | None = None) -> None:
     """Give a claimed trial back unfinished (stopped or crashed): FAIL without a row, and
     its partial run directory removed (the trial runs again under a new number)."""
-    from optuna.trial import TrialState
 
     study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
     _remove(run_dir)
@@ -238,10 +231,7 @@ def recover(study: Any, rows: dict[int, dict[str, Any]], out_dir: Path | None = 
         out_dir: The sweep's output directory: partial run directories of trials told FAIL
             are removed from it.
     """
-    import optuna
-    from optuna.trial import TrialState
 
-    from genlab.core.experiments.trial import trial_dir
 
     host = socket.gethostname()
     settled = 0

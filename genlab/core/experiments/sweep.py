@@ -20,46 +20,47 @@ Other machines join the same study with ``iter_sweep(..., worker_only=True)`` (`
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from optuna.trial import TrialState
+
 from genlab.core.events import StopToken
-from genlab.core.reports.results import (
-    RESULTS_FILE,
-    append_row,
-    check_out_dir,
-    default_out_dir,
-    open_out_dir,
-    read_rows,
-)
-from genlab.core.training.run_dir import write_json_atomic
 from genlab.core.experiments.events import (
     RetrainFinished,
     RetrainStarted,
     SweepFinished,
     SweepStarted,
-    TrialFinished,
-    TrialStarted,
     WaitingForTrials,
 )
-from genlab.core.specs.sweep import SweepSpec
 from genlab.core.experiments.study import (
     SweepSetupError,
     check_study_identity,
-    claim_trial,
     default_storage,
     enqueue_grid,
     finished_rows,
     make_storage,
     open_study,
-    record,
     recover,
-    release,
 )
-from genlab.core.experiments.trial import build_row, iter_train_point, trial_dir
+from genlab.core.experiments.trial import iter_train_point
+from genlab.core.experiments.trial_loop import iter_worker
+from genlab.core.experiments.worker import WorkerJob, iter_workers
+from genlab.core.io import write_json_atomic
+from genlab.core.reports.report import write_sweep_report
+from genlab.core.reports.results import (
+    RESULTS_FILE,
+    check_out_dir,
+    default_out_dir,
+    open_out_dir,
+    read_rows,
+)
+from genlab.core.specs.loader import resolve_model
+from genlab.core.specs.sweep import SweepSpec
 
 BEST_FILE = "best.json"
 BEST_DIR = "best"
@@ -74,7 +75,6 @@ def prepare_sweep(spec: SweepSpec, out_dir: str | Path | None = None,
         OutDirError: ``out_dir`` holds something else.
         LookupError: No model given and no default model installed.
     """
-    from genlab.core.specs.common import resolve_model
 
     out = Path(out_dir) if out_dir is not None else default_out_dir("sweep", spec.name)
     check_out_dir(out, "sweep", spec.identity())
@@ -129,7 +129,6 @@ def iter_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *,
         if not stop.stopped and best is not None:
             yield from _iter_retrain(spec, out, model, best, stop)
         if rows:
-            from genlab.core.reports.report import write_sweep_report
 
             report = str(write_sweep_report(out, rows))
     counts: dict[str, int] = {}
@@ -139,41 +138,9 @@ def iter_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *,
                         time.perf_counter() - start)
 
 
-def iter_worker(spec: SweepSpec, study: Any, out: Path, model: str, stop: StopToken,
-                worker: int = 0) -> Iterator[Any]:
-    """Claim and run trials until the budget is used or ``stop`` is set."""
-    while not stop.stopped:
-        trial = claim_trial(study, spec)
-        if trial is None:
-            return
-        try:
-            yield from _iter_trial(spec, study, trial, out, model, stop, worker)
-        except BaseException:
-            release(study, trial, trial_dir(out, trial.number))
-            raise
-
-
-def _iter_trial(spec: SweepSpec, study: Any, trial: Any, out: Path, model: str,
-                stop: StopToken, worker: int) -> Iterator[Any]:
-    params = spec.search.suggest(trial)
-    run_dir = trial_dir(out, trial.number)
-    yield TrialStarted(trial.number, params, str(run_dir), worker)
-    pruning = trial if spec.pruner.kind != "none" else None
-    outcome = yield from iter_train_point(spec, params, run_dir, model, stop=stop,
-                                          number=trial.number, worker=worker, trial=pruning)
-    if outcome.status == "stopped":
-        release(study, trial, run_dir)
-        return
-    row = build_row(spec, trial.number, params, run_dir, out, outcome, worker)
-    append_row(out / RESULTS_FILE, row)  # first the file (source of truth), then the study
-    record(study, trial, row)
-    yield TrialFinished(trial.number, row["status"], row["objective"], row, worker)
-
-
 def _iter_wait_for_others(study: Any, out: Path, stop: StopToken,
                           poll_s: float = 2.0) -> Iterator[Any]:
     """Before reporting, wait for trials that other processes (``--worker``) still run."""
-    from optuna.trial import TrialState
 
     shown: tuple[int, ...] = ()
     while not stop.stopped:
@@ -251,7 +218,6 @@ def _iter_retrain(spec: SweepSpec, out: Path, model: str, best: dict[str, Any],
 
 
 def _read_best(out: Path) -> dict[str, Any] | None:
-    import json
 
     try:
         return json.loads((out / BEST_FILE).read_text(encoding="utf-8"))
@@ -265,7 +231,6 @@ def _read_best(out: Path) -> dict[str, Any] | None:
 def _iter_processes(spec: SweepSpec, out: Path, url: str, model: str, workers: int,
                     stop: StopToken, offset: int) -> Iterator[Any]:
     """Run ``workers`` worker processes on the study and relay their events."""
-    from genlab.core.experiments.worker import WorkerJob, iter_workers
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     jobs = [WorkerJob(spec, str(out), url, model, i, threads, offset + 1000 * (i + 1))

@@ -10,6 +10,7 @@ Optuna trial; when its pruner says so, the run's stop token ends it and the tria
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import socket
@@ -19,9 +20,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from genlab.core.configs import ModelShape
 from genlab.core.events import EvalResult, RunFinished, RunStarted, StopToken, TrainStep
 from genlab.core.experiments.events import TrialProgress
+from genlab.core.modeling.loading import load_tokenizer
+from genlab.core.pretrain.model import build_model, save_model_dir
 from genlab.core.specs.sweep import SweepSpec
+from genlab.core.training.train import iter_train
 
 TRIALS_DIR = "trials"
 INIT_MODEL_DIR = "init-model"
@@ -69,7 +74,6 @@ def iter_train_point(spec: SweepSpec, params: dict[str, Any], run_dir: Path, mod
         trial: The Optuna trial to report evaluations to (None: no pruning).
         overrides: TrainConfig fields replacing the point's (``retrain_overrides``).
     """
-    from genlab.core.training.train import iter_train
 
     if run_dir.exists():
         shutil.rmtree(run_dir)  # a leftover of a killed attempt: trials are re-run, not resumed
@@ -110,7 +114,6 @@ def iter_train_point(spec: SweepSpec, params: dict[str, Any], run_dir: Path, mod
 
 
 def _should_prune(trial: Any, event: EvalResult) -> bool:
-    import math
 
     if not math.isfinite(event.loss):
         return False  # divergence is the training loop's call
@@ -139,8 +142,6 @@ def _classify(outcome: RunOutcome, pruned: bool, stop: StopToken) -> RunOutcome:
 
 def build_init_model(model: str, shape: dict[str, int], out_dir: Path, seed: int) -> Path:
     """Save a freshly initialised Llama of ``shape`` with ``model``'s tokenizer in ``out_dir``."""
-    from genlab.core.modeling.loading import load_tokenizer
-    from genlab.core.pretrain.pipeline import ModelShape, build_model, save_model_dir
 
     tokenizer = load_tokenizer(model)
     knobs = asdict(ModelShape(**shape))

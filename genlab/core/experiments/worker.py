@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import pickle
 import queue as queue_mod
+import signal
 import struct
 import subprocess
 import sys
@@ -151,7 +152,6 @@ def _signal_stop(proc: subprocess.Popen) -> None:
 
 def _child(events_fd: int) -> int:
     """A worker process: read the job, run trials, stream events, stop when stdin closes."""
-    import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into a stop
     events = os.fdopen(events_fd, "wb")
@@ -168,8 +168,8 @@ def _child(events_fd: int) -> int:
     try:
         import torch
 
-        from genlab.core.experiments.sweep import iter_worker
         from genlab.core.experiments.study import make_storage, open_study
+        from genlab.core.experiments.trial_loop import iter_worker
 
         torch.set_num_threads(job.threads)
         study = open_study(job.spec, make_storage(job.storage), seed_offset=job.seed_offset)

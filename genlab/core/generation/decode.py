@@ -20,9 +20,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
+from transformers import DynamicCache
 
 from genlab.core.configs import ConfigError, GenerationRequest
-from genlab.core.generation.streaming_text import RowText
 from genlab.core.events import (
     FinishReason,
     GenerationFinished,
@@ -31,13 +31,14 @@ from genlab.core.events import (
     TokenAlternative,
     TokenSampled,
 )
-from genlab.core.modeling.loading import LoadedModel
 from genlab.core.generation.sampling import (
     RowParams,
     fill_history_padding,
     pick_with_uniforms,
     process_logits,
 )
+from genlab.core.generation.streaming_text import RowText
+from genlab.core.modeling.loading import LoadedModel
 
 Event = TokenSampled | RowFinished | GenerationFinished
 
@@ -195,7 +196,6 @@ class _Batch:
             self.uniforms = self.uniforms.float().clamp_(max=1 - 2**-24)
         self.uniforms = self.uniforms.to(self.device)
         self.extra = _forward_kwargs(loaded, requests)
-        from transformers import DynamicCache
 
         self.cache = DynamicCache(config=self.model.config)
         self.history: torch.Tensor | None = None  # [B, L + steps] ids, if a row is penalised

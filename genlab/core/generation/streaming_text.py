@@ -1,6 +1,6 @@
 """Streamed text of one generated row: deltas that add up to exactly the row's final text.
 
-Split out of ``genlab.core.generation.decode`` (which owns the decode loop): incremental decoding of each
+Split out of ``generation.decode`` (which owns the decode loop): incremental decoding of each
 new token, a character split across tokens held back until it completes, and text that could
 still become a stop string held back until decided.
 """

@@ -4,7 +4,7 @@ Owns the choice of device (cuda, then mps, then cpu) and dtype (bf16 on CUDA whe
 else float32), turning "not found" failures into a one-line ``ModelLoadError`` that names the
 model and the fix, and attaching PEFT LoRA adapters by name so that one batch can mix the base
 model and several adapters. ``load_model(None)`` (or ``"default"``) loads the model shipped in
-``genlab/assets`` (``default_model_path``).
+``genlab/assets`` (``genlab.assets.resolve_model``, the one default-model resolver).
 """
 
 from __future__ import annotations
@@ -15,43 +15,34 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
-from genlab.assets import DEFAULT_MODEL_NAME as DEFAULT_MODEL_NAME  # "tinystories-1.4m"
+from genlab import assets
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-DEFAULT_MODEL_ALIAS = "default"
-"""A ``name_or_path`` that means the shipped model (as does None)."""
 
 
 class ModelLoadError(RuntimeError):
     """A model, tokenizer or adapter could not be loaded; the message says what to do."""
 
 
-class DefaultModelMissing(ModelLoadError, LookupError):
-    """The shipped default model is not installed (a ``LookupError`` too, for spec resolvers)."""
-
-
-def default_model_path() -> Path:
-    """The directory of the shipped default model (``genlab/assets/tinystories-1.4m``).
+def resolve_model_name(name_or_path: str | None) -> str:
+    """``name_or_path``, or the shipped model's directory for None / ``"default"``.
 
     Raises:
-        DefaultModelMissing: It is not there (a checkout without the model, a broken install);
-            the one-line message says to pass ``--model``.
+        ModelLoadError: The shipped model is missing or a local path does not exist (one line
+            naming ``--model`` and the fix).
     """
-    from genlab import assets
-
-    if not assets.default_model_installed():
-        raise DefaultModelMissing(assets.missing_default_model_message())
-    return Path(assets.DEFAULT_MODEL_DIR)  # genlab/assets/<DEFAULT_MODEL_NAME>
-
-
-def resolve_model_name(name_or_path: str | None) -> str:
-    """``name_or_path``, or the shipped model's directory for None / ``"default"``."""
-    if name_or_path is None or name_or_path == DEFAULT_MODEL_ALIAS:
-        return str(default_model_path())
-    return name_or_path
+    try:
+        return assets.resolve_model(name_or_path)
+    except assets.ModelNotFound as err:
+        prefix = "--model is required: " if isinstance(err, assets.DefaultModelMissing) else (
+            f"--model {name_or_path}: ")
+        raise ModelLoadError(prefix + str(err)) from None
 
 
 @dataclass
@@ -143,7 +134,6 @@ def _looks_like_hub_id(name: str) -> bool:
 
 def quiet_transformers() -> None:
     """Silence transformers' own progress bars and warnings: the core never prints."""
-    from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -151,7 +141,6 @@ def quiet_transformers() -> None:
 
 def load_tokenizer(name_or_path: str) -> Any:
     """Load a tokenizer and make sure it has a pad token (EOS is used when it has none)."""
-    from transformers import AutoTokenizer
 
     quiet_transformers()
 
@@ -178,7 +167,7 @@ def load_model(
 
     Args:
         name_or_path: Hugging Face hub id or a local directory in the standard HF layout;
-            None or ``"default"``: the shipped default model (``default_model_path``), whose
+            None or ``"default"``: the shipped default model (``assets.resolve_model``), whose
             directory becomes ``LoadedModel.name``.
         device: ``auto`` (cuda, then mps, then cpu) or an explicit torch device string.
         dtype: ``auto`` (bf16 on CUDA where supported, else float32) or a dtype name.
@@ -188,7 +177,6 @@ def load_model(
     Raises:
         ModelLoadError: With a one-line message naming the model or adapter and the fix.
     """
-    from transformers import AutoModelForCausalLM
 
     name_or_path = resolve_model_name(name_or_path)
     dev = resolve_device(device)
@@ -208,7 +196,6 @@ def load_model(
 
 def attach_adapter(loaded: LoadedModel, name: str, adapter_dir: str) -> None:
     """Attach a PEFT LoRA adapter under ``name`` (wrapping the model in PeftModel once)."""
-    from peft import PeftModel
 
     path = Path(adapter_dir)
     if not (path / "adapter_config.json").is_file():

@@ -14,8 +14,10 @@ equals it or ends with ``"." + name`` (so ``q_proj`` and ``self_attn.q_proj`` bo
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
+from peft import LoraConfig, get_peft_model
 from torch import nn
 
 
@@ -97,9 +99,7 @@ def apply_lora(model: nn.Module, *, rank: int, alpha: float, dropout: float,
         targets: Module names to adapt (already validated with ``unknown_targets``).
         rslora: Rank-stabilised scaling.
     """
-    import warnings
 
-    from peft import LoraConfig, get_peft_model
 
     lora_config = LoraConfig(
         r=rank,

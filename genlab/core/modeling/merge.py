@@ -20,6 +20,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from genlab.core.modeling.loading import ModelLoadError, attach_adapter, load_model, load_tokenizer
+
 MERGE_DTYPES = ("auto", "float32", "bfloat16", "float16")
 ADAPTER_NAME = "merged"
 
@@ -106,7 +110,6 @@ def merge_adapter(
 
 def _load_and_merge(adapter_dir: str, base: str) -> tuple[Any, Any]:
     """Base + adapter on the CPU in float32, merged; returns (plain model, tokenizer)."""
-    from genlab.core.modeling.loading import ModelLoadError, attach_adapter, load_model, load_tokenizer
 
     loaded = load_model(base, device="cpu", dtype="float32")
     try:
@@ -129,7 +132,6 @@ def _load_and_merge(adapter_dir: str, base: str) -> tuple[Any, Any]:
 
 def _save_atomically(model: Any, tokenizer: Any, out: Path, dtype: str) -> None:
     """Save into a temp dir beside ``out``, then swap it into place."""
-    import torch
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))

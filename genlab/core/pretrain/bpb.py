@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+import torch
+
 
 class BitsPerByte(NamedTuple):
     """Result of ``bits_per_byte``: unpacks as ``(bpb, nats, bytes)``."""
@@ -74,7 +76,6 @@ def bits_per_byte(
         prefix_token_id: Token the model is conditioned on before each story; None = BOS
             (EOS when the tokenizer has no BOS).
     """
-    import torch
 
     if not stories:
         raise ValueError("bits_per_byte: no stories to score")
@@ -108,7 +109,6 @@ def bits_per_byte(
 
 def _batch_nats(model: Any, batch: list[tuple[list[int], int]], pad: int, device: Any) -> float:
     """Summed NLL (nats) of the scored positions of right-padded windows."""
-    import torch
 
     width = max(len(ids) for ids, _ in batch)
     input_ids = torch.full((len(batch), width), pad, dtype=torch.long)

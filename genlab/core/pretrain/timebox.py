@@ -20,6 +20,7 @@ Both are standard run directories, so each can be inspected with ``genlab report
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.core.events import RunFinished, StopToken
-from genlab.core.pretrain.pipeline import (
+from genlab.core.pretrain.setup import (
     EVAL_FILE,
     INIT_DIR,
     RUN_DIR,
@@ -36,6 +37,7 @@ from genlab.core.pretrain.pipeline import (
     PretrainConfig,
     prepare_pretrain_dir,
 )
+from genlab.core.training.train import iter_train
 
 DECAY_WARMUP_STEPS = 20
 """Warmup steps of the decay run: its fresh AdamW needs a few steps to estimate moments."""
@@ -51,7 +53,6 @@ def iter_time_boxed(config: PretrainConfig, out: Path, stop: StopToken,
     from its latest checkpoint, capped by the new deadline; otherwise the stable run continues
     from its latest checkpoint and the decay run follows as usual.
     """
-    from genlab.core.training.train import iter_train
 
     t0 = time.monotonic()
     limit = float(config.time_limit_s or 0)
@@ -101,7 +102,6 @@ def iter_time_boxed(config: PretrainConfig, out: Path, stop: StopToken,
 
 def earlier_phase_totals(out: Path, finished: RunFinished) -> dict[str, Any]:
     """``train_tokens`` and ``wall_time_s`` of the stable run plus the decay run ``finished``."""
-    import json
 
     tokens, wall = finished.tokens, finished.wall_time_s
     summary = out / STABLE_DIR / "summary.json"

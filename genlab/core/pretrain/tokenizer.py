@@ -23,6 +23,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
 EOS_TOKEN = "<|endoftext|>"
 BOS_TOKEN = "<|bos|>"
 PAD_TOKEN = "<|pad|>"
@@ -49,8 +52,6 @@ def train_tokenizer(
     Returns:
         A ``transformers.PreTrainedTokenizerFast`` with eos, bos and pad tokens set.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
 
     if vocab_size < MIN_VOCAB:
         raise ValueError(f"vocab_size={vocab_size}: must be >= {MIN_VOCAB} "

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
 DPI = 110
 BAD = "#d62728"
 
@@ -39,7 +43,6 @@ class Curve:
 def _figure(width: float, height: float, cols: int = 1, bottom: float = 0.6) -> tuple[Any, Any]:
     """A figure of ``cols`` axes with fixed margins (in inches): an automatic layout engine
     would cost more than drawing the plot itself."""
-    from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=DPI)
     fig.subplots_adjust(left=0.75 / width, right=1 - 0.25 / width, bottom=bottom / height,
@@ -50,7 +53,6 @@ def _figure(width: float, height: float, cols: int = 1, bottom: float = 0.6) -> 
 
 def loss_curves(curves: Sequence[Curve], path: str | Path, title: str = "") -> Path:
     """Training loss (left) and eval loss (right) of every trial, overlaid."""
-    from matplotlib import colormaps
 
     fig, (ax_train, ax_eval) = _figure(11, 4.2, cols=2)
     cmap = colormaps["viridis"]
@@ -154,7 +156,6 @@ def objective_scatter(axes: Sequence[Axis], objectives: Sequence[float | None],
 def heatmap(x: Axis, y: Axis, cells: dict[tuple[str, str], tuple[float | None, str]],
             path: str | Path, objective_name: str) -> Path:
     """The objective over a two-parameter grid (``cells[(x label, y label)] = (value, status)``)."""
-    import numpy as np
 
     xl, yl = x.labels(), y.labels()
     grid = np.full((len(yl), len(xl)), np.nan)

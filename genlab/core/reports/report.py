@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from genlab.core.generation.grid import format_value
+from genlab.core.reports import plots
 from genlab.core.reports.results import RESULTS_FILE, SPEC_FILE, read_rows
+from genlab.core.training.run_dir import read_metrics
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -210,7 +212,6 @@ def _fmt(value: Any) -> str:
 
 def _plot_blocks(out: Path, spec: dict[str, Any], rows: list[dict[str, Any]], dims: list[str],
                  objective: str) -> list[Block]:
-    from genlab.core.reports import plots
 
     plot_dir = out / PLOTS_DIR
     plot_dir.mkdir(exist_ok=True)
@@ -259,7 +260,6 @@ def _label(r: dict[str, Any], dims: list[str]) -> str:
 
 
 def _curves(out: Path, r: dict[str, Any]) -> tuple[list, list]:
-    from genlab.core.training.run_dir import read_metrics
 
     run_dir = out / str(r.get("run_dir", ""))
     if not r.get("run_dir") or not run_dir.is_dir():

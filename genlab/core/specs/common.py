@@ -1,8 +1,9 @@
 """Spec files for ``genlab compare`` and ``genlab sweep``: loading, variables, overrides, checks.
 
-This module owns the half of spec handling that both kinds share; ``compare_spec`` and
-``sweep_spec`` own what each kind means. A spec is a YAML mapping (format reference:
-``docs/specs.md``):
+This module owns the half of spec handling that both kinds share (the bottom of
+``genlab.core.specs``); ``specs.compare`` and ``specs.sweep`` own what each kind means and
+``specs.loader`` reads a file and dispatches on its kind. A spec is a YAML mapping
+(format reference: ``docs/specs.md``):
 
 * **YAML 1.2 numbers.** ``1e-4`` is a float (plain PyYAML reads it as a string); duplicate keys
   are an error instead of a silent overwrite.
@@ -27,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SPEC_KINDS = ("compare", "sweep")
+import yaml
+
 DEFAULT_MODEL = "default"
 """The ``model`` value (or its absence) that means genlab's shipped default model."""
 
@@ -64,7 +66,6 @@ class SpecContext:
 
 
 def _yaml_loader() -> type:
-    import yaml
 
     class Loader(yaml.SafeLoader):
         """SafeLoader with YAML 1.2 floats (``1e-4``) and duplicate-key errors."""
@@ -92,7 +93,6 @@ def _yaml_loader() -> type:
 
 def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML ``text`` with the spec rules; syntax errors become one-line ``SpecError``."""
-    import yaml
 
     try:
         return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
@@ -298,89 +298,3 @@ def config_error(ctx: SpecContext, prefix: str, err: Any) -> SpecError:
     if isinstance(value, tuple):
         value = list(value)
     return ctx.error(key, f"expected {err.expected}, got {describe(value)}")
-
-
-# ----------------------------------------------------------------------------- entry point
-
-
-def load_spec(spec: str | Path | Mapping[str, Any], *, overrides: Iterable[str] = (),
-              model: str | None = None, expect: str | None = None) -> Any:
-    """Read, override, substitute and validate a spec; returns a CompareSpec or SweepSpec.
-
-    Args:
-        spec: A spec file path, or an already-parsed mapping (Python API; ``${spec_dir}`` is
-            then the current directory).
-        overrides: ``key.path=value`` strings applied before validation (``--set``).
-        model: Replaces the spec's ``model`` (``--model``).
-        expect: ``compare`` or ``sweep``: the command running it; a spec of the other kind (or
-            with keys of the other kind) is an error.
-
-    Raises:
-        SpecError: Anything wrong, as one line naming the file and key path.
-    """
-    if isinstance(spec, Mapping):
-        data: dict[str, Any] = _deep_copy(dict(spec))
-        ctx = SpecContext("<spec>", Path.cwd())
-    else:
-        data, ctx = read_spec_file(spec)
-    apply_overrides(data, overrides, ctx)
-    if model is not None:
-        data["model"] = model
-    data = substitute_vars(data, ctx)
-    kind = _kind(data, ctx, expect)
-    if kind == "compare":
-        from genlab.core.specs.compare import parse_compare_spec
-
-        return parse_compare_spec(data, ctx)
-    from genlab.core.specs.sweep import parse_sweep_spec
-
-    return parse_sweep_spec(data, ctx)
-
-
-def _kind(data: dict[str, Any], ctx: SpecContext, expect: str | None) -> str:
-    if "kind" in data:
-        kind = want_choice(data["kind"], "kind", ctx, SPEC_KINDS)
-    elif "search" in data and "axes" not in data:
-        kind = "sweep"
-    elif "axes" in data or "paired" in data or "prompts" in data:
-        kind = "compare"
-    elif expect is not None:
-        kind = expect
-    else:
-        raise ctx.error("kind", "is required (compare or sweep): the spec has neither axes "
-                                "nor search")
-    if expect is not None and kind != expect:
-        raise ctx.error("kind", f"this is a {kind} spec; run it with genlab {kind}")
-    return kind
-
-
-def _deep_copy(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _deep_copy(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_deep_copy(v) for v in value]
-    return value
-
-
-def resolve_model(name: str | None) -> str:
-    """The model to load for a spec's ``model`` (``default``/None: genlab's shipped model).
-
-    Raises:
-        LookupError: A local model path that does not exist, or no default model installed
-            (one line: pass --model or set model:).
-    """
-    if name and name != DEFAULT_MODEL:
-        if name.startswith((".", "/", "~")) and not Path(name).expanduser().exists():
-            raise LookupError(f"model: no such directory: {name}")
-        return name
-    from genlab.core.modeling import loading as models
-
-    finder = getattr(models, "default_model_path", None)
-    if finder is not None:
-        try:
-            return str(finder())
-        except LookupError as err:  # DefaultModelMissing: its message says what to do
-            first = str(err).splitlines()[0] if str(err) else "not installed"
-            raise LookupError(f"model: {first}") from None
-    raise LookupError("model: genlab's default model is not installed yet; set model: ID|DIR "
-                      "in the spec or pass --model")

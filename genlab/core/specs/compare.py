@@ -7,7 +7,7 @@ zipped (its lists have equal lengths, position i of each list forms one setting)
 crossed with the rest. ``adapter`` is an axis like the sampling fields (values: ``base`` or an
 adapter name); with adapters but no ``adapter`` axis, every setting runs on the base model and
 on each adapter, side by side. A cell is one combination; each cell generates ``samples``
-samples for every prompt, and sample i has the same seed in every cell (``genlab.core.generation.grid``).
+samples for every prompt, and sample i has the same seed in every cell (``generation.grid``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 from genlab.core.configs import ConfigError, SamplingParams
 from genlab.core.generation.grid import GRID_FIELDS, SHORT_NAMES, format_value
+from genlab.core.generation.prompts import PromptFileError, load_prompts
 from genlab.core.specs.common import (
     DEFAULT_MODEL,
     SpecContext,
@@ -202,7 +203,6 @@ def _adapters(value: Any, ctx: SpecContext) -> tuple[tuple[str, str], ...]:
 
 def _prompts(value: Any, ctx: SpecContext) -> tuple[str, ...]:
     if isinstance(value, str):
-        from genlab.core.generation.prompts import PromptFileError, load_prompts
 
         try:
             return tuple(load_prompts(value))

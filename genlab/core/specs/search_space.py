@@ -27,6 +27,7 @@ from genlab.core.specs.common import (
     SpecContext,
     check_keys,
     describe,
+    did_you_mean,
     want_bool,
     want_int,
     want_list,
@@ -185,7 +186,6 @@ def parse_search(value: Any, ctx: SpecContext, field_kinds: dict[str, str],
             dims.append(_bundle(name, spec, path, ctx, field_kinds, validate))
             continue
         if name not in field_kinds:
-            from genlab.core.specs.common import did_you_mean
 
             raise ctx.error(path, f"not a searchable field{did_you_mean(name, field_kinds)}; "
                                   "use a TrainConfig field, model_shape.<knob>, or a bundle "
@@ -259,7 +259,6 @@ def _bundle(name: str, spec: dict[str, Any], path: str, ctx: SpecContext,
             raise ctx.error(where, "expected at least one field to set")
         for key in fields:
             if key not in field_kinds:
-                from genlab.core.specs.common import did_you_mean
 
                 raise ctx.error(f"{where}.{key}", f"not a searchable field"
                                                   f"{did_you_mean(key, field_kinds)}")

@@ -2,7 +2,7 @@
 
 Owns what a ``kind: sweep`` spec means (reference: ``docs/specs.md``): a base ``TrainConfig``
 (``base:``, TrainConfig field names, plus ``model_shape`` for from-scratch models), a search
-space (``genlab.core.specs.search_space``), a method (``grid``, ``random`` or ``bayes`` = Optuna TPE),
+space (``specs.search_space``), a method (``grid``, ``random`` or ``bayes`` = Optuna TPE),
 a trial budget, the objective (minimised), an optional pruner, and whether to retrain the best
 configuration in full afterwards (``retrain_best`` with ``retrain_overrides``).
 
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from genlab.core.configs import ConfigError, TrainConfig
-from genlab.core.specs.search_space import SHAPE_KNOBS, SHAPE_PREFIX, SearchSpace, parse_search
+from genlab.core.configs import ConfigError, ModelShape, TrainConfig
+from genlab.core.generation.prompts import PromptFileError, load_prompts
 from genlab.core.specs.common import (
     DEFAULT_MODEL,
     SpecContext,
@@ -30,6 +30,7 @@ from genlab.core.specs.common import (
     want_mapping,
     want_str,
 )
+from genlab.core.specs.search_space import SHAPE_KNOBS, SHAPE_PREFIX, SearchSpace, parse_search
 
 SWEEP_KEYS = ("kind", "name", "description", "vars", "model", "base", "search", "method",
               "trials", "objective", "pruner", "retrain_best", "retrain_overrides", "seed")
@@ -203,7 +204,6 @@ def _base(value: Any, ctx: SpecContext) -> tuple[dict[str, Any], dict[str, int] 
         check_keys(knobs, "base.model_shape", SHAPE_KNOBS, ctx)
         shape = {k: want_int(v, f"base.model_shape.{k}", ctx, low=1) for k, v in knobs.items()}
     if isinstance(mapping.get("sample_prompts"), str):
-        from genlab.core.generation.prompts import PromptFileError, load_prompts
 
         try:
             mapping["sample_prompts"] = load_prompts(mapping["sample_prompts"])
@@ -253,7 +253,6 @@ def _validate_fields(base: dict[str, Any], shape: dict[str, int] | None,
         raise ctx.error(path, str(err)) from None
     if shape is None and not knobs:
         return
-    from genlab.core.pretrain.pipeline import ModelShape
 
     merged = {**(shape or {}), **{k: v for k, v in knobs.items()}}
     for key, value in merged.items():

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from genlab.core.training.run_dir import CHECKPOINTS_DIR
 
@@ -130,7 +131,6 @@ def save_checkpoint(
         rng: ``capture_rng()`` of every process, by process index.
         keep: How many of the newest checkpoints to keep (>= 1).
     """
-    from safetensors.torch import save_file
 
     root = checkpoints_root(run_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -158,7 +158,6 @@ def save_checkpoint(
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint directory written by ``save_checkpoint`` (tensors on CPU)."""
-    from safetensors.torch import load_file
 
     path = Path(path)
     state = json.loads((path / "state.json").read_text(encoding="utf-8"))

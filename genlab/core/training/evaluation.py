@@ -22,6 +22,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
+from genlab.core.configs import GenerationRequest, SamplingParams
+from genlab.core.generation.decode import generate
+from genlab.core.modeling.loading import LoadedModel
+
 if TYPE_CHECKING:
     from genlab.core.training.setup import TrainingSetup
 
@@ -104,9 +108,6 @@ def generate_samples(setup: TrainingSetup) -> tuple[dict[str, str], ...]:
     config = setup.config
     if not config.sample_prompts or not setup.accelerator.is_main_process:
         return ()
-    from genlab.core.configs import GenerationRequest, SamplingParams
-    from genlab.core.generation.decode import generate
-    from genlab.core.modeling.loading import LoadedModel
 
     params = SamplingParams(temperature=config.sample_temperature,
                             max_new_tokens=config.sample_max_new_tokens)

@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 
-from genlab.core.training import checkpoint as ckpt_mod
 from genlab.core.events import (
     CheckpointSaved,
     EvalResult,
@@ -29,8 +28,14 @@ from genlab.core.events import (
     StopToken,
     TrainStep,
 )
+from genlab.core.training import checkpoint as ckpt_mod
+from genlab.core.training.evaluation import (
+    count_loss_tokens,
+    evaluate,
+    generate_samples,
+    token_nll_sum,
+)
 from genlab.core.training.optimizers import UpdateTracker
-from genlab.core.training.evaluation import count_loss_tokens, evaluate, generate_samples, token_nll_sum
 from genlab.core.training.run_writer import RunFiles
 from genlab.core.training.setup import TrainingSetup
 

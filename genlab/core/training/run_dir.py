@@ -15,7 +15,7 @@ runs/<YYYYmmdd-HHMMSS>-<name>/
   adapter/         LoRA runs: PEFT save_pretrained output (adapter_config.json +
                    adapter_model.safetensors), loadable by PeftModel.from_pretrained
   model/           full-weight runs: a standard HF model directory with its tokenizer
-  checkpoints/     step-XXXXXXXX/: the latest resumable checkpoint (see genlab.core.training.checkpoint)
+  checkpoints/     step-XXXXXXXX/: the latest resumable checkpoint (see training.checkpoint)
   summary.json     written once at the end: status, message, steps, tokens, wall time,
                    best eval loss and its step, final train loss, which weights were saved
 ```
@@ -28,15 +28,18 @@ progress (or one killed without a chance to write it).
 from __future__ import annotations
 
 import json
-import math
-import os
-import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from genlab.core.configs import TrainConfig
+from genlab.core.io import (
+    fresh_dir,
+    read_jsonl,
+    rewrite_jsonl_atomic,
+    to_json_line,
+    write_json_atomic,
+)
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -51,39 +54,9 @@ DEFAULT_ROOT = "runs"
 # ----------------------------------------------------------------------------- writing
 
 
-def jsonable(value: Any) -> Any:
-    """``value`` with tuples as lists and non-finite floats as None (strict JSON)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    return value
-
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write ``data`` as indented strict JSON to ``path`` via a temp file and ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(jsonable(data), f, indent=2, allow_nan=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def default_run_dir(config: TrainConfig, root: str | Path = DEFAULT_ROOT) -> Path:
     """``root/<YYYYmmdd-HHMMSS>-<name or model basename>``; not created, never an existing dir."""
-    label = config.name or Path(config.model.rstrip("/\\")).name or "run"
-    label = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-") or "run"
-    base = Path(root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{label}"
-    candidate, n = base, 2
-    while candidate.exists():
-        candidate = base.with_name(f"{base.name}-{n}")
-        n += 1
-    return candidate
+    return fresh_dir(root, config.name or Path(config.model.rstrip("/\\")).name or "run")
 
 
 def write_config(run_dir: str | Path, config: TrainConfig, resolved: dict[str, Any]) -> None:
@@ -102,7 +75,7 @@ class JsonlWriter:
 
     def write(self, record: dict[str, Any]) -> None:
         """Append ``record`` and flush."""
-        self._file.write(json.dumps(jsonable(record), allow_nan=False) + "\n")
+        self._file.write(to_json_line(record))
         self._file.flush()
 
     def close(self) -> None:
@@ -113,45 +86,24 @@ class JsonlWriter:
 
 def truncate_jsonl(path: str | Path, max_step: int) -> None:
     """Drop records whose ``step`` is above ``max_step`` (used when resuming a checkpoint)."""
-    path = Path(path)
-    if not path.exists():
-        return
-    kept = [r for r in _read_jsonl(path) if r.get("step", 0) <= max_step]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for record in kept:
-            f.write(json.dumps(record, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    if Path(path).exists():
+        rewrite_jsonl_atomic(path, [r for r in read_jsonl(path) if r.get("step", 0) <= max_step])
 
 
 # ----------------------------------------------------------------------------- reading
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a line cut short by a crash ends the readable part
-    return records
-
-
 def read_metrics(run_dir: str | Path, kind: str | None = None) -> list[dict[str, Any]]:
     """Every metrics record in order; ``kind="train"`` or ``"eval"`` filters by ``type``."""
     path = Path(run_dir) / METRICS_FILE
-    records = _read_jsonl(path) if path.exists() else []
+    records = read_jsonl(path)
     return [r for r in records if kind is None or r.get("type") == kind]
 
 
 def read_samples(run_dir: str | Path) -> list[dict[str, Any]]:
     """Every sample generation record ({"step", "prompt", "text"}) in order."""
     path = Path(run_dir) / SAMPLES_FILE
-    return _read_jsonl(path) if path.exists() else []
+    return read_jsonl(path)
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any] | None:

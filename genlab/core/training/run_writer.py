@@ -1,8 +1,8 @@
 """The live side of a run directory: what the training loop writes, and when.
 
 ``RunFiles`` creates (or reopens) the directory, appends metrics and samples, saves checkpoints,
-the final weights and the summary (format: ``genlab.core.training.run_dir``; checkpoint contents:
-``genlab.core.training.checkpoint``). In multi-process runs only the main process touches the disk; the
+the final weights and the summary (format: ``training.run_dir``; checkpoint contents:
+``training.checkpoint``). In multi-process runs only the main process touches the disk; the
 others take part in the collective steps (path broadcast, RNG gather, barriers) and otherwise do
 nothing, so every process can call every method.
 """
@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from accelerate.utils import broadcast_object_list, gather_object
 
+from genlab.core.events import CheckpointSaved
+from genlab.core.io import write_json_atomic
 from genlab.core.training import checkpoint as ckpt_mod
 from genlab.core.training import run_dir as runs
-from genlab.core.events import CheckpointSaved
+from genlab.core.training.setup import TrainSetupError
 
 if TYPE_CHECKING:
     from genlab.core.training.setup import TrainingSetup
@@ -40,7 +43,6 @@ class RunFiles:
         """Create a new run directory (``out_dir`` or the default) and write ``config.json``."""
         chosen = [str(out_dir or runs.default_run_dir(self.setup.config))]
         if self.acc.num_processes > 1:  # timestamps differ per process: use the main one's
-            from accelerate.utils import broadcast_object_list
 
             broadcast_object_list(chosen)
         self.dir = Path(chosen[0])
@@ -58,7 +60,6 @@ class RunFiles:
         Raises:
             TrainSetupError: This launch's global batch differs from the run's.
         """
-        from genlab.core.training.setup import TrainSetupError
 
         self.dir = Path(run_dir)
         stored = runs.read_resolved(self.dir).get("effective_batch")
@@ -105,7 +106,6 @@ class RunFiles:
         """
         rng = [ckpt_mod.capture_rng()]
         if self.acc.num_processes > 1:  # dropout streams differ per process: keep each
-            from accelerate.utils import gather_object
 
             rng = gather_object(rng)
         path = ckpt_mod.checkpoints_root(self.dir) / f"step-{state['step']:08d}"
@@ -139,7 +139,7 @@ class RunFiles:
     def write_summary(self, summary: dict[str, Any]) -> None:
         """Write ``summary.json`` atomically."""
         if self.main and self.dir is not None:
-            runs.write_json_atomic(self.dir / runs.SUMMARY_FILE, summary)
+            write_json_atomic(self.dir / runs.SUMMARY_FILE, summary)
 
     def latest_checkpoint(self) -> Path | None:
         """The newest complete checkpoint of this run."""

@@ -23,6 +23,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from torch.optim.lr_scheduler import LambdaLR
+
 if TYPE_CHECKING:
     import torch
 
@@ -76,6 +78,5 @@ def build_scheduler(
     optimizer: torch.optim.Optimizer, total_steps: int, config: TrainConfig
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """A ``LambdaLR`` over ``optimizer`` whose multiplier is ``lr_at``; step it once per update."""
-    from torch.optim.lr_scheduler import LambdaLR
 
     return LambdaLR(optimizer, lambda step: lr_at(step, total_steps, config))

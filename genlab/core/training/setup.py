@@ -1,8 +1,8 @@
 """Everything a training run needs before its first step, validated before any file is written.
 
-This module owns the setup phase of ``genlab.core.training.train.iter_train``: the ``Accelerator``
-(device, mixed precision, processes), the model (``genlab.core.modeling.loading.load_model``), the data
-(``genlab.core.data.packing.prepare_data``), LoRA wrapping (``genlab.core.modeling.lora``), the optimizer and
+This module owns the setup phase of ``training.train.iter_train``: the ``Accelerator``
+(device, mixed precision, processes), the model (``modeling.loading.load_model``), the data
+(``data.packing.prepare_data``), LoRA wrapping (``modeling.lora``), the optimizer and
 schedule, and every check that needs them. A failure raises ``ModelLoadError``, ``DataError`` or
 ``TrainSetupError`` (one line each) while nothing is on disk yet.
 
@@ -19,11 +19,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import peft
 import torch
+import transformers
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState, PartialState
+from accelerate.utils import DistributedType, set_seed
+from peft import PeftModel
 
-from genlab.core.modeling import lora as lora_mod
+from genlab import __version__
 from genlab.core.configs import TrainConfig
-from genlab.core.modeling.loading import resolve_device
+from genlab.core.data.packing import prepare_data
+from genlab.core.modeling import lora as lora_mod
+from genlab.core.modeling.loading import load_model, resolve_device
+from genlab.core.training.optimizers import build_optimizer
 from genlab.core.training.schedules import build_scheduler, resolve_warmup_steps
 
 MIXED_TO_DTYPE = {"no": "float32", "bf16": "bfloat16", "fp16": "float16"}
@@ -78,7 +87,6 @@ class TrainingSetup:
     @property
     def generation_model(self) -> Any:
         """The model to generate samples with: LoRA layers active, no PEFT wrapper."""
-        from peft import PeftModel
 
         if isinstance(self.unwrapped, PeftModel):
             return self.unwrapped.get_base_model()
@@ -96,10 +104,7 @@ def setup_training(config: TrainConfig) -> TrainingSetup:
         DataError: The data cannot be read or is too small.
         TrainSetupError: A setting conflicts with the model or the data.
     """
-    from accelerate.utils import set_seed
 
-    from genlab.core.data.packing import prepare_data
-    from genlab.core.modeling.loading import load_model
 
     config = resolve_paths(config)
     accelerator, mixed = make_accelerator(config)
@@ -137,7 +142,6 @@ def setup_training(config: TrainConfig) -> TrainingSetup:
     model.train()
 
     # --- optimizer and schedule (the scheduler wraps the bare optimizer; the loop steps it)
-    from genlab.core.training.optimizers import build_optimizer
 
     optimizer = build_optimizer(model, config, config.scaled_lr)
     scheduler = build_scheduler(optimizer, total_steps, config)
@@ -195,9 +199,6 @@ def make_accelerator(config: TrainConfig) -> tuple[Any, str]:
     TUI, a notebook, the tests) can run trainings with different devices and precisions one
     after the other. Under ``accelerate launch`` the launcher's process group is kept.
     """
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, PartialState
-    from accelerate.utils import DistributedType
 
     partial = PartialState._shared_state
     if not partial or partial.get("distributed_type") == DistributedType.NO:
@@ -240,10 +241,7 @@ def resolve_targets(model: Any, requested: tuple[str, ...] | None) -> tuple[str,
 
 def resolved_facts(setup: TrainingSetup, mixed: str) -> dict[str, Any]:
     """What the run resolved beyond the config: stored under ``config.json``'s ``resolved``."""
-    import peft
-    import transformers
 
-    from genlab import __version__
 
     data = setup.data
     return {

@@ -50,9 +50,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from genlab.core.training import run_dir as runs
 from genlab.core.configs import TrainConfig
 from genlab.core.events import RunFinished, StopToken
+from genlab.core.training import run_dir as runs
 from genlab.core.training.loop import TrainEvent, TrainLoop
 from genlab.core.training.setup import TrainSetupError, setup_training
 

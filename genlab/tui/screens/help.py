@@ -15,6 +15,13 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from genlab.tui.bindings import APP_BINDINGS
+from genlab.tui.screens.runs import RunsScreen
+from genlab.tui.screens.sample import SampleScreen
+from genlab.tui.screens.train import TrainScreen
+from genlab.tui.widgets.run_table import RunTable
+from genlab.tui.widgets.token_view import TokenView
+
 INTRO = ("See what sampling and training hyperparameters do, side by side. Function keys "
          "and Ctrl keys work anywhere, even while you type in a field; Esc, arrows, Space "
          "and Enter act on the focused area (Tab / Shift+Tab move focus).")
@@ -35,16 +42,15 @@ def key_label(keys: str) -> str:
     return " / ".join(names)
 
 
+class _App:
+    """The app's bindings, as a class with ``BINDINGS`` like the screens."""
+
+    BINDINGS = APP_BINDINGS
+
+
 def binding_sections() -> list[tuple[str, list[tuple[str, str, bool]]]]:
     """(section, [(keys, description, priority)]) for every documented binding."""
-    from genlab.tui.app import GenlabApp
-    from genlab.tui.screens.runs import RunsScreen
-    from genlab.tui.screens.sample import SampleScreen
-    from genlab.tui.screens.train import TrainScreen
-    from genlab.tui.widgets.run_table import RunTable
-    from genlab.tui.widgets.token_view import TokenView
-
-    sections = [("Everywhere", [GenlabApp]), ("Sample screen (F2)", [SampleScreen, TokenView]),
+    sections = [("Everywhere", [_App]), ("Sample screen (F2)", [SampleScreen, TokenView]),
                 ("Train screen (F3)", [TrainScreen]), ("Runs screen (F4)", [RunsScreen, RunTable])]
     out = []
     for title, classes in sections:

@@ -1,6 +1,6 @@
 """The Runs screen: every run directory under the runs folder, compared.
 
-Thin wiring: ``genlab.core.training.run_dir.list_runs`` feeds the table; marking runs (Space) overlays
+Thin wiring: ``core.training.run_dir.list_runs`` feeds the table; marking runs (Space) overlays
 their loss curves; Enter opens a run's sample generations. The list refreshes whenever the
 screen is shown, and on F5.
 """

@@ -16,7 +16,6 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from genlab.core.training import run_dir as runs
 from genlab.core.configs import ConfigError
 from genlab.core.events import (
     CheckpointSaved,
@@ -25,6 +24,7 @@ from genlab.core.events import (
     RunStarted,
     TrainStep,
 )
+from genlab.core.training import run_dir as runs
 from genlab.tui.bridge import Bridge
 from genlab.tui.widgets.eval_samples import EvalSamples
 from genlab.tui.widgets.status_line import StatusLine

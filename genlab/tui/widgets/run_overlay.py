@@ -1,6 +1,6 @@
 """Loss curves of several runs on one chart, to compare them.
 
-Owns reading each marked run's ``metrics.jsonl`` (through ``genlab.core.training.run_dir``) and drawing
+Owns reading each marked run's ``metrics.jsonl`` (through ``core.training.run_dir``) and drawing
 its EMA-smoothed train loss as a line and its eval losses as points, one colour per run.
 """
 

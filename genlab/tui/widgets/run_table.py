@@ -1,6 +1,6 @@
 """A table of run directories: status, key hyperparameters, best eval loss, time.
 
-Owns turning ``genlab.core.training.run_dir.RunInfo`` records into rows and the multi-selection used to
+Owns turning ``core.training.run_dir.RunInfo`` records into rows and the multi-selection used to
 overlay curves: Space marks or unmarks the row under the cursor (posting
 ``RunTable.SelectionChanged``), Enter opens it (``RunTable.Opened``).
 """

@@ -6,10 +6,15 @@ import json
 
 import pytest
 
-from genlab.core.experiments.compare import CellFinished, CompareFinished, CompareStarted, iter_compare
 from genlab.core.events import StopToken
+from genlab.core.experiments.compare import (
+    CellFinished,
+    CompareFinished,
+    CompareStarted,
+    iter_compare,
+)
 from genlab.core.reports.results import RESULTS_FILE, OutDirError, read_rows
-from genlab.core.specs.common import load_spec
+from genlab.core.specs.loader import load_spec
 
 
 @pytest.fixture(scope="module")

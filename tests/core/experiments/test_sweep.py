@@ -15,9 +15,6 @@ from pathlib import Path
 import pytest
 
 from genlab.core.events import StopToken
-from genlab.core.reports.results import RESULTS_FILE, read_rows
-from genlab.core.specs.common import load_spec
-from genlab.core.experiments.sweep import iter_sweep
 from genlab.core.experiments.events import SweepFinished, TrialFinished
 from genlab.core.experiments.study import (
     OWNER_ATTR,
@@ -28,6 +25,9 @@ from genlab.core.experiments.study import (
     make_storage,
     open_study,
 )
+from genlab.core.experiments.sweep import iter_sweep
+from genlab.core.reports.results import RESULTS_FILE, read_rows
+from genlab.core.specs.loader import load_spec
 
 FACTS = Path(__file__).resolve().parents[3] / "demo" / "facts"
 

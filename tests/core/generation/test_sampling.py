@@ -14,8 +14,8 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from genlab.core.generation import sampling as S
 from genlab.core.configs import SamplingParams
+from genlab.core.generation import sampling as S
 
 NEG = float("-inf")
 

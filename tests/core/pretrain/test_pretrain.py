@@ -11,16 +11,11 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS_LINES
 
-from genlab.core.pretrain.pipeline import (
-    ModelShape,
-    PretrainConfig,
-    PretrainFinished,
-    build_model,
-    count_parameters,
-    iter_pretrain,
-    save_model_dir,
-)
-from genlab.core.pretrain.tokenizer import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, train_tokenizer
+from genlab.core.configs import ModelShape, PretrainConfig
+from genlab.core.configs.pretrain import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN
+from genlab.core.pretrain.model import build_model, count_parameters, save_model_dir
+from genlab.core.pretrain.pipeline import PretrainFinished, iter_pretrain
+from genlab.core.pretrain.tokenizer import train_tokenizer
 
 ODD_TEXTS = [
     "“Hello,” she said — it’s a café… ¡Olé! «ok» ñ",

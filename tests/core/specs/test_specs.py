@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from genlab.core.specs.common import SpecError, parse_yaml
 from genlab.core.specs.compare import CompareSpec
-from genlab.core.specs.common import SpecError, load_spec, parse_yaml
+from genlab.core.specs.loader import load_spec
 from genlab.core.specs.sweep import SweepSpec
 
 FACTS = Path(__file__).resolve().parents[3] / "demo" / "facts"

@@ -8,9 +8,10 @@ import re
 import pytest
 import torch
 
+from genlab.core.configs import TrainConfig
+from genlab.core.io import write_json_atomic
 from genlab.core.training import checkpoint as ckpt
 from genlab.core.training import run_dir as runs
-from genlab.core.configs import TrainConfig
 
 
 def _config(**kw) -> TrainConfig:
@@ -68,7 +69,7 @@ def test_summary_and_list_runs(tmp_path):
         runs.write_config(d, _config(name=d.name), {})
     (tmp_path / "not-a-run").mkdir()
     assert runs.read_summary(a) is None
-    runs.write_json_atomic(a / runs.SUMMARY_FILE, {"status": "completed", "best": float("nan")})
+    write_json_atomic(a / runs.SUMMARY_FILE, {"status": "completed", "best": float("nan")})
     assert runs.read_summary(a) == {"status": "completed", "best": None}
     listed = runs.list_runs(tmp_path)
     assert [(r.name, r.status) for r in listed] == [(a.name, "completed"), (b.name, "running")]

@@ -10,7 +10,6 @@ import pytest
 import torch
 from conftest import CORPUS_LINES
 
-from genlab.core.training import run_dir as runs
 from genlab.core.configs import GenerationRequest, SamplingParams, TrainConfig
 from genlab.core.data.packing import DataError
 from genlab.core.events import (
@@ -22,6 +21,7 @@ from genlab.core.events import (
     TrainStep,
 )
 from genlab.core.modeling.loading import ModelLoadError
+from genlab.core.training import run_dir as runs
 from genlab.core.training.train import TrainSetupError, iter_train, train
 
 

@@ -1,0 +1,114 @@
+"""Per-row sampling settings and one row of a batched generation.
+
+``SamplingParams`` is the one place a sampling knob is declared: its type, range, "off" value,
+CLI flag and help, TUI label and learner hint (see ``configs.knobs``). ``genlab sample``'s grid
+flags, the TUI's column settings, compare specs' keys and the JSONL ``params`` object all come
+from these fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from genlab.core.configs.knobs import ConfigError, knob, knob_fields, validate_knobs
+
+GRID_PANEL = ("Sampling grid (each takes one value or a comma-separated list; columns = cross "
+              "product)")
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Per-row sampling settings. Each "off" value leaves the logits untouched.
+
+    Transforms apply in this order (see ``genlab.core.generation.sampling``): repetition penalty
+    on the raw logits, then temperature, then top-k, then top-p, then min-p; the row then draws
+    from the softmax of what is left (or takes the argmax when temperature is 0).
+    """
+
+    temperature: float = knob(
+        1.0, low=0, note="0 = greedy", panel=GRID_PANEL, metavar="T[,T...]", grid=True,
+        aliases=("--temp", "-t"), label="temp",
+        intuition="divides the logits before sampling. Low: safe and repetitive; high: "
+                  "varied, may derail. 0 = greedy (always the likeliest token).")
+    """Divide the logits by T (0 = greedy: argmax)."""
+    top_k: int = knob(
+        0, low=0, note="0 = off", panel=GRID_PANEL, metavar="K[,K...]", grid=True,
+        label="top-k",
+        intuition="only the k likeliest tokens can be drawn; small k = safer, duller. 0 = off.")
+    """Keep the K most likely tokens."""
+    top_p: float = knob(
+        1.0, low=0, low_open=True, high=1, note="1 = off", panel=GRID_PANEL,
+        metavar="P[,P...]", grid=True, label="top-p",
+        intuition="(nucleus) draw only from the likeliest tokens whose probabilities add up "
+                  "to p; lower = safer. 1 = off.")
+    """Nucleus: keep the smallest set of tokens whose probability reaches P."""
+    min_p: float = knob(
+        0.0, low=0, high=1, note="0 = off", panel=GRID_PANEL, metavar="P[,P...]", grid=True,
+        label="min-p",
+        intuition="drop tokens less likely than min-p x the top token's probability; cuts "
+                  "more when the model is sure. 0 = off.")
+    """Drop tokens below P x the top token's probability."""
+    repetition_penalty: float = knob(
+        1.0, low=0, low_open=True, note="1 = off", panel=GRID_PANEL, metavar="R[,R...]",
+        grid=True, label="rep pen",
+        intuition="tokens already in the prompt or output become less likely; >1 breaks "
+                  "loops, too high garbles. 1 = off.")
+    """Penalise tokens already in prompt or output (CTRL style: divide a positive logit by R,
+    multiply a negative one)."""
+    max_new_tokens: int = knob(
+        64, low=1, panel=GRID_PANEL, metavar="N[,N...]", grid=True, label="max new",
+        intuition="the longest continuation; a column ends earlier at end-of-text.")
+    """Most new tokens per sample."""
+    stop: tuple[str, ...] = knob(
+        (), panel=GRID_PANEL, metavar="STR", label="stop",
+        intuition="text that ends a sample when generated (not included).")
+    """End a sample when it generates STR (not included in the text). Repeatable; \\n means a
+    newline."""
+    ignore_eos: bool = knob(
+        False, panel=GRID_PANEL, label="ignore eos",
+        intuition="keep generating past end-of-text (for length studies).")
+    """Keep generating past the end-of-sequence token."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stop", tuple(self.stop))
+        validate_knobs(self)
+        if not all(isinstance(s, str) and s for s in self.stop):
+            raise ConfigError("stop", self.stop, "non-empty strings")
+
+    @property
+    def greedy(self) -> bool:
+        """True when the row takes the argmax instead of sampling."""
+        return self.temperature == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every parameter by name, JSON-able (``stop`` as a list)."""
+        data = asdict(self)
+        data["stop"] = list(self.stop)
+        return data
+
+
+SAMPLING_FIELDS = tuple(kf.name for kf in knob_fields(SamplingParams))
+"""Every sampling knob's name, in declaration (and JSONL ``params``) order."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One row of a batched generation: a prompt, its settings, its seed and its adapter.
+
+    A row's output depends only on these fields, never on the other rows of the batch.
+    """
+
+    prompt: str
+    params: SamplingParams = field(default_factory=SamplingParams)
+    seed: int = knob(0, low=0, high=2**63, high_open=True, label="seed",
+                     intuition="fixes this column's random draws. Same seed + same settings = "
+                               "same text, so a change you make shows that knob's effect.")
+    """Seeds the row's own ``torch.Generator``."""
+    adapter: str | None = None
+    """Name of a loaded LoRA adapter for this row, or None for the base model."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prompt, str):
+            raise ConfigError("prompt", self.prompt, "a string")
+        validate_knobs(self)

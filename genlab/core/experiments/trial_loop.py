@@ -1,0 +1,50 @@
+"""The loop every sweep worker runs: claim a trial, train it, record its row, repeat.
+
+The same loop runs in the coordinating process (``workers=1``), in each local worker process
+(``experiments.worker``) and on other machines (``--worker``); the study's claims
+(``experiments.study``) keep the budget exact across all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from genlab.core.events import StopToken
+from genlab.core.experiments.events import TrialFinished, TrialStarted
+from genlab.core.experiments.study import claim_trial, record, release
+from genlab.core.experiments.trial import build_row, iter_train_point, trial_dir
+from genlab.core.reports.results import RESULTS_FILE, append_row
+from genlab.core.specs.sweep import SweepSpec
+
+
+def iter_worker(spec: SweepSpec, study: Any, out: Path, model: str, stop: StopToken,
+                worker: int = 0) -> Iterator[Any]:
+    """Claim and run trials until the budget is used or ``stop`` is set."""
+    while not stop.stopped:
+        trial = claim_trial(study, spec)
+        if trial is None:
+            return
+        try:
+            yield from _iter_trial(spec, study, trial, out, model, stop, worker)
+        except BaseException:
+            release(study, trial, trial_dir(out, trial.number))
+            raise
+
+
+def _iter_trial(spec: SweepSpec, study: Any, trial: Any, out: Path, model: str,
+                stop: StopToken, worker: int) -> Iterator[Any]:
+    params = spec.search.suggest(trial)
+    run_dir = trial_dir(out, trial.number)
+    yield TrialStarted(trial.number, params, str(run_dir), worker)
+    pruning = trial if spec.pruner.kind != "none" else None
+    outcome = yield from iter_train_point(spec, params, run_dir, model, stop=stop,
+                                          number=trial.number, worker=worker, trial=pruning)
+    if outcome.status == "stopped":
+        release(study, trial, run_dir)
+        return
+    row = build_row(spec, trial.number, params, run_dir, out, outcome, worker)
+    append_row(out / RESULTS_FILE, row)  # first the file (source of truth), then the study
+    record(study, trial, row)
+    yield TrialFinished(trial.number, row["status"], row["objective"], row, worker)
