@@ -8,7 +8,7 @@ types) is resolved lazily from ``genlab.api`` on first attribute access.
 
 from typing import Any
 
-__version__ = "0.1.0"
+from genlab.version import __version__
 
 _API = ("compare", "sweep", "report", "load_spec", "CompareResult", "SweepResult")
 __all__ = ["__version__", *_API]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from genlab import __version__
+from genlab.version import __version__
 from genlab.cli import (
     compare_cmd,
     merge_cmd,

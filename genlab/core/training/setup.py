@@ -27,7 +27,7 @@ from accelerate.state import AcceleratorState, PartialState
 from accelerate.utils import DistributedType, set_seed
 from peft import PeftModel
 
-from genlab import __version__
+from genlab.version import __version__
 from genlab.core.configs import TrainConfig
 from genlab.core.data.packing import prepare_data
 from genlab.core.modeling import lora as lora_mod
