@@ -107,7 +107,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def time_limit_s(args: argparse.Namespace) -> float:
     """Seconds from now until ``--deadline``, or ``--time-limit`` parsed."""
     if args.time_limit:
-        from genlab.cli.errors import UsageError
+        from genlab.cli.common import UsageError
         from genlab.cli.pretrain_cmd import parse_duration
 
         try:

@@ -147,7 +147,7 @@ def test_commands_without_model_fail_in_one_line_when_it_is_missing(argv, no_def
 
 
 def test_default_resolves_to_the_assets_dir(monkeypatch, tiny_llama):
-    from genlab.cli.sample_args import default_model
+    from genlab.cli.common import default_model
     from genlab.core.modeling.loading import load_model, resolve_model_name
 
     monkeypatch.setattr(assets, "DEFAULT_MODEL_DIR", str(tiny_llama))

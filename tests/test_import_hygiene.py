@@ -47,7 +47,19 @@ def test_cli_help_does_not_import_torch(argv):
         "    except SystemExit as e:\n"
         "        assert e.code in (0, None), e.code\n"
     )
-    assert _hits(_loaded_after(code), (*HEAVY, "genlab.core")) == []
+    loaded = _loaded_after(code)
+    assert _hits(loaded, HEAVY) == []
+    # The options are generated from the configs' knobs, which are standard library only.
+    core = _hits(loaded, ("genlab.core",))
+    assert [m for m in core if m != "genlab.core" and not m.startswith("genlab.core.configs")] \
+        == []
+
+
+def test_configs_import_only_the_standard_library():
+    before = _loaded_after("pass")
+    after = _loaded_after("import genlab.core.configs")
+    new = {m.split(".")[0] for m in after - before}
+    assert sorted(new - set(sys.stdlib_module_names) - {"genlab"}) == []
 
 
 def test_core_imports_no_ui():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import typer
 
-from genlab.version import __version__
 from genlab.cli import (
     compare_cmd,
     merge_cmd,
@@ -20,6 +19,7 @@ from genlab.cli import (
     train_cmd,
     tui_cmd,
 )
+from genlab.version import __version__
 
 app = typer.Typer(
     name="genlab",

@@ -12,13 +12,12 @@ Import-time cost is typer and the standard library only.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import typer
 
-from genlab.cli import spec_common as common
-from genlab.cli.errors import fail
+from genlab.cli import spec_common
+from genlab.cli.common import EXIT_STOPPED, StopOnSignals, fail
 
 EPILOG = ("Spec format: docs/specs.md; examples: prompts/specs/. Exit codes: 0 done; 2 bad "
           "spec, --out or model (nothing written); 130 stopped by Ctrl-C (finished cells are "
@@ -30,14 +29,14 @@ def compare(
                                help="A compare spec (.yaml), e.g. "
                                     "prompts/specs/temperature-top-k.yaml."),
     out: str | None = typer.Option(
-        None, "--out", "-o", metavar="DIR", rich_help_panel=common.OUTPUT_PANEL,
+        None, "--out", "-o", metavar="DIR", rich_help_panel=spec_common.OUTPUT_PANEL,
         help="Output directory (results.jsonl, report.md, report.html). Default: "
              "runs/compare-<timestamp>-<spec name>. An existing one of the same spec is "
              "resumed: finished cells are skipped."),
-    model: str | None = common.model_option(),
-    set_: list[str] | None = common.set_option(),
-    check: bool = common.check_option(),
-    quiet: bool = common.quiet_option(),
+    model: str | None = spec_common.model_option(),
+    set_: list[str] | None = spec_common.set_option(),
+    check: bool = spec_common.check_option(),
+    quiet: bool = spec_common.quiet_option(),
 ) -> None:
     """Sample a model under every combination of a spec's settings and report side by side.
 
@@ -50,14 +49,11 @@ def compare(
 
         genlab compare my.yaml --model ./tiny --set samples=1 --out runs/cmp
     """
-    parsed = common.load_or_fail(spec, set_, model, "compare")
+    parsed = spec_common.load_or_fail(spec, set_, model, "compare")
     if check:
         _print_plan(parsed)
         return
-    from genlab.core.experiments.compare import prepare_compare
-
-    out_dir, _ = common.prepare_or_fail(lambda: prepare_compare(parsed, out))
-    _run(parsed, out_dir, quiet)
+    _run(parsed, out, quiet)
 
 
 def _print_plan(spec: Any) -> None:
@@ -69,68 +65,34 @@ def _print_plan(spec: Any) -> None:
         print(f"  {cell.index:3d}  {cell.label}")
 
 
-def _run(spec: Any, out_dir: Path, quiet: bool) -> None:
+def _run(spec: Any, out: str | None, quiet: bool) -> None:
+    # torch-free --help: rich, the API and the core load only when the command runs
     from rich.console import Console
 
     from genlab.api import compare as run_compare
-    from genlab.cli.train_cmd import StopOnSignals
+    from genlab.cli.compare_progress import CompareProgress
     from genlab.core.events import StopToken
-    from genlab.core.modeling.loading import ModelLoadError
 
     console = Console(stderr=True, quiet=quiet)
     stop = StopToken()
-    view = _Progress(console)
+    view = CompareProgress(console)
     try:
         with StopOnSignals(stop, on_first=view.stopping), view:
-            result = run_compare(spec, out_dir, on_event=view.handle, stop_token=stop)
-    except ModelLoadError as err:
-        fail(str(err).splitlines()[0] if str(err) else "the model could not be loaded")
+            result = run_compare(spec, out, on_event=view.handle, stop_token=stop)
     except KeyboardInterrupt:
-        print(f"genlab: aborted; finished cells are in {out_dir}", file=sys.stderr)
-        raise typer.Exit(common.EXIT_STOPPED) from None
+        print(f"genlab: aborted; finished cells are in {out or 'the output directory'}",
+              file=sys.stderr)
+        raise typer.Exit(EXIT_STOPPED) from None
+    except Exception as err:  # a bad --out or model: nothing was written
+        line = spec_common.setup_error_line(err)
+        if line is None:
+            raise
+        fail(line)
+    out_dir = result.out_dir
     if result.cancelled:
         print(f"genlab: stopped: {len(result.rows)} cells finished in {out_dir}; rerun with "
               f"--out {out_dir} to finish", file=sys.stderr)
-        raise typer.Exit(common.EXIT_STOPPED)
+        raise typer.Exit(EXIT_STOPPED)
     print(f"{result.out_dir}/results.jsonl ({len(result.rows)} cells)")
     print(result.report_path)
     print(result.html_path)
-
-
-class _Progress:
-    """Renders compare events: a progress bar of generations and a line per finished cell."""
-
-    def __init__(self, console: Any) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-        self.console = console
-        self.bar = Progress("[progress.description]{task.description}", BarColumn(),
-                            MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                            transient=True)
-        self.task = None
-
-    def __enter__(self) -> _Progress:
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)
-
-    def stopping(self) -> None:
-        self.console.print("genlab: stopping after the batch in flight (Ctrl-C again to "
-                           "abort)", style="yellow", highlight=False)
-
-    def handle(self, event: Any) -> None:
-        name = type(event).__name__
-        if name == "CompareStarted":
-            self.console.print(f"{event.model} · {event.cells} cells ({event.done} already "
-                               f"done) · {event.out_dir}", style="dim", markup=False,
-                               highlight=False)
-            self.task = self.bar.add_task("generating", total=max(1, event.rows))
-        elif name == "RowFinished" and self.task is not None:
-            self.bar.advance(self.task)
-        elif name == "CellFinished":
-            texts = [o["text"] for o in event.row.get("outputs", [])]
-            first = (texts[0] if texts else "").replace("\n", " ")[:60]
-            self.console.print(f"cell {event.index}: {event.label}  {first!r}", markup=False,
-                               highlight=False)

@@ -14,7 +14,7 @@ import shlex
 
 import typer
 
-from genlab.cli.errors import fail
+from genlab.cli.common import fail
 
 EPILOG = "Exit codes: 0 merged; 2 bad input (nothing written)."
 

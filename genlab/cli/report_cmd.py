@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from genlab.cli.errors import fail
+from genlab.cli.common import fail
 
 
 def report(

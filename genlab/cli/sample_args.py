@@ -18,8 +18,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genlab.cli.errors import UsageError, flag_for
-from genlab.core.configs import ConfigError, SamplingParams
+from genlab.cli.common import UsageError, flag_for
+from genlab.core.configs import ConfigError, SamplingParams, knob_fields
 from genlab.core.generation.grid import (
     GRID_FIELDS,
     GridCell,
@@ -37,7 +37,7 @@ SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".md": "
                   ".markdown": "markdown", ".txt": "table"}
 DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 DTYPES = ("auto", "float32", "bfloat16", "float16", "fp32", "bf16", "fp16")
-INT_FIELDS = {"top_k", "max_new_tokens"}
+INT_FIELDS = frozenset(kf.name for kf in knob_fields(SamplingParams) if kf.kind == "int")
 ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
 
 
@@ -112,19 +112,6 @@ def parse_number_list(field: str, raw: str) -> list[float] | list[int]:
             raise UsageError(config_error_message(err, item)) from None
         values.append(value)
     return values
-
-
-def default_model() -> str:
-    """The shipped model's directory, used when ``--model`` is omitted (``UsageError`` if absent).
-
-    Checked here, before torch loads, so a missing model is a one-line error like any bad flag.
-    """
-    from genlab import assets
-
-    try:
-        return assets.resolve_model(None)
-    except assets.ModelNotFound as err:
-        raise UsageError(f"--model is required: {err}") from None
 
 
 def parse_int(flag: str, raw: str, minimum: int, what: str) -> int:

@@ -12,101 +12,84 @@ inside ``sample``, so ``genlab sample --help`` is instant.
 
 from __future__ import annotations
 
-import signal
 import sys
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 
 from genlab.assets import DEFAULT_MODEL_HELP
-from genlab.cli.errors import UsageError, fail
+from genlab.cli.common import EXIT_STOPPED, StopOnSignals, UsageError, default_model, fail
+from genlab.cli.options import knob_command, knob_options
+from genlab.core.configs.sampling import GRID_FIELDS, GRID_PANEL, SamplingParams
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from genlab.core.events import StopToken
-
-INTERRUPTED_EXIT = 130
 MODEL = "Model"
 PROMPTS = "Prompts"
-GRID = "Sampling grid (each takes one value or a comma-separated list; columns = cross product)"
 OUTPUT = "Output"
 
+MODEL_OPTION = typer.Option(
+    None, "--model", "-m", metavar="ID|DIR", rich_help_panel=MODEL,
+    help="Hugging Face hub id or local model directory. " + DEFAULT_MODEL_HELP)
+DEVICE_OPTION = typer.Option(
+    "auto", "--device", metavar="DEVICE", show_default=False, rich_help_panel=MODEL,
+    help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps. Default: auto.")
+DTYPE_OPTION = typer.Option(
+    "auto", "--dtype", metavar="DTYPE", show_default=False, rich_help_panel=MODEL,
+    help="auto (bfloat16 on capable CUDA, else float32), float32, bfloat16 or float16. "
+         "Default: auto.")
+ADAPTER_OPTION = typer.Option(
+    None, "--adapter", metavar="NAME=DIR", rich_help_panel=MODEL,
+    help="LoRA adapter (a PEFT directory) shown as its own columns beside the base "
+         "model's, in the same batch. Repeatable.")
+PROMPT_OPTION = typer.Option(
+    None, "--prompt", metavar="TEXT", rich_help_panel=PROMPTS,
+    help="A prompt (repeatable; \\n means a newline).")
+PROMPTS_FILE_OPTION = typer.Option(
+    None, "--prompts", metavar="FILE", rich_help_panel=PROMPTS,
+    help="Prompt file: .txt one prompt per line (blank lines skipped) or .jsonl with a "
+         "\"prompt\" field per line; - reads lines from stdin.")
+NUM_SAMPLES_OPTION = typer.Option(
+    "1", "--num-samples", "-n", metavar="K", show_default=False, rich_help_panel=GRID_PANEL,
+    help="Samples per setting (table rows); integer >= 1. Default: 1.")
+SEED_OPTION = typer.Option(
+    "0", "--seed", "-s", metavar="S", show_default=False, rich_help_panel=GRID_PANEL,
+    help="Base seed, integer in [0, 2**63). Sample 0 uses S; sample i uses a stable hash "
+         "of (S, i), the same in every column, so columns differ only by their settings. "
+         "Default: 0.")
+BATCH_SIZE_OPTION = typer.Option(
+    "16", "--batch-size", "-b", metavar="B", show_default=False, rich_help_panel=GRID_PANEL,
+    help="Rows per forward pass (prompts x settings x samples are batched together); "
+         "integer >= 1. Default: 16.")
+OUTPUT_FORMAT_OPTION = typer.Option(
+    None, "--format", "-f", metavar="FMT", rich_help_panel=OUTPUT,
+    help="table, jsonl, csv or markdown. Default: from --out's extension, else table.")
+OUT_OPTION = typer.Option(
+    None, "--out", "-o", metavar="FILE", rich_help_panel=OUTPUT,
+    help="Write here (atomically: complete or not at all) instead of stdout.")
+LOGPROBS_OPTION = typer.Option(
+    None, "--logprobs", metavar="N", rich_help_panel=OUTPUT,
+    help="Record each token's log-probability and its top N alternatives (JSONL only); "
+         "integer >= 0. Default: off.")
+QUIET_OPTION = typer.Option(
+    False, "--quiet", "-q", metavar="", show_default=False, rich_help_panel=OUTPUT,
+    help="No progress or status messages on stderr.")
 
+
+@knob_command(knob_options(SamplingParams, panel=GRID_PANEL))
 def sample(
-    model: str | None = typer.Option(
-        None, "--model", "-m", metavar="ID|DIR", rich_help_panel=MODEL,
-        help="Hugging Face hub id or local model directory. " + DEFAULT_MODEL_HELP),
-    device: str = typer.Option(
-        "auto", "--device", metavar="DEVICE", show_default=False, rich_help_panel=MODEL,
-        help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps. Default: auto."),
-    dtype: str = typer.Option(
-        "auto", "--dtype", metavar="DTYPE", show_default=False, rich_help_panel=MODEL,
-        help="auto (bfloat16 on capable CUDA, else float32), float32, bfloat16 or float16. "
-             "Default: auto."),
-    adapter: list[str] | None = typer.Option(
-        None, "--adapter", metavar="NAME=DIR", rich_help_panel=MODEL,
-        help="LoRA adapter (a PEFT directory) shown as its own columns beside the base "
-             "model's, in the same batch. Repeatable."),
-    prompt: list[str] | None = typer.Option(
-        None, "--prompt", metavar="TEXT", rich_help_panel=PROMPTS,
-        help="A prompt (repeatable; \\n means a newline)."),
-    prompts_file: str | None = typer.Option(
-        None, "--prompts", metavar="FILE", rich_help_panel=PROMPTS,
-        help="Prompt file: .txt one prompt per line (blank lines skipped) or .jsonl with a "
-             "\"prompt\" field per line; - reads lines from stdin."),
-    temperature: str | None = typer.Option(
-        None, "--temperature", "--temp", "-t", metavar="T[,T...]", rich_help_panel=GRID,
-        help="Divide the logits by T; >= 0, 0 = greedy (argmax). Default: 1.0."),
-    top_k: str | None = typer.Option(
-        None, "--top-k", metavar="K[,K...]", rich_help_panel=GRID,
-        help="Keep the K most likely tokens; integer >= 0, 0 = off. Default: 0."),
-    top_p: str | None = typer.Option(
-        None, "--top-p", metavar="P[,P...]", rich_help_panel=GRID,
-        help="Nucleus: smallest set with probability >= P; in (0, 1], 1 = off. Default: 1.0."),
-    min_p: str | None = typer.Option(
-        None, "--min-p", metavar="P[,P...]", rich_help_panel=GRID,
-        help="Drop tokens below P x the top token's probability; in [0, 1], 0 = off. "
-             "Default: 0.0."),
-    repetition_penalty: str | None = typer.Option(
-        None, "--repetition-penalty", metavar="R[,R...]", rich_help_panel=GRID,
-        help="Penalise tokens already in prompt or output; > 0, 1 = off. Default: 1.0."),
-    max_new_tokens: str | None = typer.Option(
-        None, "--max-new-tokens", metavar="N[,N...]", rich_help_panel=GRID,
-        help="Most new tokens per sample; integer >= 1. Default: 64."),
-    stop: list[str] | None = typer.Option(
-        None, "--stop", metavar="STR", rich_help_panel=GRID,
-        help="End a sample when it generates STR (not included in the text). Repeatable; "
-             "\\n means a newline."),
-    ignore_eos: bool = typer.Option(
-        False, "--ignore-eos", metavar="", show_default=False, rich_help_panel=GRID,
-        help="Keep generating past the end-of-sequence token. Default: off."),
-    num_samples: str = typer.Option(
-        "1", "--num-samples", "-n", metavar="K", show_default=False, rich_help_panel=GRID,
-        help="Samples per setting (table rows); integer >= 1. Default: 1."),
-    seed: str = typer.Option(
-        "0", "--seed", "-s", metavar="S", show_default=False, rich_help_panel=GRID,
-        help="Base seed, integer in [0, 2**63). Sample 0 uses S; sample i uses a stable hash "
-             "of (S, i), the same in every column, so columns differ only by their settings. "
-             "Default: 0."),
-    batch_size: str = typer.Option(
-        "16", "--batch-size", "-b", metavar="B", show_default=False, rich_help_panel=GRID,
-        help="Rows per forward pass (prompts x settings x samples are batched together); "
-             "integer >= 1. Default: 16."),
-    output_format: str | None = typer.Option(
-        None, "--format", "-f", metavar="FMT", rich_help_panel=OUTPUT,
-        help="table, jsonl, csv or markdown. Default: from --out's extension, else table."),
-    out: str | None = typer.Option(
-        None, "--out", "-o", metavar="FILE", rich_help_panel=OUTPUT,
-        help="Write here (atomically: complete or not at all) instead of stdout."),
-    logprobs: str | None = typer.Option(
-        None, "--logprobs", metavar="N", rich_help_panel=OUTPUT,
-        help="Record each token's log-probability and its top N alternatives (JSONL only); "
-             "integer >= 0. Default: off."),
-    quiet: bool = typer.Option(
-        False, "--quiet", "-q", metavar="", show_default=False, rich_help_panel=OUTPUT,
-        help="No progress or status messages on stderr."),
+    knobs: dict[str, Any],
+    model: str | None = MODEL_OPTION,
+    device: str = DEVICE_OPTION,
+    dtype: str = DTYPE_OPTION,
+    adapter: list[str] | None = ADAPTER_OPTION,
+    prompt: list[str] | None = PROMPT_OPTION,
+    prompts_file: str | None = PROMPTS_FILE_OPTION,
+    num_samples: str = NUM_SAMPLES_OPTION,
+    seed: str = SEED_OPTION,
+    batch_size: str = BATCH_SIZE_OPTION,
+    output_format: str | None = OUTPUT_FORMAT_OPTION,
+    out: str | None = OUT_OPTION,
+    logprobs: str | None = LOGPROBS_OPTION,
+    quiet: bool = QUIET_OPTION,
 ) -> None:
     """Sample a model under a grid of settings and show the outputs side by side.
 
@@ -125,13 +108,11 @@ def sample(
     """
     from genlab.cli import sample_args as args
 
+    axes = {name: knobs[name] for name in GRID_FIELDS}
     try:
         plan = _build_plan(args, model, device, dtype, adapter or [], prompt or [], prompts_file,
-                           {"temperature": temperature, "top_k": top_k, "top_p": top_p,
-                            "min_p": min_p, "repetition_penalty": repetition_penalty,
-                            "max_new_tokens": max_new_tokens},
-                           stop or [], ignore_eos, num_samples, seed, batch_size,
-                           output_format, out, logprobs)
+                           axes, knobs["stop"] or [], bool(knobs["ignore_eos"]), num_samples,
+                           seed, batch_size, output_format, out, logprobs)
     except UsageError as err:
         fail(str(err))
     _run(plan, quiet)
@@ -143,7 +124,7 @@ def _build_plan(args: Any, model: str | None, device: str, dtype: str, adapter: 
                 batch_size: str, output_format: str | None, out: str | None,
                 logprobs: str | None) -> Any:
     """Every check that needs no model, in flag order; raises ``UsageError``."""
-    model = model or args.default_model()
+    model = model or default_model()
     device = args.check_device(device)
     dtype = args.check_dtype(dtype)
     adapters = args.parse_adapters(adapter)
@@ -177,12 +158,17 @@ def _run(plan: Any, quiet: bool) -> None:
         from genlab.core.events import StopToken
 
         stop = StopToken()
-        with _stop_on_sigint(stop, err_console), \
+
+        def stopping() -> None:
+            err_console.print("genlab: stopping after the current step (Ctrl-C again to "
+                              "abort)", style="yellow", highlight=False)
+
+        with StopOnSignals(stop, on_first=stopping), \
                 RunProgress(len(plan.rows), enabled=not quiet) as progress:
             results, cancelled = run_plan(loaded, plan, stop=stop, progress=progress)
     except KeyboardInterrupt:
         print("genlab: interrupted; nothing written", file=sys.stderr)
-        raise typer.Exit(INTERRUPTED_EXIT) from None
+        raise typer.Exit(EXIT_STOPPED) from None
     except MemoryError:
         fail("out of memory; try a smaller --batch-size or --max-new-tokens", code=1)
     except RuntimeError as err:
@@ -225,7 +211,7 @@ def _emit(plan: Any, results: list[Any], cancelled: bool, err_console: Any) -> N
         done = sum(r.finish_reason != "cancelled" for r in results)
         print(f"genlab: cancelled: {done} of {len(plan.rows)} rows finished; "
               + ("partial table above" if shown else "nothing written"), file=sys.stderr)
-        raise typer.Exit(INTERRUPTED_EXIT)
+        raise typer.Exit(EXIT_STOPPED)
     if plan.output_format == "table" and plan.out is None:
         _print_table(plan, results)
         return
@@ -286,25 +272,3 @@ def _table_text(plan: Any, results: list[Any]) -> str:
     render_tables(console, results, plan.prompts, plan.cells, plan.varying,
                   plan.num_samples, plan.seed)
     return buf.getvalue()
-
-
-@contextmanager
-def _stop_on_sigint(stop: StopToken, err_console: Any) -> Iterator[None]:
-    """First Ctrl-C sets ``stop`` (finish cleanly); a second one aborts at once."""
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.stopped:
-            raise KeyboardInterrupt
-        stop.stop()
-        err_console.print("genlab: stopping after the current step (Ctrl-C again to abort)",
-                          style="yellow", highlight=False)
-
-    try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread (e.g. embedded): no handler, Ctrl-C as usual
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from genlab.cli.render import EventRenderer, renders
 from genlab.cli.sample_args import SamplePlan
 from genlab.cli.sample_output import SampleResult, finite_or_none
 from genlab.cli.sample_progress import RunProgress
-from genlab.core.events import RowFinished, StopToken, TokenSampled
+from genlab.core.events import GenerationFinished, RowFinished, StopToken, TokenSampled
 from genlab.core.generation import decode as core_generate
 
 
@@ -26,34 +27,50 @@ def run_plan(loaded: Any, plan: SamplePlan, *, stop: StopToken,
     with reason ``cancelled``); the caller decides what to write.
     """
     top_n = min(plan.logprobs, len(loaded.tokenizer)) if plan.logprobs is not None else 0
-    want_logprobs = plan.logprobs is not None
-    token_logprobs: dict[int, list[dict[str, Any]]] = {}
-    finished: dict[int, RowFinished] = {}
-    decode = _TokenDecoder(loaded.tokenizer)
-    cancelled = False
+    collected = _Collected(progress, _TokenDecoder(loaded.tokenizer) if plan.logprobs is not None
+                           else None)
     events = core_generate.iter_generate(
         loaded, [r.request for r in plan.rows], top_n=top_n,
         batch_size=plan.batch_size, stop_token=stop,
     )
     for event in events:
-        if isinstance(event, TokenSampled):
-            progress.token()
-            if want_logprobs:
-                token_logprobs.setdefault(event.row, []).append(_logprob_record(event, decode))
-        elif isinstance(event, RowFinished):
-            finished[event.row] = event
-            progress.row()
-            cancelled = cancelled or event.reason == "cancelled"
-        else:  # GenerationFinished
-            cancelled = cancelled or bool(getattr(event, "cancelled", False))
-    cancelled = cancelled or stop.stopped or len(finished) < len(plan.rows)
+        collected.handle(event)
+    finished = collected.finished
+    cancelled = collected.cancelled or stop.stopped or len(finished) < len(plan.rows)
     results = [
         SampleResult(row, fin.text, tuple(fin.token_ids), fin.reason,
-                     token_logprobs.get(i, []) if want_logprobs else None)
+                     collected.logprobs.get(i, []) if plan.logprobs is not None else None)
         for i, row in enumerate(plan.rows)
         if (fin := finished.get(i)) is not None
     ]
     return results, cancelled
+
+
+class _Collected(EventRenderer):
+    """What the generation events add up to: finished rows, logprob records, progress."""
+
+    def __init__(self, progress: RunProgress, decode: _TokenDecoder | None) -> None:
+        self.progress = progress
+        self.decode = decode
+        self.logprobs: dict[int, list[dict[str, Any]]] = {}
+        self.finished: dict[int, RowFinished] = {}
+        self.cancelled = False
+
+    @renders(TokenSampled)
+    def _on_token(self, event: TokenSampled) -> None:
+        self.progress.token()
+        if self.decode is not None:
+            self.logprobs.setdefault(event.row, []).append(_logprob_record(event, self.decode))
+
+    @renders(RowFinished)
+    def _on_row(self, event: RowFinished) -> None:
+        self.finished[event.row] = event
+        self.progress.row()
+        self.cancelled = self.cancelled or event.reason == "cancelled"
+
+    @renders(GenerationFinished)
+    def _on_done(self, event: GenerationFinished) -> None:
+        self.cancelled = self.cancelled or bool(event.cancelled)
 
 
 def _logprob_record(event: TokenSampled, decode: _TokenDecoder) -> dict[str, Any]:

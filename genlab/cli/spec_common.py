@@ -8,15 +8,12 @@ Imports only typer and the standard library at import time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import typer
 
-from genlab.cli.errors import fail
+from genlab.cli.common import fail
 
-EXIT_FAILED = 1
-EXIT_STOPPED = 130
 SPEC_PANEL = "Spec"
 OUTPUT_PANEL = "Output"
 
@@ -61,18 +58,21 @@ def load_or_fail(path: str, overrides: list[str] | None, model: str | None, expe
         fail(str(err))
 
 
-def prepare_or_fail(prepare: Callable[[], Any]) -> Any:
-    """Run a core ``prepare_*`` (output dir and model checks); problems exit 2 with one line."""
+def setup_error_line(err: Exception) -> str | None:
+    """One line for a problem found before anything ran (bad ``--out``, missing model)."""
+    # torch-free --help: the core's error types load only when a command has failed
+    from genlab.core.experiments.study import SweepSetupError
+    from genlab.core.modeling.loading import ModelLoadError
     from genlab.core.reports.results import OutDirError
 
-    try:
-        return prepare()
-    except (OutDirError, LookupError) as err:
-        fail(str(err).splitlines()[0])
+    if isinstance(err, (OutDirError, LookupError, ModelLoadError, SweepSetupError)):
+        return str(err).splitlines()[0] if str(err) else type(err).__name__
+    return None
 
 
 def short(value: Any) -> str:
     """Compact display of a parameter value."""
+    # torch-free --help: only called while a command runs
     from genlab.core.generation.grid import format_value
 
     if isinstance(value, float):

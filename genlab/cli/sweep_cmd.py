@@ -13,13 +13,12 @@ Import-time cost is typer and the standard library only.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import typer
 
-from genlab.cli import spec_common as common
-from genlab.cli.errors import fail
+from genlab.cli import spec_common
+from genlab.cli.common import EXIT_FAILED, EXIT_STOPPED, StopOnSignals, fail
 
 EPILOG = ("Spec format: docs/specs.md; examples: prompts/specs/. Exit codes: 0 done (diverged "
           "or pruned trials are results, not errors); 1 every trial failed; 2 bad spec, --out "
@@ -33,7 +32,7 @@ def sweep(
                                help="A sweep spec (.yaml), e.g. "
                                     "prompts/specs/learning-rate.yaml."),
     out: str | None = typer.Option(
-        None, "--out", "-o", metavar="DIR", rich_help_panel=common.OUTPUT_PANEL,
+        None, "--out", "-o", metavar="DIR", rich_help_panel=spec_common.OUTPUT_PANEL,
         help="Output directory (results.jsonl, trials/<n>/ run directories, report.md, "
              "report.html, study.db). Default: runs/sweep-<timestamp>-<spec name>. An existing "
              "one of the same spec is resumed: finished trials are kept."),
@@ -50,10 +49,10 @@ def sweep(
         False, "--worker", metavar="", show_default=False, rich_help_panel=STUDY_PANEL,
         help="Join a running sweep as an extra worker (same SPEC, --out and --storage): run "
              "trials only; the first process retrains and reports."),
-    model: str | None = common.model_option(),
-    set_: list[str] | None = common.set_option(),
-    check: bool = common.check_option(),
-    quiet: bool = common.quiet_option(),
+    model: str | None = spec_common.model_option(),
+    set_: list[str] | None = spec_common.set_option(),
+    check: bool = spec_common.check_option(),
+    quiet: bool = spec_common.quiet_option(),
 ) -> None:
     """Train a model under many hyperparameter settings and compare the runs.
 
@@ -69,14 +68,11 @@ def sweep(
 
         genlab sweep my.yaml --model ./tiny --set base.max_steps=5 --set trials=2
     """
-    parsed = common.load_or_fail(spec, set_, model, "sweep")
+    parsed = spec_common.load_or_fail(spec, set_, model, "sweep")
     if check:
         _print_plan(parsed)
         return
-    from genlab.core.experiments.sweep import prepare_sweep
-
-    out_dir, _, _ = common.prepare_or_fail(lambda: prepare_sweep(parsed, out, storage))
-    code = _run(parsed, out_dir, storage, workers, worker, quiet)
+    code = _run(parsed, out, storage, workers, worker, quiet)
     if code:
         raise typer.Exit(code)
 
@@ -88,7 +84,7 @@ def _print_plan(spec: Any) -> None:
     print(f"  search: {dims}")
     if spec.method == "grid":
         for i, point in enumerate(spec.search.grid()[: spec.trials]):
-            print(f"  {i:3d}  {common.describe_params(point)}")
+            print(f"  {i:3d}  {spec_common.describe_params(point)}")
     if spec.retrain_best:
         print(f"  then retrain the best with {spec.retrain_overrides or 'the same settings'}")
 
@@ -97,35 +93,39 @@ def _describe_dim(dim: Any) -> str:
     if dim.is_range:
         scale = "log " if dim.log else ""
         return f"{dim.name} {scale}{dim.kind} [{dim.low:g}, {dim.high:g}]"
-    return f"{dim.name} in {{{', '.join(common.short(c) for c in dim.choices)}}}"
+    return f"{dim.name} in {{{', '.join(spec_common.short(c) for c in dim.choices)}}}"
 
 
-def _run(spec: Any, out_dir: Path, storage: str | None, workers: int, worker: bool,
+def _run(spec: Any, out: str | None, storage: str | None, workers: int, worker: bool,
          quiet: bool) -> int:
+    # torch-free --help: rich, the API and the core load only when the command runs
     from rich.console import Console
 
     from genlab.api import sweep as run_sweep
     from genlab.cli.sweep_progress import SweepProgress
-    from genlab.cli.train_cmd import StopOnSignals
     from genlab.core.events import StopToken
-    from genlab.core.experiments.study import SweepSetupError
 
     console = Console(stderr=True, quiet=quiet)
     stop = StopToken()
     view = SweepProgress(console)
     try:
         with StopOnSignals(stop, on_first=view.stopping), view:
-            result = run_sweep(spec, out_dir, storage, workers, on_event=view.handle,
+            result = run_sweep(spec, out, storage, workers, on_event=view.handle,
                                stop_token=stop, worker_only=worker)
     except KeyboardInterrupt:
-        print(f"genlab: aborted; finished trials are in {out_dir}", file=sys.stderr)
-        return common.EXIT_STOPPED
-    except SweepSetupError as err:
-        fail(str(err).splitlines()[0])
+        print(f"genlab: aborted; finished trials are in {view.out_dir or 'the output directory'}",
+              file=sys.stderr)
+        return EXIT_STOPPED
+    except Exception as err:  # a bad --out, storage or model: nothing was written
+        line = spec_common.setup_error_line(err)
+        if line is None:
+            raise
+        fail(line)
+    out_dir = result.out_dir
     if result.stopped:
         print(f"genlab: stopped: {len(result.rows)} trials finished in {out_dir}; rerun with "
               f"--out {out_dir} to continue", file=sys.stderr)
-        return common.EXIT_STOPPED
+        return EXIT_STOPPED
     print(f"{result.out_dir}/results.jsonl ({len(result.rows)} trials)")
     if result.report_path:
         print(result.report_path)
@@ -133,4 +133,4 @@ def _run(spec: Any, out_dir: Path, storage: str | None, workers: int, worker: bo
     if result.best_run_dir:
         print(f"best: {result.best_run_dir}")
     good = sum(v for k, v in result.counts.items() if k != "failed")
-    return common.EXIT_FAILED if result.rows and not good else 0
+    return EXIT_FAILED if result.rows and not good else 0

@@ -12,64 +12,85 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+from genlab.cli.render import EventRenderer, renders
 from genlab.cli.spec_common import describe_params
+from genlab.core.experiments.events import (
+    RetrainFinished,
+    RetrainStarted,
+    SweepFinished,
+    SweepStarted,
+    TrialFinished,
+    TrialProgress,
+    TrialStarted,
+    WaitingForTrials,
+    WorkerFailed,
+)
 
 STYLES = {"completed": "green", "early-stopped": "green", "pruned": "yellow",
           "diverged": "red", "failed": "red"}
 
 
-class SweepProgress:
+class SweepProgress(EventRenderer):
     """Consumes sweep events (``handle``) inside a ``with`` block."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        self._live = False
         self.bar = Progress("[progress.description]{task.description}", BarColumn(),
                             MofNCompleteColumn(), "{task.fields[loss]}", TimeElapsedColumn(),
                             console=console, transient=True)
         self.tasks: dict[int, Any] = {}
         self.objective = "objective"
+        self.out_dir = ""
 
     def __enter__(self) -> SweepProgress:
-        self.bar.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)
+        if self._live:
+            self.bar.stop()
+
+    def _add_task(self, description: str, **fields: Any) -> Any:
+        """A bar task; the bar starts with the first one, so an early error prints alone."""
+        if not self._live:
+            self._live = True
+            self.bar.start()
+        return self.bar.add_task(description, **fields)
 
     def stopping(self) -> None:
         """First Ctrl-C: say what happens next."""
         self.console.print("genlab: stopping the running trials at their next step (Ctrl-C "
                            "again to abort)", style="yellow", highlight=False)
 
-    def handle(self, event: Any) -> None:
-        """Render one event."""
-        handler = getattr(self, f"_on_{type(event).__name__}", None)
-        if handler is not None:
-            handler(event)
-
     def _print(self, text: str, style: str | None = None) -> None:
         self.console.print(text, style=style, markup=False, highlight=False)
 
-    def _on_SweepStarted(self, e: Any) -> None:  # noqa: N802 - named after the event
+    @renders(SweepStarted)
+    def _on_sweep_started(self, e: SweepStarted) -> None:
+        self.out_dir = e.out_dir
         self._print(f"sweep {e.study}: {e.method}, {e.budget} trials ({e.done} already done), "
                     f"{e.workers} worker(s) · {e.model} · {e.out_dir}", "dim")
 
-    def _on_TrialStarted(self, e: Any) -> None:  # noqa: N802
+    @renders(TrialStarted)
+    def _on_trial_started(self, e: TrialStarted) -> None:
         label = f"trial {e.number} {describe_params(e.params)}"[:60]
-        self.tasks[e.number] = self.bar.add_task(label, total=None, loss="")
+        self.tasks[e.number] = self._add_task(label, total=None, loss="")
 
-    def _on_RetrainStarted(self, e: Any) -> None:  # noqa: N802
+    @renders(RetrainStarted)
+    def _on_retrain_started(self, e: RetrainStarted) -> None:
         self._print(f"retraining trial {e.trial}'s config in full -> {e.run_dir}", "dim")
-        self.tasks[-1] = self.bar.add_task("retrain best", total=None, loss="")
+        self.tasks[-1] = self._add_task("retrain best", total=None, loss="")
 
-    def _on_TrialProgress(self, e: Any) -> None:  # noqa: N802
+    @renders(TrialProgress)
+    def _on_trial_progress(self, e: TrialProgress) -> None:
         task = self.tasks.get(e.number)
         if task is None:
             return
         loss = f"loss {e.loss:.4f}" if e.loss is not None else f"eval {e.eval_loss:.4f}"
         self.bar.update(task, completed=e.step, total=e.total_steps or None, loss=loss)
 
-    def _on_TrialFinished(self, e: Any) -> None:  # noqa: N802
+    @renders(TrialFinished)
+    def _on_trial_finished(self, e: TrialFinished) -> None:
         task = self.tasks.pop(e.number, None)
         if task is not None:
             self.bar.remove_task(task)
@@ -83,7 +104,8 @@ class SweepProgress:
                     f"[{row.get('steps')}/{row.get('total_steps')} steps, "
                     f"{row.get('wall_time_s', 0.0):.1f}s]{extra}", STYLES.get(e.status))
 
-    def _on_RetrainFinished(self, e: Any) -> None:  # noqa: N802
+    @renders(RetrainFinished)
+    def _on_retrain_finished(self, e: RetrainFinished) -> None:
         task = self.tasks.pop(-1, None)
         if task is not None:
             self.bar.remove_task(task)
@@ -91,14 +113,17 @@ class SweepProgress:
         self._print(f"retrained best: {e.status}{loss}; weights in {e.output_dir}",
                     STYLES.get(e.status))
 
-    def _on_WaitingForTrials(self, e: Any) -> None:  # noqa: N802
+    @renders(WaitingForTrials)
+    def _on_waiting_for_trials(self, e: WaitingForTrials) -> None:
         numbers = ", ".join(map(str, e.numbers))
         self._print(f"waiting for trial(s) {numbers} running in other processes", "dim")
 
-    def _on_WorkerFailed(self, e: Any) -> None:  # noqa: N802
+    @renders(WorkerFailed)
+    def _on_worker_failed(self, e: WorkerFailed) -> None:
         self._print(f"worker {e.worker} failed: {e.message}", "red")
 
-    def _on_SweepFinished(self, e: Any) -> None:  # noqa: N802
+    @renders(SweepFinished)
+    def _on_sweep_finished(self, e: SweepFinished) -> None:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(e.counts.items()))
         best = ""
         if e.best is not None:

@@ -33,6 +33,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from genlab.cli.render import EventRenderer, renders
 from genlab.core.events import CheckpointSaved, EvalResult, RunFinished, RunStarted, TrainStep
 
 MIN_REFRESH_S = 0.1
@@ -148,7 +149,7 @@ class _TrainBar(Progress):
         yield Group(self.make_tasks_table(self.tasks), *extra)
 
 
-class TrainProgress:
+class TrainProgress(EventRenderer):
     """Draws a training run's events on ``console``; use as a context manager around the loop.
 
     Args:
@@ -202,21 +203,9 @@ class TrainProgress:
         self._bar.notice = Text("stopping after this step and saving a checkpoint "
                                 "(Ctrl-C again to abort)", style="yellow")
 
-    def handle(self, event: Any) -> None:
-        """Render one core event; unknown event types are ignored."""
-        if isinstance(event, TrainStep):
-            self._on_step(event)
-        elif isinstance(event, EvalResult):
-            self._on_eval(event)
-        elif isinstance(event, CheckpointSaved):
-            self.last_checkpoint = event.path
-        elif isinstance(event, RunFinished):
-            self.run_dir = event.run_dir
-        elif isinstance(event, RunStarted):
-            self._on_started(event)
-
     # ------------------------------------------------------------------ event handlers
 
+    @renders(RunStarted)
     def _on_started(self, event: RunStarted) -> None:
         self.run_dir = event.run_dir
         self.total_steps = event.total_steps
@@ -227,6 +216,7 @@ class TrainProgress:
         for line in started_lines(event):
             self.print(Text(line, style="dim"))
 
+    @renders(TrainStep)
     def _on_step(self, event: TrainStep) -> None:
         self.step = event.step
         self._bar.update(self._task, completed=event.step, loss=format_loss(event.loss),
@@ -241,6 +231,15 @@ class TrainProgress:
                        f"lr {format_lr(event.lr)}  {format_rate(event.tokens_per_s)} tok/s  "
                        f"{format_duration(event.elapsed_s)}")
 
+    @renders(CheckpointSaved)
+    def _on_checkpoint(self, event: CheckpointSaved) -> None:
+        self.last_checkpoint = event.path
+
+    @renders(RunFinished)
+    def _on_finished(self, event: RunFinished) -> None:
+        self.run_dir = event.run_dir
+
+    @renders(EvalResult)
     def _on_eval(self, event: EvalResult) -> None:
         self._bar.update(self._task, eval=format_loss(event.loss))
         self.print(eval_line(event))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import typer
 
 from genlab.assets import DEFAULT_MODEL_HELP
-from genlab.cli.errors import UsageError, fail
+from genlab.cli.common import UsageError, default_model, fail
 
 
 def tui(
@@ -32,7 +32,8 @@ def tui(
 
     Keys: F1 help · F2 Sample · F3 Train · F4 Runs · Ctrl+R run · Esc stop · Ctrl+Q quit.
     """
-    from genlab.cli.sample_args import default_model, parse_adapters
+    # torch-free --help: the argument checks and the app load only when the command runs
+    from genlab.cli.sample_args import parse_adapters
 
     try:
         chosen = model or default_model()  # the shipped model, checked before any paint

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from genlab.cli import app, train_cmd
-from genlab.cli.errors import UsageError
+from genlab.cli import app, common, train_cmd
+from genlab.cli.common import UsageError
 from genlab.core.configs import TrainConfig
 from genlab.core.events import EvalResult, RunFinished, RunStarted, StopToken, TrainStep
 
@@ -123,7 +123,7 @@ def test_help_does_not_import_torch(command):
 def test_first_signal_stops_second_aborts():
     stop = StopToken()
     noticed = []
-    handler = train_cmd.StopOnSignals(stop, on_first=lambda: noticed.append(1))
+    handler = common.StopOnSignals(stop, on_first=lambda: noticed.append(1))
     with handler:
         assert signal.getsignal(signal.SIGTERM) == handler.handle
         handler.handle(signal.SIGINT)
@@ -134,15 +134,15 @@ def test_first_signal_stops_second_aborts():
 
 
 def test_exit_codes():
-    assert [train_cmd.exit_code(s) for s in
+    assert [common.exit_code(s) for s in
             ("completed", "early-stopped", "stopped", "diverged", "failed")] == [0, 0, 130, 3, 1]
 
 
 def test_only_rank_zero_renders(monkeypatch):
     monkeypatch.setenv("RANK", "1")
-    assert not train_cmd.is_main_process()
+    assert not common.is_main_process()
     monkeypatch.setenv("RANK", "0")
-    assert train_cmd.is_main_process()
+    assert common.is_main_process()
 
 
 # ---------------------------------------------------------------------------- rendering

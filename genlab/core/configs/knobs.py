@@ -61,9 +61,12 @@ class Knob:
         metavar: CLI placeholder, e.g. ``R`` or ``T[,T...]``.
         flag: CLI spelling when it is not ``--field-name``.
         aliases: Further CLI spellings (``-t``, ``--temp``).
+        repeat: A tuple field given as a repeatable flag (``--stop A --stop B``) rather than
+            one comma-separated value.
         cli: False keeps the field off the command line (set by the face itself).
         grid: Sampling fields that ``genlab sample`` takes as comma lists (a grid axis).
         label: Short TUI label (default: the field name with spaces).
+        short: Shortest label, for column headers (``T`` in ``T=0.7 k=40``).
         intuition: One line for learners (TUI hint bar, docs): what turning it does.
         tui: Shown as a TUI form field.
         section: TUI form section (default: ``panel``).
@@ -79,9 +82,11 @@ class Knob:
     metavar: str = ""
     flag: str = ""
     aliases: tuple[str, ...] = ()
+    repeat: bool = False
     cli: bool = True
     grid: bool = False
     label: str = ""
+    short: str = ""
     intuition: str = ""
     tui: bool = False
     section: str = ""
@@ -181,6 +186,8 @@ class KnobField:
 
 
 def _number(x: float) -> str:
+    if x == 2**63:
+        return "2**63"
     if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
         return str(int(x))
     return f"{x:g}"

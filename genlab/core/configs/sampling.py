@@ -27,46 +27,46 @@ class SamplingParams:
     """
 
     temperature: float = knob(
-        1.0, low=0, note="0 = greedy", panel=GRID_PANEL, metavar="T[,T...]", grid=True,
+        1.0, short="T", low=0, note="0 = greedy", panel=GRID_PANEL, metavar="T[,T...]", grid=True,
         aliases=("--temp", "-t"), label="temp",
         intuition="divides the logits before sampling. Low: safe and repetitive; high: "
                   "varied, may derail. 0 = greedy (always the likeliest token).")
     """Divide the logits by T (0 = greedy: argmax)."""
     top_k: int = knob(
-        0, low=0, note="0 = off", panel=GRID_PANEL, metavar="K[,K...]", grid=True,
+        0, short="k", low=0, note="0 = off", panel=GRID_PANEL, metavar="K[,K...]", grid=True,
         label="top-k",
         intuition="only the k likeliest tokens can be drawn; small k = safer, duller. 0 = off.")
     """Keep the K most likely tokens."""
     top_p: float = knob(
-        1.0, low=0, low_open=True, high=1, note="1 = off", panel=GRID_PANEL,
+        1.0, short="p", low=0, low_open=True, high=1, note="1 = off", panel=GRID_PANEL,
         metavar="P[,P...]", grid=True, label="top-p",
-        intuition="(nucleus) draw only from the likeliest tokens whose probabilities add up "
-                  "to p; lower = safer. 1 = off.")
+        intuition="nucleus sampling: draw only from the likeliest tokens whose probabilities "
+                  "add up to p; lower = safer. 1 = off.")
     """Nucleus: keep the smallest set of tokens whose probability reaches P."""
     min_p: float = knob(
-        0.0, low=0, high=1, note="0 = off", panel=GRID_PANEL, metavar="P[,P...]", grid=True,
-        label="min-p",
+        0.0, short="min-p", low=0, high=1, note="0 = off", panel=GRID_PANEL,
+        metavar="P[,P...]", grid=True, label="min-p",
         intuition="drop tokens less likely than min-p x the top token's probability; cuts "
                   "more when the model is sure. 0 = off.")
     """Drop tokens below P x the top token's probability."""
     repetition_penalty: float = knob(
-        1.0, low=0, low_open=True, note="1 = off", panel=GRID_PANEL, metavar="R[,R...]",
-        grid=True, label="rep pen",
+        1.0, short="rep", low=0, low_open=True, note="1 = off", panel=GRID_PANEL,
+        metavar="R[,R...]", grid=True, label="rep pen",
         intuition="tokens already in the prompt or output become less likely; >1 breaks "
                   "loops, too high garbles. 1 = off.")
     """Penalise tokens already in prompt or output (CTRL style: divide a positive logit by R,
     multiply a negative one)."""
     max_new_tokens: int = knob(
-        64, low=1, panel=GRID_PANEL, metavar="N[,N...]", grid=True, label="max new",
+        64, short="max", low=1, panel=GRID_PANEL, metavar="N[,N...]", grid=True, label="max new",
         intuition="the longest continuation; a column ends earlier at end-of-text.")
     """Most new tokens per sample."""
     stop: tuple[str, ...] = knob(
-        (), panel=GRID_PANEL, metavar="STR", label="stop",
+        (), short="stop", panel=GRID_PANEL, metavar="STR", label="stop", repeat=True,
         intuition="text that ends a sample when generated (not included).")
     """End a sample when it generates STR (not included in the text). Repeatable; \\n means a
     newline."""
     ignore_eos: bool = knob(
-        False, panel=GRID_PANEL, label="ignore eos",
+        False, short="ignore-eos", panel=GRID_PANEL, label="ignore eos",
         intuition="keep generating past end-of-text (for length studies).")
     """Keep generating past the end-of-sequence token."""
 
@@ -90,6 +90,10 @@ class SamplingParams:
 
 SAMPLING_FIELDS = tuple(kf.name for kf in knob_fields(SamplingParams))
 """Every sampling knob's name, in declaration (and JSONL ``params``) order."""
+GRID_FIELDS = tuple(kf.name for kf in knob_fields(SamplingParams) if kf.knob.grid)
+"""The sampling knobs that take a list of values (a grid axis), in cross-product order."""
+SHORT_NAMES = {kf.name: kf.knob.short or kf.name for kf in knob_fields(SamplingParams)}
+"""Compact labels for column headers (``T=0.7 k=40``)."""
 
 
 @dataclass(frozen=True)

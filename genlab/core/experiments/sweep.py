@@ -105,7 +105,7 @@ def iter_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *,
     stop = stop_token or StopToken()
     file_rows = _rows_by_trial(read_rows(out / RESULTS_FILE))
     if storage is None:  # the default SQLite file lives in the output directory
-        open_out_dir(out, spec.to_dict(), spec.identity())
+        out.mkdir(parents=True, exist_ok=True)
     # A joining worker must not replay the coordinator's random draws: offset by its pid.
     offset = len(file_rows) + (1000 * (os.getpid() % 100_000) if worker_only else 0)
     study = open_study(spec, make_storage(url), seed_offset=offset)

@@ -23,23 +23,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from genlab.core.configs import ConfigError, GenerationRequest, SamplingParams
+from genlab.core.configs.sampling import GRID_FIELDS, SHORT_NAMES
 
-GRID_FIELDS: tuple[str, ...] = (
-    "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens",
-)
-"""The sampling parameters that can take a list of values, in cross-product order."""
-
-SHORT_NAMES: dict[str, str] = {
-    "temperature": "T",
-    "top_k": "k",
-    "top_p": "p",
-    "min_p": "min-p",
-    "repetition_penalty": "rep",
-    "max_new_tokens": "max",
-    "stop": "stop",
-    "ignore_eos": "ignore-eos",
-}
-"""Compact labels for column headers (``T=0.7 k=40``)."""
+__all__ = ["GRID_FIELDS", "SHORT_NAMES"]  # re-exported: the grid vocabulary of every face
 
 MAX_SEED = 2**63 - 1
 

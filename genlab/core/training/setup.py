@@ -27,13 +27,13 @@ from accelerate.state import AcceleratorState, PartialState
 from accelerate.utils import DistributedType, set_seed
 from peft import PeftModel
 
-from genlab.version import __version__
 from genlab.core.configs import TrainConfig
 from genlab.core.data.packing import prepare_data
 from genlab.core.modeling import lora as lora_mod
 from genlab.core.modeling.loading import load_model, resolve_device
 from genlab.core.training.optimizers import build_optimizer
 from genlab.core.training.schedules import build_scheduler, resolve_warmup_steps
+from genlab.version import __version__
 
 MIXED_TO_DTYPE = {"no": "float32", "bf16": "bfloat16", "fp16": "float16"}
 

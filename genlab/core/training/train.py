@@ -50,13 +50,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from genlab.core.configs import TrainConfig
+from genlab.core.configs import ConfigError, TrainConfig
 from genlab.core.events import RunFinished, StopToken
 from genlab.core.training import run_dir as runs
 from genlab.core.training.loop import TrainEvent, TrainLoop
 from genlab.core.training.setup import TrainSetupError, setup_training
 
-__all__ = ["TrainEvent", "TrainSetupError", "iter_train", "train"]
+__all__ = ["TrainEvent", "TrainSetupError", "iter_train", "read_resumable_config", "train"]
 
 
 def train(config: TrainConfig | None = None, **kwargs: Any) -> RunFinished:
@@ -111,19 +111,34 @@ def iter_train(
         loop.close()
 
 
+def read_resumable_config(run_dir: str | Path) -> TrainConfig:
+    """The stored config of a run that can be resumed.
+
+    Raises:
+        TrainSetupError: ``run_dir`` is not a genlab run directory, its config cannot be read,
+            or the run already ended (one line saying what to do instead).
+    """
+    if not runs.is_run_dir(run_dir):
+        raise TrainSetupError(f"--resume {run_dir}: not a genlab run directory (no config.json "
+                              "there); pass the directory genlab train printed as its run dir")
+    summary = runs.read_summary(run_dir)
+    if summary and summary.get("status") in ("completed", "early-stopped", "diverged"):
+        raise TrainSetupError(f"--resume {run_dir}: the run already ended "
+                              f"({summary['status']}); start a new run instead")
+    try:
+        return runs.read_config(run_dir)
+    except (OSError, ValueError, ConfigError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise TrainSetupError(f"--resume {run_dir}: cannot read its config.json ({first})"
+                              ) from None
+
+
 def _stored_config(run_dir: str | Path, given: TrainConfig | None,
                    out_dir: str | Path | None) -> TrainConfig:
     if out_dir is not None and Path(out_dir).resolve() != Path(run_dir).resolve():
         raise TrainSetupError(f"--resume {run_dir}: a resumed run continues in its own directory; "
                               "drop --out")
-    if not runs.is_run_dir(run_dir):
-        raise TrainSetupError(f"--resume {run_dir}: no config.json there; pass a run directory "
-                              "written by genlab train")
-    summary = runs.read_summary(run_dir)
-    if summary and summary.get("status") in ("completed", "early-stopped", "diverged"):
-        raise TrainSetupError(f"--resume {run_dir}: the run already ended "
-                              f"({summary['status']}); start a new run instead")
-    stored = runs.read_config(run_dir)
+    stored = read_resumable_config(run_dir)
     if given is not None:
         mine, theirs = stored.to_dict(), given.to_dict()
         ignore = {"model", "data", "eval_data", "target_modules"}  # resolved when stored

@@ -16,7 +16,8 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
-from genlab.core.configs import ConfigError, GenerationRequest, SamplingParams
+from genlab.core.configs import ConfigError, GenerationRequest, KnobField, SamplingParams
+from genlab.core.configs.knobs import knob_field, knob_fields
 from genlab.tui.widgets import tcss
 
 BASE = "base"
@@ -32,33 +33,19 @@ class Field:
     kind: type
 
 
-FIELDS = (
-    Field("temperature", "temp", float),
-    Field("top_k", "top-k", int),
-    Field("top_p", "top-p", float),
-    Field("min_p", "min-p", float),
-    Field("repetition_penalty", "rep pen", float),
-    Field("max_new_tokens", "max new", int),
-    Field("seed", "seed", int),
-)
+def _field(kf: KnobField) -> Field:
+    return Field(kf.name, kf.label, int if kf.kind == "int" else float)
+
+
+_KNOBS = (*(kf for kf in knob_fields(SamplingParams) if kf.knob.grid),
+          knob_field(GenerationRequest, "seed"))
+FIELDS = tuple(_field(kf) for kf in _KNOBS)
+"""The column's number settings: every grid knob of ``SamplingParams``, then the seed."""
 
 HINTS = {
     "adapter": "model: the base weights, or a LoRA adapter on top of them. Same seed and "
                "settings, so what differs is what the adapter learned.",
-    "temperature": "temperature: divides the logits before sampling. Low: safe and repetitive; "
-                   "high: varied, may derail. 0 = greedy (always the likeliest token).",
-    "top_k": "top-k: only the k likeliest tokens can be drawn; small k = safer, duller. "
-             "0 = off.",
-    "top_p": "top-p (nucleus): draw only from the likeliest tokens whose probabilities add up "
-             "to p; lower = safer. 1 = off.",
-    "min_p": "min-p: drop tokens less likely than min-p × the top token's probability; cuts "
-             "more when the model is sure. 0 = off.",
-    "repetition_penalty": "repetition penalty: tokens already in the prompt or output become "
-                          "less likely; >1 breaks loops, too high garbles. 1 = off.",
-    "max_new_tokens": "max new tokens: the longest continuation; a column ends earlier at "
-                      "end-of-text.",
-    "seed": "seed: fixes this column's random draws. Same seed + same settings = same text, "
-            "so a change you make shows that knob's effect.",
+    **{kf.name: f"{kf.name.replace('_', ' ')}: {kf.knob.intuition}" for kf in _KNOBS},
 }
 
 DEFAULTS = {"temperature": 0.8, "top_k": 0, "top_p": 1.0, "min_p": 0.0,

@@ -16,7 +16,7 @@ from textual.containers import Grid, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Select
 
-from genlab.core.configs import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig
+from genlab.core.configs import ConfigError, KnobField, TrainConfig, knob_fields
 from genlab.tui.widgets import tcss
 
 
@@ -31,66 +31,28 @@ class FormField:
     choices: tuple[str, ...] = ()
 
 
-SECTIONS: tuple[tuple[str, tuple[FormField, ...]], ...] = (
-    ("Data", (
-        FormField("model", "model", "str", "base model: hub id or local directory (default: "
-                  "the model the Sample screen loaded)"),
-        FormField("data", "data", "str", "training data: .txt/.jsonl/.json/.csv/.parquet file, "
-                  "or a directory of them"),
-        FormField("doc_separator", "doc sep", "optional_str", "text between documents in .txt "
-                  "data, e.g. <|endoftext|> for TinyStories; empty = blank lines"),
-        FormField("eval_data", "eval data", "optional_str", "held-out data in the same formats; "
-                  "empty = hold out the eval split of the training data"),
-        FormField("eval_split", "eval split", "float", "fraction of documents held out for "
-                  "evaluation when no eval data is given; in [0, 0.5]"),
-        FormField("seq_len", "seq len", "int", "tokens per packed training sequence; longer = "
-                  "more context per step, more memory"),
-    )),
-    ("LoRA", (
-        FormField("rank", "rank", "int", "LoRA rank r: size of the low-rank update; higher = "
-                  "more capacity and more parameters"),
-        FormField("alpha", "alpha", "float", "LoRA alpha: the update is scaled by alpha / rank "
-                  "(like a learning-rate multiplier)"),
-        FormField("dropout", "dropout", "float", "dropout on the LoRA input; regularises small "
-                  "datasets; in [0, 1)"),
-    )),
-    ("Optimizer", (
-        FormField("lr", "lr", "float", "peak learning rate: too low crawls, too high diverges "
-                  "(LoRA: ~1e-4 to 1e-3)"),
-        FormField("warmup_steps", "warmup", "int", "steps of linear warmup from 0 to the peak "
-                  "lr; steadies the first updates"),
-        FormField("schedule", "schedule", "choice", "lr after warmup: constant, linear or "
-                  "cosine decay, or step (halve every step_size)", SCHEDULES),
-        FormField("optimizer", "optimizer", "choice", "adamw (decoupled weight decay), adam, "
-                  "or sgd (with momentum)", OPTIMIZERS),
-        FormField("momentum", "momentum", "float", "SGD momentum: averages past gradients; "
-                  "in [0, 1); used by sgd only"),
-        FormField("weight_decay", "weight decay", "float", "pulls weights toward 0 each step; "
-                  "a mild regulariser; >= 0"),
-        FormField("max_grad_norm", "clip norm", "float", "clip the gradient norm to this; tames "
-                  "spikes; 0 = no clipping"),
-    )),
-    ("Batches", (
-        FormField("batch_size", "batch size", "int", "sequences per micro-batch; bigger = "
-                  "smoother gradients, more memory"),
-        FormField("grad_accum", "grad accum", "int", "micro-batches per optimizer step; "
-                  "effective batch = batch size × grad accum"),
-        FormField("epochs", "epochs", "float", "passes over the training data (ignored when max "
-                  "steps is set)"),
-        FormField("max_steps", "max steps", "optional_int", "optimizer steps to run; overrides "
-                  "epochs; empty = use epochs"),
-    )),
-    ("Evaluation", (
-        FormField("eval_every", "eval every", "int", "evaluate (and sample) every N steps; "
-                  "0 = only at the end"),
-        FormField("patience", "patience", "int", "stop after this many evaluations without "
-                  "improvement; 0 = off"),
-        FormField("sample_prompts", "prompts", "prompts", "prompts generated at each eval, "
-                  "separated by |; watch them change as it learns"),
-        FormField("name", "run name", "str", "names the run directory "
-                  "runs/<timestamp>-<name>"),
-    )),
-)
+def form_field(kf: KnobField) -> FormField:
+    """The form row of a knob: its label, its input kind and its learner hint."""
+    kind = {"int": "int", "float": "float", "choice": "choice", "tuple": "prompts"}.get(
+        kf.kind, "str")
+    if kf.optional and kind in ("int", "str"):
+        kind = "optional_" + kind
+    hint = kf.knob.intuition or kf.doc
+    if kf.kind in ("int", "float") and (kf.knob.low is not None or kf.knob.high is not None):
+        hint = f"{hint}; {kf.expected()}"
+    return FormField(kf.name, kf.label, kind, hint, kf.knob.choices)
+
+
+def form_sections(config_cls: type = TrainConfig) -> tuple[tuple[str, tuple[FormField, ...]], ...]:
+    """The form's sections: every knob marked ``tui``, grouped by section in declaration order."""
+    sections: dict[str, list[FormField]] = {}
+    for kf in knob_fields(config_cls):
+        if kf.knob.tui:
+            sections.setdefault(kf.knob.section or kf.knob.panel, []).append(form_field(kf))
+    return tuple((title, tuple(rows)) for title, rows in sections.items())
+
+
+SECTIONS = form_sections()
 ALL_FIELDS = tuple(f for _, section in SECTIONS for f in section)
 HINTS = {f.name: f"{f.label}: {f.hint}" for f in ALL_FIELDS}
 _DEFAULTS = {f.name: f.default for f in dc_fields(TrainConfig)}

@@ -161,6 +161,7 @@ def test_a_killed_sweep_resumes_without_lost_or_duplicated_trials(tiny_llama, fa
     assert sum(counts(t) for t in trials.values()) == 3
 
 
+@pytest.mark.slow
 def test_two_worker_processes_run_exactly_the_budget(tiny_llama, facts, tmp_path):
     spec = make_spec(tiny_llama, facts, method="random", trials=3,
                      search={"lr": {"low": 1e-4, "high": 1e-2, "log": True}})

@@ -161,6 +161,7 @@ def test_saved_dirs_load_with_plain_transformers(tokenizer, tmp_path, toy_run):
         assert info["gen"]["do_sample"] is True
 
 
+@pytest.mark.slow
 def test_time_boxed_pretrain_decays_and_finishes(tmp_path):
     train = _write_corpus(tmp_path / "train.txt", TOY_STORIES)
     config = PretrainConfig(
