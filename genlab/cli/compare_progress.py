@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-from genlab.cli.render import EventRenderer, renders
+from genlab.cli.render import EventRenderer, TaskBars, renders
 from genlab.core.events import RowFinished
 from genlab.core.experiments.compare import CellFinished, CompareStarted
 
@@ -21,25 +21,16 @@ class CompareProgress(EventRenderer):
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self._live = False
-        self.bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(),
-                            MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                            transient=True)
+        self.bars = TaskBars(TextColumn("{task.description}", markup=False), BarColumn(),
+                             MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+        self.bar = self.bars.progress
         self.task: Any = None
 
     def __enter__(self) -> CompareProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._live:
-            self.bar.stop()
-
-    def _add_task(self, description: str, **fields: Any) -> Any:
-        """A bar task; the bar starts with the first one, so an early error prints alone."""
-        if not self._live:
-            self._live = True
-            self.bar.start()
-        return self.bar.add_task(description, **fields)
+        self.bars.stop()
 
     def stopping(self) -> None:
         """First Ctrl-C: say what happens next."""
@@ -50,7 +41,7 @@ class CompareProgress(EventRenderer):
     def _on_started(self, event: CompareStarted) -> None:
         self.console.print(f"{event.model} · {event.cells} cells ({event.done} already done) "
                            f"· {event.out_dir}", style="dim", markup=False, highlight=False)
-        self.task = self._add_task("generating", total=max(1, event.rows))
+        self.task = self.bars.add("generating", total=max(1, event.rows))
 
     @renders(RowFinished)
     def _on_row(self, event: RowFinished) -> None:

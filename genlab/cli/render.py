@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from rich.progress import Progress
+
 _MARK = "_renders_events"
 
 
@@ -51,3 +53,28 @@ class EventRenderer:
             if name is not None:
                 getattr(self, name)(event)
                 return
+
+
+class TaskBars:
+    """A transient rich ``Progress`` that starts with its first task.
+
+    Renderers use it inside their ``with`` block; an error raised before any work starts (a
+    bad ``--out``, a missing model) is then printed alone, with no empty bar line before it.
+    """
+
+    def __init__(self, *columns: Any, console: Any) -> None:
+        self.progress = Progress(*columns, console=console, transient=True)
+        self.live = False
+
+    def add(self, description: str, **fields: Any) -> Any:
+        """Add a task (starting the display with the first)."""
+        if not self.live:
+            self.live = True
+            self.progress.start()
+        return self.progress.add_task(description, **fields)
+
+    def stop(self) -> None:
+        """Stop the display if it started."""
+        if self.live:
+            self.progress.stop()
+            self.live = False

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
 
-from genlab.cli.render import EventRenderer, renders
+from genlab.cli.render import EventRenderer, TaskBars, renders
 from genlab.cli.spec_common import describe_params
 from genlab.core.experiments.events import (
     RetrainFinished,
@@ -35,10 +35,10 @@ class SweepProgress(EventRenderer):
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self._live = False
-        self.bar = Progress("[progress.description]{task.description}", BarColumn(),
+        self.bars = TaskBars("[progress.description]{task.description}", BarColumn(),
                             MofNCompleteColumn(), "{task.fields[loss]}", TimeElapsedColumn(),
-                            console=console, transient=True)
+                             console=console)
+        self.bar = self.bars.progress
         self.tasks: dict[int, Any] = {}
         self.objective = "objective"
         self.out_dir = ""
@@ -47,15 +47,7 @@ class SweepProgress(EventRenderer):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._live:
-            self.bar.stop()
-
-    def _add_task(self, description: str, **fields: Any) -> Any:
-        """A bar task; the bar starts with the first one, so an early error prints alone."""
-        if not self._live:
-            self._live = True
-            self.bar.start()
-        return self.bar.add_task(description, **fields)
+        self.bars.stop()
 
     def stopping(self) -> None:
         """First Ctrl-C: say what happens next."""
@@ -74,12 +66,12 @@ class SweepProgress(EventRenderer):
     @renders(TrialStarted)
     def _on_trial_started(self, e: TrialStarted) -> None:
         label = f"trial {e.number} {describe_params(e.params)}"[:60]
-        self.tasks[e.number] = self._add_task(label, total=None, loss="")
+        self.tasks[e.number] = self.bars.add(label, total=None, loss="")
 
     @renders(RetrainStarted)
     def _on_retrain_started(self, e: RetrainStarted) -> None:
         self._print(f"retraining trial {e.trial}'s config in full -> {e.run_dir}", "dim")
-        self.tasks[-1] = self._add_task("retrain best", total=None, loss="")
+        self.tasks[-1] = self.bars.add("retrain best", total=None, loss="")
 
     @renders(TrialProgress)
     def _on_trial_progress(self, e: TrialProgress) -> None:

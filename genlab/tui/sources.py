@@ -36,7 +36,10 @@ class EventSource(Protocol):
 
 
 class CoreSource:
-    """The real thing: ``genlab.core``, imported on first use (in a worker thread)."""
+    """The real thing: ``genlab.core``, imported on first use (in a worker thread).
+
+    The imports below are inside the methods on purpose: the app paints before torch loads.
+    """
 
     def load_model(self, name: str, *, adapters: dict[str, str], device: str = "auto",
                    dtype: str = "auto") -> Any:
