@@ -19,6 +19,7 @@ from textual.widgets import Input, Label, Select, Static
 from genlab.core.configs import ConfigError, GenerationRequest, KnobField, SamplingParams
 from genlab.core.configs.knobs import knob_field, knob_fields
 from genlab.tui.widgets import tcss
+from genlab.tui.wording import config_message
 
 BASE = "base"
 """Select value of the base model (attach_adapter refuses this name for adapters)."""
@@ -96,8 +97,8 @@ class ParamsPanel(Vertical):
                          id="adapter")
             for field in FIELDS:
                 yield Label(field.label, classes="setting-label")
+                # type="text": a letter typed in a number is shown as an error, not dropped
                 yield Input(_format(self._values[field.name]), id=field.name,
-                            type="integer" if field.kind is int else "number",
                             select_on_focus=False, validate_on=())  # we validate
         yield Static("", classes="error")
 
@@ -181,7 +182,7 @@ class ParamsPanel(Vertical):
             self.read()
             error, bad_field = "", None
         except ConfigError as err:
-            error, bad_field = str(err), err.field
+            error, bad_field = config_message(err), err.field
         for field in FIELDS:  # only touch what changes: every restyle costs
             self._input(field.name).set_class(field.name == bad_field, "-invalid-setting")
         if error != self.error:

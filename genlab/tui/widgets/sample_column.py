@@ -30,6 +30,13 @@ class SampleColumn(Vertical):
 
     DEFAULT_CSS = tcss(__file__)
 
+    class SettingsChanged(Message):
+        """The column's settings changed (valid or not): titles may need to change."""
+
+        def __init__(self, column: SampleColumn) -> None:
+            super().__init__()
+            self.column = column
+
     class RerunRequested(Message):
         """The column's settings changed (and settled): run it again."""
 
@@ -51,6 +58,9 @@ class SampleColumn(Vertical):
         self._logprob_sum = 0.0
         self._debounce: Timer | None = None
         self._titled = 0.0
+        self._title_parts: list[str] | None = None
+        self.eos_index: int | None = None
+        """The token that ended the row as end-of-text (drawn as the eos marker)."""
         self.panel = ParamsPanel(values, adapter, adapters)
         self.view = TokenView(self.tokens, "Ctrl+R runs every column")
 
@@ -70,8 +80,18 @@ class SampleColumn(Vertical):
 
     @property
     def label(self) -> str:
-        """Short name for titles: number, model, and the settings that differ from default."""
+        """Short name for titles: the number, then what tells this column from the others
+        (``set_title_parts``), or its model and the settings that are not off."""
+        if self._title_parts is not None:
+            return " · ".join([str(self.number), *self._title_parts])
         return f"{self.number} · {self.panel.adapter or 'base'}{self.panel.summary()}"
+
+    def set_title_parts(self, parts: list[str] | None) -> None:
+        """Title the column by these parts (the values that differ between columns)."""
+        if parts != self._title_parts:
+            self._title_parts = parts
+            if self.is_mounted:
+                self._update_titles()
 
     @property
     def greedy(self) -> bool:
@@ -87,6 +107,7 @@ class SampleColumn(Vertical):
         self.run_id = run_id
         self.running, self.has_run = True, True
         self.reason, self.elapsed_s = "", None
+        self.eos_index = None
         self.tokens.clear()
         self._logprob_sum = 0.0
         self._started = time.monotonic()
@@ -107,6 +128,9 @@ class SampleColumn(Vertical):
         self.running = False
         self.reason = event.reason
         self.elapsed_s = event.elapsed_s
+        if event.reason == "eos" and self.tokens:
+            self.eos_index = len(self.tokens) - 1
+            self.view.mark_eos(self.eos_index)
         self._update_titles()
 
     def fail(self, message: str) -> None:
@@ -142,6 +166,7 @@ class SampleColumn(Vertical):
 
     def on_params_panel_changed(self, event: ParamsPanel.Changed) -> None:
         event.stop()
+        self.post_message(self.SettingsChanged(self))
         self._update_titles()
         if not self.has_run:
             return

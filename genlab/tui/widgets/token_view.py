@@ -13,6 +13,7 @@ is cached, and only visible lines are drawn; a new token invalidates just the la
 from __future__ import annotations
 
 import colorsys
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -30,19 +31,36 @@ from textual.strip import Strip
 from genlab.core.events import TokenSampled
 from genlab.tui.widgets import tcss
 
+COLOUR_STEPS = 200
+"""Probabilities are tinted in this many steps (so each colour and style is made once)."""
+EOS_MARK = "∎"
+"""Drawn for the token that ended a row as end-of-text (the legend explains it)."""
+EMPTY_MARK = "·"
+"""Drawn for a token with no text of its own yet (a piece of a multi-byte character)."""
+
 
 def prob_colour(p: float) -> str:
     """Background colour for a token of probability ``p``: red (unlikely) to green (sure)."""
     p = min(max(p, 0.0), 1.0)
-    hue = 0.36 * math.sqrt(p)  # sqrt spreads the common low-probability range
+    return _colour_step(round(p * COLOUR_STEPS))
+
+
+@functools.cache
+def _colour_step(step: int) -> str:
+    hue = 0.36 * math.sqrt(step / COLOUR_STEPS)  # sqrt spreads the common low-prob range
     r, g, b = colorsys.hls_to_rgb(hue, 0.27, 0.65)
     return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+
+
+@functools.cache
+def _token_style(colour: str) -> Style:
+    return Style(bgcolor=colour, color="#f0f0f0")
 
 
 def display_text(text: str) -> str:
     """How a token's text is drawn: newlines as ⏎, tabs as spaces, empty as a dot."""
     if not text:
-        return "·"
+        return EMPTY_MARK
     return text.replace("\r", "").replace("\t", "  ")
 
 
@@ -98,13 +116,21 @@ class TokenView(ScrollView, can_focus=True):
         self._hover: int | None = None
         self._strips: dict[int, Strip] = {}
         self._line_of_token: list[int] = []
+        self.eos_index: int | None = None
 
     # ---------------------------------------------------------------- layout
+
+    def mark_eos(self, index: int) -> None:
+        """Token ``index`` ended the row as end-of-text: draw it as the eos marker."""
+        self.eos_index = index
+        self._layout_width = -1  # lay out again (once per row: a few hundred tokens)
+        self._sync()
 
     def reset(self) -> None:
         """The token list was cleared: forget the layout (the cursor index is kept)."""
         self._lines, self._laid, self._hover = [], 0, None
         self._line_of_token = []
+        self.eos_index = None
         self._strips.clear()
         self._sync()
 
@@ -154,6 +180,8 @@ class TokenView(ScrollView, can_focus=True):
     def _place(self, index: int, width: int) -> int:
         """Append token ``index`` to the layout; return the line of its first piece."""
         text = display_text(self.tokens[index].text)
+        if index == self.eos_index:
+            text = text.rstrip(EMPTY_MARK) + EOS_MARK if text != EMPTY_MARK else EOS_MARK
         parts = text.split("\n")
         first = -1
         for n, part in enumerate(parts):
@@ -220,7 +248,7 @@ class TokenView(ScrollView, can_focus=True):
 
     def _style(self, index: int) -> Style:
         token = self.tokens[index]
-        style = Style(bgcolor=prob_colour(math.exp(token.logprob)), color="#f0f0f0")
+        style = _token_style(prob_colour(math.exp(token.logprob)))
         if index == self.cursor:
             style += Style(reverse=True, bold=True)
         elif index == self._hover:

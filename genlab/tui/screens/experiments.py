@@ -1,0 +1,457 @@
+"""The Experiments screen (F7): run a sweep or compare spec live, the lessons one key each.
+
+Pick a spec (the shipped lessons, each with what it shows; 1-9 run the first nine at once) or
+open any spec file, read its plan and estimate (from a short probe of the real step time),
+edit a value or two (``KEY=VALUE`` entries, exactly ``genlab sweep --set``), and run it. The
+run is the core's own iterator, ``iter_sweep`` or ``iter_compare``, in a bridge worker, writing
+the same output directory as the CLI; this screen only renders its events (``ExperimentRun``
+keeps them). A sweep shows every trial's train and eval loss overlaid as they grow (legend =
+the varied values, a diverged trial ends in ``x``), the trials sorted by the objective as they
+finish, and the current trial's eval samples; a compare shows its cells as columns of text
+with the metric table. Esc stops (finished trials stay); F5 again resumes the unfinished
+output (same ``results.jsonl`` and Optuna study). Finished: the report's path, F8 retrains
+the best configuration, F9 puts the best adapter (or model) into the Sample screen.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import webbrowser
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.timer import Timer
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from genlab import assets
+from genlab.core.experiments.events import EstimateFinished, PointMeasured
+from genlab.core.reports.results import default_out_dir
+from genlab.core.specs.common import SpecError
+from genlab.core.specs.loader import load_spec
+from genlab.core.training import run_dir as runs
+from genlab.tui.bridge import Bridge
+from genlab.tui.screens.base import GenlabScreen
+from genlab.tui.screens.experiment_run import ExperimentRun
+from genlab.tui.spec_catalog import SpecEntry, find_resumable, find_specs
+from genlab.tui.widgets.cell_columns import CellColumns
+from genlab.tui.widgets.chart_view import ChartView
+from genlab.tui.widgets.curves import loss_builder
+from genlab.tui.widgets.eval_samples import EvalSamples
+from genlab.tui.widgets.experiment_table import ExperimentTable
+from genlab.tui.widgets.plan_view import PlanView, duration
+from genlab.tui.wording import model_not_ready, tui_message
+
+GROUP = "experiment"
+ESTIMATE_GROUP = "estimate"
+EDIT_DEBOUNCE_S = 0.4
+REDRAW_S = 0.3
+LESSON_KEYS = 9
+IDLE_HINT = ("↑/↓ pick a spec (1-9 run a lesson at once) · F5 runs it · edit values as "
+             "KEY=VALUE (e.g. base.max_steps=40 trials=2) · Esc stops, F5 resumes")
+
+
+class ExperimentsScreen(GenlabScreen):
+    """Specs and plan on the left; the live experiment on the right."""
+
+    TAB = "experiments"
+    FOCUS_RINGS = (OptionList, ExperimentTable, EvalSamples)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-medium"), (160, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
+
+    BINDINGS = [
+        Binding("f5,ctrl+r", "run", "Run", priority=True,
+                tooltip="Run the spec shown (an unfinished output of the same spec is resumed)"),
+        Binding("ctrl+n", "run_afresh", "Run afresh", priority=True,
+                tooltip="Run the spec into a new output directory (nothing resumed)"),
+        Binding("escape", "stop", "Stop",
+                tooltip="Stop: finished trials (cells) stay, the running one is redone on resume"),
+        Binding("f8", "retrain_best", "Retrain best", priority=True,
+                tooltip="Retrain the best trial's configuration in full (into the output's "
+                        "best/ folder)"),
+        Binding("f9", "best_to_sample", "Best → Sample", priority=True,
+                tooltip="Load the best adapter into the Sample screen (a full model: load it)"),
+        Binding("ctrl+o", "open_report", "Report", priority=True,
+                tooltip="Open the finished experiment's report.html (or copy its path)"),
+        *(Binding(str(n), f"lesson({n})", "Run lesson N", show=False,
+                  tooltip="Run lesson 1-9 of the list at once (when the list has focus)")
+          for n in range(1, LESSON_KEYS + 1)),
+    ]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.entries: list[SpecEntry] = []
+        self.spec_path: Path | None = None
+        self.spec: Any = None
+        self.edits: list[str] = []
+        self.resume: tuple[Path, int] | None = None
+        self.estimate = ""
+        self.run: ExperimentRun | None = None
+        self._run_id: int | None = None
+        self._estimate_id: int | None = None
+        self._edit_timer: Timer | None = None
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="exp-body"):
+            with Vertical(id="exp-left"):
+                yield OptionList(id="specs")
+                yield Input(placeholder="or a spec file: path, then Enter", id="spec-path")
+                yield Input(placeholder="edit: KEY=VALUE …  e.g. base.max_steps=40",
+                            id="edits")
+                with VerticalScroll(id="plan-scroll"):
+                    yield PlanView(id="plan")
+            with Vertical(id="exp-right"):
+                yield ChartView(id="exp-chart")
+                yield CellColumns(id="exp-cells")
+                with Horizontal(id="exp-lower"):
+                    yield ExperimentTable(id="exp-table")
+                    yield EvalSamples(id="exp-samples")
+        yield Static(IDLE_HINT, id="hint")
+
+    def on_mount(self) -> None:
+        specs = self.query_one("#specs", OptionList)
+        specs.border_title = "specs (1-9 run a lesson)"
+        self.query_one("#exp-chart", ChartView).border_title = "loss"
+        self.query_one("#exp-table").border_title = "results"
+        self.query_one("#exp-samples", EvalSamples).border_title = "eval samples"
+        self.query_one("#exp-cells").display = False  # until a compare spec runs
+        self.query_one("#plan-scroll").border_title = "plan"
+        self.entries = find_specs()
+        specs.add_options([self._option(n, e) for n, e in enumerate(self.entries, start=1)])
+        self.set_interval(REDRAW_S, self._redraw)
+        if self.entries:
+            specs.highlighted = 0
+        else:
+            self.query_one(PlanView).show_error("No spec files found under prompts/specs; "
+                                                "type a spec file's path above.")
+        specs.focus()
+
+    @staticmethod
+    def _option(n: int, entry: SpecEntry) -> Option:
+        key = f"{n}" if n <= LESSON_KEYS else " "
+        line = Text.assemble((f"{key} ", "bold"), (entry.name, "bold"),
+                             (f" · {entry.summary}", "dim"), no_wrap=True, overflow="ellipsis")
+        return Option(line, id=str(entry.path))
+
+    # ----------------------------------------------------------------- choosing
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id and (self.spec_path is None or
+                                str(self.spec_path) != event.option.id):
+            self.choose(Path(event.option.id))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.action_run()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "spec-path" and event.value.strip():
+            self.choose(Path(event.value.strip()).expanduser())
+        elif event.input.id == "edits":
+            self._apply_edits()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "edits":
+            if self._edit_timer is not None:
+                self._edit_timer.stop()
+            self._edit_timer = self.set_timer(EDIT_DEBOUNCE_S, self._apply_edits)
+
+    def _apply_edits(self) -> None:
+        raw = self.query_one("#edits", Input).value
+        try:
+            self.edits = shlex.split(raw)
+        except ValueError as err:
+            self.query_one(PlanView).show_error(f"edit: {err}")
+            return
+        if self.spec_path is not None:
+            self.choose(self.spec_path, keep_edits=True)
+
+    def choose(self, path: Path, keep_edits: bool = False) -> None:
+        """Show ``path``'s plan (with the current edits) and estimate it."""
+        self.spec_path = path
+        if not keep_edits and self.edits:
+            self.edits = []
+            self.query_one("#edits", Input).value = ""
+        plan = self.query_one(PlanView)
+        try:
+            self.spec = load_spec(path, overrides=self.edits)
+        except SpecError as err:
+            self.spec = None
+            plan.show_error(tui_message(str(err)))
+            return
+        self.resume = find_resumable(self.app.runs_dir, self.spec)
+        self.estimate = "measuring the step time…"
+        self._show_plan()
+        self._measure()
+
+    def _show_plan(self) -> None:
+        spec = self.spec
+        if spec is None:
+            return
+        if self.resume is not None:
+            out, done = self.resume
+            want = spec.budget if spec.kind == "sweep" else len(spec.cells())
+            where = f"resumes {out} ({done} of {want} done; Ctrl+N runs afresh)"
+        else:
+            where = f"new folder under {self.app.runs_dir}/"
+        self.query_one(PlanView).show_plan(spec, self.estimate, where)
+
+    def _measure(self) -> None:
+        spec, app = self.spec, self.app
+        if app.bridge.running(GROUP):
+            self.estimate = "measured when the running experiment is done"
+            self._show_plan()
+            return
+        loaded = self._shared_model(spec)
+        if spec.kind == "compare" and loaded is None and app.model_state != "ready" \
+                and self._same_model(spec):
+            self.estimate = "measured once the model has loaded"
+            self._show_plan()
+            return
+        source = app.source
+        handle = app.bridge.stream(
+            self, ESTIMATE_GROUP,
+            lambda stop: source.iter_estimate(spec, stop_token=stop, loaded=loaded),
+            uses_model=loaded is not None)
+        self._estimate_id = handle.run_id
+
+    def _same_model(self, spec: Any) -> bool:
+        try:
+            mine = assets.resolve_model(None if self.app.model_name == "default"
+                                        else self.app.model_name)
+            theirs = assets.resolve_model(None if spec.model == "default" else spec.model)
+        except assets.ModelNotFound:
+            return False
+        return Path(mine).expanduser().resolve() == Path(theirs).expanduser().resolve() \
+            if Path(mine).exists() else mine == theirs
+
+    def _shared_model(self, spec: Any) -> Any:
+        """The app's loaded model, when a compare spec can use it (same model, no adapters)."""
+        app = self.app
+        if spec.kind != "compare" or spec.adapters or app.model_state != "ready":
+            return None
+        return app.loaded if self._same_model(spec) else None
+
+    # ----------------------------------------------------------------- running
+
+    def action_lesson(self, n: int) -> None:
+        if not 1 <= n <= len(self.entries):
+            return
+        self.query_one("#specs", OptionList).highlighted = n - 1
+        self.choose(self.entries[n - 1].path)
+        self.action_run()
+
+    def action_run(self) -> None:
+        self._run(resume=True)
+
+    def action_run_afresh(self) -> None:
+        self._run(resume=False)
+
+    def _run(self, resume: bool, overrides: tuple[str, ...] = ()) -> None:
+        app = self.app
+        if app.bridge.running(GROUP):
+            self.notify("An experiment is running; Esc stops it first.", severity="warning")
+            return
+        spec = self.spec
+        if spec is None:
+            self.notify("Pick a spec that loads first (its problem is shown in the plan).",
+                        severity="warning")
+            return
+        if overrides:
+            spec = load_spec(self.spec_path, overrides=[*self.edits, *overrides])
+        if spec.kind == "compare" and self._same_model(spec) and app.model_state != "ready":
+            self.notify(model_not_ready(app.model_state, app.model_text), severity="warning")
+            return
+        if resume and self.resume is not None:
+            out = self.resume[0]
+        elif resume and self.run is not None and self.run.out_dir and self.run.stopped:
+            out = self.run.out_dir
+        else:
+            out = default_out_dir(spec.kind, spec.name, root=app.runs_dir)
+        self._start(spec, out)
+
+    def _start(self, spec: Any, out: Path) -> None:
+        app = self.app
+        app.bridge.stop(ESTIMATE_GROUP)
+        self._estimate_id = None
+        self.run = ExperimentRun(spec, Path(out))
+        self.run.load_finished()
+        loaded = self._shared_model(spec)
+        source = app.source
+        if spec.kind == "sweep":
+            make = lambda stop: source.iter_sweep(spec, out_dir=out, stop_token=stop)  # noqa: E731
+        else:
+            make = lambda stop: source.iter_compare(spec, out_dir=out, stop_token=stop,  # noqa: E731
+                                                    loaded=loaded)
+        handle = app.bridge.stream(self, GROUP, make, uses_model=loaded is not None)
+        self._run_id = handle.run_id
+        self._layout_for(spec)
+        self._render_run(full=True)
+        self.status(f"{spec.name}: starting ({out})…")
+        self.refresh_bindings()
+
+    def _layout_for(self, spec: Any) -> None:
+        compare = spec.kind == "compare"
+        for selector, shown in (("#exp-chart", not compare), ("#exp-cells", compare),
+                                ("#exp-samples", not compare)):
+            widget = self.query_one(selector)
+            if shown:
+                widget.styles.clear_rule("display")  # (CSS may still hide it when small)
+                widget.refresh(layout=True)
+            else:
+                widget.display = False
+        if compare:
+            self.run_worker(self.query_one(CellColumns).set_cells(
+                [c.label for c in spec.cells()]))
+
+    def action_stop(self) -> None:
+        if self.app.bridge.stop(GROUP):
+            self.status("stopping: the running trial ends at its next step (finished ones "
+                        "stay)…")
+
+    # ------------------------------------------------------------------ events
+
+    def on_bridge_events_arrived(self, message: Bridge.EventsArrived) -> None:
+        if message.run_id == self._estimate_id:
+            for event in message.events:
+                self._estimated(event)
+            return
+        if message.run_id != self._run_id or self.run is None:
+            return
+        run = self.run
+        notes = []
+        for event in message.events:
+            notes += run.handle(event)
+        log = self.query_one("#exp-samples", EvalSamples)
+        for text, style in notes:
+            log.add_note(text, style)
+        for sample in run.take_samples():
+            log.add_sample(sample.get("prompt", ""), sample.get("text", ""))
+        for index, row in run.take_cells():
+            self.query_one(CellColumns).fill(index, row)
+        if run.table_dirty:
+            self._render_run()
+        self.status(run.status_text())
+        if run.finished is not None:
+            self._finished()
+
+    def _estimated(self, event: Any) -> None:
+        if isinstance(event, PointMeasured):
+            t = event.timing
+            self.estimate = (f"measuring… {event.done} of {event.of}: {t.step_s:.3f} s/step"
+                             + (f" ({t.label})" if t.label != "base" else ""))
+        elif isinstance(event, EstimateFinished):
+            unit = "step" if self.spec is not None and self.spec.kind == "sweep" else \
+                "decode step"
+            what = "runs" if unit == "step" else "generations"
+            note = f"; {event.note}" if event.note else ""
+            self.estimate = (f"≈ {duration(event.seconds)} ({event.runs} {what}, "
+                             f"{event.step_s:.3f} s per {unit}, measured{note})")
+        self._show_plan()
+
+    def _render_run(self, full: bool = False) -> None:
+        run = self.run
+        if run is None:
+            return
+        table = self.query_one(ExperimentTable)
+        if run.spec.kind == "sweep":
+            table.show_sweep(run.rows_list(), run.spec.objective, run.running_row())
+        else:
+            table.show_compare(run.rows_list())
+        table.border_title = run.table_title()
+        run.table_dirty = False
+        if full:
+            self._redraw(force=True)
+
+    def _redraw(self, force: bool = False) -> None:
+        run = self.run
+        if run is None or run.spec.kind != "sweep" or not (run.chart_dirty or force):
+            return
+        if not self.is_current:
+            return
+        run.chart_dirty = False
+        series = run.series_snapshot()
+        title = f"{run.spec.name}: train (EMA lines) and eval (points) loss per trial"
+        self.query_one("#exp-chart", ChartView).draw(loss_builder(series, title,
+                                                                  overlay=True))
+
+    def _finished(self) -> None:
+        run = self.run
+        assert run is not None and run.finished is not None
+        self._render_run(full=True)
+        self.resume = find_resumable(self.app.runs_dir, self.spec) if self.spec else None
+        self._show_plan()
+        self.refresh_bindings()
+        severity = "warning" if run.stopped else "information"
+        self.notify(run.summary_text(), title=f"{run.spec.name}: "
+                    f"{'stopped' if run.stopped else 'done'}", severity=severity, timeout=12)
+
+    def on_bridge_failed(self, message: Bridge.Failed) -> None:
+        text = tui_message(message.message)
+        if message.run_id == self._estimate_id:
+            self.estimate = f"cannot measure: {text}"
+            self._show_plan()
+        elif message.run_id == self._run_id:
+            self.status(f"failed: {text}")
+            self.query_one("#exp-samples", EvalSamples).add_note(f"failed: {text}", "bold red")
+            self.notify(text, title="Experiment failed", severity="error", timeout=15)
+            self.refresh_bindings()
+
+    def on_bridge_finished(self, message: Bridge.Finished) -> None:
+        if message.run_id == self._run_id:
+            self.refresh_bindings()
+
+    # --------------------------------------------------------------- finished
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        run = self.run
+        done = run is not None and run.finished is not None and not run.stopped
+        if action in ("retrain_best", "best_to_sample"):
+            return None if not (done and run.spec.kind == "sweep" and run.best) else True
+        if action == "open_report":
+            return True if run is not None and run.report_html() else None
+        return True
+
+    def action_retrain_best(self) -> None:
+        run = self.run
+        if run is None or run.spec.kind != "sweep" or not run.best:
+            return
+        self._run(resume=True, overrides=("retrain_best=true",))
+
+    def action_best_to_sample(self) -> None:
+        run = self.run
+        where = run.best_weights() if run is not None else None
+        if where is None:
+            self.notify("No best weights yet: a trial must complete first.",
+                        severity="warning")
+            return
+        if where.name == runs.MODEL_DIR:
+            self.app.load_model_named(str(where))
+            self.notify(f"The best trial trained a whole model: loading {where} for every "
+                        "screen (Ctrl+L loads another).", title="Best model")
+            return
+        if not self._same_model(run.spec):
+            self.notify(f"The best adapter was trained on {run.spec.model}, not on the loaded "
+                        f"{self.app.model_name}: Ctrl+L loads that model, then F9 again.",
+                        severity="warning", timeout=12)
+            return
+        self.app.offer_adapter(f"{run.spec.name}-best", str(where))
+
+    def action_open_report(self) -> None:
+        run = self.run
+        path = run.report_html() if run is not None else None
+        if path is None:
+            return
+        desktop = sys.platform in ("darwin", "win32") or os.environ.get("DISPLAY") or \
+            os.environ.get("WAYLAND_DISPLAY")
+        if desktop and webbrowser.open(path.resolve().as_uri()):
+            self.notify(f"Opened {path}", title="Report")
+        else:
+            self.app.copy_to_clipboard(str(path.resolve()))
+            self.notify(f"{path.resolve()} (path copied to the clipboard; open it in a "
+                        "browser)", title="Report", timeout=15)
