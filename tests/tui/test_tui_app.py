@@ -7,6 +7,7 @@ from genlab.tui.screens.help import HelpScreen
 from genlab.tui.screens.runs import RunsScreen
 from genlab.tui.screens.sample import SampleScreen
 from genlab.tui.widgets.status_line import StatusLine
+from genlab.tui.widgets.tab_bar import TabBar
 
 
 def test_paints_before_the_model_loads_then_describes_it(tmp_path, tui):
@@ -22,10 +23,15 @@ def test_paints_before_the_model_loads_then_describes_it(tmp_path, tui):
             assert not app.bridge.running("generate")
             await tui.wait_ready(pilot)
             assert app.model_state == "ready"
-            assert "fake-model (1.2M params, cpu, float32)" in str(status.render())
+            tabs = app.screen.query_one(TabBar)
+            assert "fake-model (1.2M params, cpu, float32)" in str(tabs.render())
             await pilot.press("f1")
             assert isinstance(app.screen, HelpScreen)
-            await tui.check_snapshot(pilot, "help", tmp_path)
+            help_screen = app.screen
+            await pilot.press("escape")
+            assert isinstance(app.screen, SampleScreen)
+            await pilot.press("f1")  # the same help screen again (built once)
+            assert app.screen is help_screen
             await pilot.press("escape")
             assert isinstance(app.screen, SampleScreen)
 
@@ -41,11 +47,12 @@ def test_failed_model_load_is_shown_and_the_app_keeps_running(tmp_path, tui):
             await tui.wait_ready(pilot)
             assert app.model_state == "failed"
             status = str(app.screen.query_one(StatusLine).render())
-            assert "model not loaded: --model nope: no such directory" in status
+            assert 'model not loaded: "model" nope: no such directory' in status
             messages = [n.message for n in app._notifications]
-            assert any("no such directory" in m for m in messages)
-            await pilot.press("ctrl+r")
+            assert any("no such directory" in m and "Ctrl+L" in m for m in messages)
+            await pilot.press("ctrl+r")  # says how to load another model, runs nothing
             assert not app.bridge.running("generate")
+            assert "Ctrl+L loads another model" in list(app._notifications)[-1].message
             await pilot.press("f4")  # the rest of the app still works
             assert isinstance(app.screen, RunsScreen)
 

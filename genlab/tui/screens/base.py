@@ -38,7 +38,7 @@ class GenlabScreen(Screen):
 
     def on_mount(self) -> None:
         self._ring_colour = self.app.get_css_variables().get("accent", "yellow")
-        self.watch(self, "focused", self._move_ring, init=False)
+        self.watch(self, "focused", self._move_ring)  # (init: focus may be set already)
 
     def compose(self) -> ComposeResult:
         yield TabBar(self.TAB)

@@ -101,9 +101,8 @@ class ExperimentsScreen(GenlabScreen):
         with Horizontal(id="exp-body"):
             with Vertical(id="exp-left"):
                 yield OptionList(id="specs")
-                yield Input(placeholder="or a spec file: path, then Enter", id="spec-path")
-                yield Input(placeholder="edit: KEY=VALUE …  e.g. base.max_steps=40",
-                            id="edits")
+                yield Input(placeholder="open a spec file: PATH ⏎", id="spec-path")
+                yield Input(placeholder="edit: KEY=VALUE … (base.max_steps=40)", id="edits")
                 with VerticalScroll(id="plan-scroll"):
                     yield PlanView(id="plan")
             with Vertical(id="exp-right"):
@@ -136,7 +135,7 @@ class ExperimentsScreen(GenlabScreen):
     def _option(n: int, entry: SpecEntry) -> Option:
         key = f"{n}" if n <= LESSON_KEYS else " "
         line = Text.assemble((f"{key} ", "bold"), (entry.name, "bold"),
-                             (f" · {entry.summary}", "dim"), no_wrap=True, overflow="ellipsis")
+                             (f" · {entry.summary}", "dim"))
         return Option(line, id=str(entry.path))
 
     # ----------------------------------------------------------------- choosing

@@ -56,6 +56,7 @@ class SampleScreen(GenlabScreen):
 
     TAB = "sample"
     FOCUS_RINGS = (SampleColumn,)
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
 
     BINDINGS = [
         Binding("f5,ctrl+r", "run_all", "Run all", priority=True,

@@ -58,10 +58,10 @@ class TrainScreen(GenlabScreen):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
 
     BINDINGS = [
-        Binding("f5,ctrl+r", "start", "Start training", priority=True,
+        Binding("f5,ctrl+r", "start", "Start", priority=True,
                 tooltip="Start training with the form's settings (a new run directory; with "
                         "configs A, B, C: all of them, as one sweep)"),
-        Binding("escape", "stop", "Stop (checkpoint)",
+        Binding("escape", "stop", "Stop",
                 tooltip="Stop at the next step, saving a resumable checkpoint"),
         Binding("f6", "resume", "Resume", priority=True,
                 tooltip="Resume the stopped run from its checkpoint (a stopped comparison: "
@@ -69,9 +69,9 @@ class TrainScreen(GenlabScreen):
         Binding("ctrl+n", "add_config", "Compare with…", priority=True,
                 tooltip="Compare with...: add config B (then C), a copy of the shown one; "
                         "edit what should differ"),
-        Binding("ctrl+b", "drop_config", "Drop config", priority=True,
+        Binding("ctrl+b", "drop_config", "Drop", priority=True,
                 tooltip="Remove the shown config (A stays)"),
-        Binding("f8", "next_config", "Next config", priority=True,
+        Binding("f8", "next_config", "Next", priority=True,
                 tooltip="Show the next config's form (A, B, C)"),
         Binding("ctrl+s", "toggle_form", "Form", priority=True,
                 tooltip="Hide or show the form (the charts take the whole width)"),

@@ -17,8 +17,9 @@ from textual.widgets import DataTable
 from genlab.core.training.run_dir import RunInfo
 from genlab.tui.widgets import tcss
 
-COLUMNS = ("", "run", "status", "method", "rank", "lr", "schedule", "batch", "steps",
-           "best eval", "train loss", "time")
+COLUMNS = ("", "run", "status", "best eval", "train loss", "lr", "steps", "time", "method",
+           "rank", "schedule", "batch")
+"""What tells runs apart first (a narrow terminal shows the first columns)."""
 STATUS_STYLE = {"completed": "green", "early-stopped": "green", "running": "yellow",
                 "stopped": "yellow", "diverged": "red", "failed": "red"}
 
@@ -55,15 +56,15 @@ def run_row(info: RunInfo, marked: bool) -> tuple:
         "✓" if marked else "",
         info.name,
         Text(info.status, style=STATUS_STYLE.get(info.status, "")),
-        str(config.get("method", "–")),
-        _num(config.get("rank"), "d"),
-        _num(config.get("lr"), ".0e"),
-        str(config.get("schedule", "–")),
-        _num(batch, "d"),
-        f"{steps if steps is not None else '–'}/{total or '?'}",
         _best(info),
         _num(summary.get("final_train_loss"), ".3f"),
+        _num(config.get("lr"), ".0e"),
+        f"{steps if steps is not None else '–'}/{total or '?'}",
         _duration(summary.get("wall_time_s")),
+        str(config.get("method", "–")),
+        _num(config.get("rank"), "d"),
+        str(config.get("schedule", "–")),
+        _num(batch, "d"),
     )
 
 

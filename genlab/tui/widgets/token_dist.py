@@ -41,17 +41,17 @@ def quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t") + '"'
 
 
-def legend() -> Text:
-    """The token colour scale and the marks drawn in the text."""
+def legend(width: int = 200) -> Text:
+    """The token colour scale and the marks drawn in the text (shorter when narrow)."""
     out = Text("token p: ", style="dim")
     for p in (0.01, 0.05, 0.2, 0.5, 0.8, 1.0):
         out.append(f" {p:g} ", style=f"#f0f0f0 on {prob_colour(p)}")
-    out.append("   ⏎", style="bold")
-    out.append(" newline  ", style="dim")
-    out.append(EMPTY_MARK, style="bold")
-    out.append(" part of a character  ", style="dim")
-    out.append(EOS_MARK, style="bold")
-    out.append(" end of text (eos)", style="dim")
+    wide = width >= 100
+    marks = (("⏎", "newline"), (EMPTY_MARK, "part of a character" if wide else "part of a char"),
+             (EOS_MARK, "end of text (eos)" if wide else "eos (end)"))
+    for mark, meaning in marks:
+        out.append(f"  {mark}", style="bold")
+        out.append(f" {meaning}", style="dim")
     out.no_wrap, out.overflow = True, "ellipsis"
     return out
 
@@ -82,7 +82,8 @@ class TokenDist(Widget):
     def render(self) -> Group | Text:
         token = self.token
         if token is None:
-            return Group(legend(), Text(PLACEHOLDER, style="dim italic"))
+            return Group(legend(self.content_size.width), Text(PLACEHOLDER,
+                                                                style="dim italic"))
         raw_p, sampled_p = math.exp(token.logprob), math.exp(token.sampled_logprob)
         drew = f"{EOS_MARK} end of text (eos)" if self.eos else quoted(token.text)
         head = Text.assemble(
@@ -113,4 +114,4 @@ class TokenDist(Widget):
                 Text(f"{alt.sampled_prob:6.1%}", style="dim" if cut else ""),
                 Text("cut by the sampler" if cut else bar(alt.sampled_prob, bar_width),
                      style="dim italic" if cut else ""))
-        return Group(legend(), head, table)
+        return Group(legend(self.content_size.width), head, table)
