@@ -161,9 +161,10 @@ class GenlabApp(App):
         if isinstance(self.screen, HelpScreen):
             self.screen.dismiss()
             return
-        if self._help is None:  # built once: composing the key tables is the costly part
-            self._help = HelpScreen()
-        self.push_screen(self._help)
+        if self._help is None:  # built once (installed, so a pop keeps it): composing the
+            self._help = HelpScreen()  # key tables is the costly part
+            self.install_screen(self._help, name="help")
+        self.push_screen("help")
 
     def action_press_key(self, key: str) -> None:
         """A click on a key in the key bar presses it."""

@@ -29,7 +29,7 @@ class GenlabScreen(Screen):
     TAB = ""
     """The app mode this screen is the tab of."""
     FOCUS_RINGS: tuple[type, ...] = ()
-    """Containers whose border lights up while focus is inside them (see ``_move_ring``)."""
+    """Containers whose title lights up while focus is inside them (see ``_move_ring``)."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -56,11 +56,11 @@ class GenlabScreen(Screen):
                                   event.refresh_styles else event)
 
     def _move_ring(self, focused: Widget | None) -> None:
-        """Light the border of the ring container holding the focus, unlight the last one.
+        """Light the title of the ring container holding the focus, unlight the last one.
 
-        A CSS ``:focus-within`` rule would do the same, but Textual then restyles the whole
-        container (every input of a form) on each focus move; an inline border colour costs
-        one repaint.
+        A CSS ``:focus-within`` border would say the same, but Textual then restyles the
+        whole container (every input of a form) on each focus move, and an inline border
+        colour re-lays out the screen; an inline title colour costs one repaint.
         """
         ring = None
         if focused is not None and self.FOCUS_RINGS:
@@ -70,11 +70,12 @@ class GenlabScreen(Screen):
             return
         old, self._ring = self._ring, ring
         if old is not None and old.is_attached:
-            for side in ("border_top", "border_right", "border_bottom", "border_left"):
-                old.styles.clear_rule(side)
-            old.refresh(layout=True)
+            old.styles.clear_rule("border_title_color")
+            old.styles.clear_rule("border_title_style")
+            old.refresh()
         if ring is not None:
-            ring.styles.border = ("round", self._ring_colour)
+            ring.styles.border_title_style = "bold reverse"
+            ring.styles.border_title_color = self._ring_colour
 
     def status(self, text: str) -> None:
         """Say what the screen is doing (the line under the tabs)."""

@@ -166,7 +166,7 @@ class SampleScreen(GenlabScreen):
         Six columns on 80 cells leave ~12 cells a title: what tells them apart goes first.
         """
         columns = [c for c in self.columns if c.panel.is_mounted]
-        values = [{**c.panel.values(), "adapter": c.panel.adapter or "base"} for c in columns]
+        values = [{"adapter": c.panel.adapter or "base", **c.panel.values()} for c in columns]
         differ = [k for k in (values[0] if values else {}) if len({v[k] for v in values}) > 1]
         for column, vals in zip(columns, values, strict=True):
             parts = [vals[name] if name == "adapter" else

@@ -22,7 +22,7 @@ from genlab.tui.widgets.params_panel import ParamsPanel
 from genlab.tui.widgets.token_view import TokenView
 
 DEBOUNCE_S = 0.4
-TITLE_EVERY_S = 0.25
+TITLE_EVERY_S = 0.5
 
 
 class SampleColumn(Vertical):

@@ -43,11 +43,11 @@ def quoted(text: str) -> str:
 
 def legend(width: int = 200) -> Text:
     """The token colour scale and the marks drawn in the text (shorter when narrow)."""
-    out = Text("token p: ", style="dim")
+    wide = width >= 100
+    out = Text("token p: " if wide else "p: ", style="dim")
     for p in (0.01, 0.05, 0.2, 0.5, 0.8, 1.0):
         out.append(f" {p:g} ", style=f"#f0f0f0 on {prob_colour(p)}")
-    wide = width >= 100
-    marks = (("⏎", "newline"), (EMPTY_MARK, "part of a character" if wide else "part of a char"),
+    marks = (("⏎", "newline"), (EMPTY_MARK, "part of a character" if wide else "partial char"),
              (EOS_MARK, "end of text (eos)" if wide else "eos (end)"))
     for mark, meaning in marks:
         out.append(f"  {mark}", style="bold")
