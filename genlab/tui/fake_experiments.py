@@ -25,6 +25,8 @@ from genlab.core.experiments.events import (
     EstimateFinished,
     PointMeasured,
     PointTiming,
+    RetrainFinished,
+    RetrainStarted,
     SweepFinished,
     SweepStarted,
     TrialFinished,
@@ -67,8 +69,21 @@ class FakeExperiments:
         for row in done:
             counts[row["status"]] = counts.get(row["status"], 0) + 1
         stopped = stop_token.stopped and len(done) < len(points)
+        if best is not None and spec.retrain_best and not stopped:
+            yield from self._iter_retrain(spec, best, out_dir)
         report = "" if stopped or not done else str(Path(out_dir) / "report.md")
         yield SweepFinished(str(out_dir), len(done), counts, best, stopped, report, 0.1)
+
+    def _iter_retrain(self, spec: Any, best: dict[str, Any], out_dir: str | Path
+                      ) -> Iterator[Any]:
+        """The retrain of the best point (``retrain_best``), as trial -1."""
+        run_dir = Path(out_dir) / "best"
+        yield RetrainStarted(best["trial"], best["params"], str(run_dir))
+        lr = float(spec.trial_fields(best["params"])[0].get("lr", 2e-4))
+        for step in range(1, FAKE_TRIAL_STEPS + 1):
+            yield TrialProgress(-1, step, FAKE_TRIAL_STEPS, fake_loss(lr, step), lr=lr)
+        yield RetrainFinished(best["trial"], "completed", str(run_dir),
+                              str(run_dir / "adapter"), best.get("objective"))
 
     def _iter_trial(self, spec: Any, number: int, params: dict[str, Any],
                     out_dir: str | Path, stop: StopToken) -> Iterator[Any]:

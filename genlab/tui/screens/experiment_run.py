@@ -65,8 +65,17 @@ class ExperimentRun:
         self._cells: list[tuple[int, dict[str, Any]]] = []
         self._last_step_at: float | None = None
         self._step_s: float | None = None
+        self._started = time.monotonic()
+        self.elapsed_s = 0.0
 
     # ------------------------------------------------------------------ resume
+
+    def carry_over(self, previous: ExperimentRun) -> None:
+        """Keep what an earlier run into the same directory finished (in this session)."""
+        for number, row in previous.rows.items():
+            self.rows.setdefault(number, row)
+            if number in previous.series:
+                self.series.setdefault(number, previous.series[number])
 
     def load_finished(self) -> None:
         """Show what an earlier run of this output directory already finished."""
@@ -181,6 +190,7 @@ class ExperimentRun:
 
     def _finished(self, event: SweepFinished | CompareFinished) -> list[Note]:
         self.finished = event
+        self.elapsed_s = time.monotonic() - self._started
         self.stopped = getattr(event, "stopped", False) or getattr(event, "cancelled", False)
         if self.current is not None and self.current not in self.rows:
             self.series.pop(self.current, None)  # a stopped trial is not kept: redone later

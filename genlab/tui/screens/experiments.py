@@ -184,6 +184,8 @@ class ExperimentsScreen(GenlabScreen):
             plan.show_error(tui_message(str(err)))
             return
         self.resume = find_resumable(self.app.runs_dir, self.spec)
+        if self.resume is None and self._stopped_run_of(self.spec) is not None:
+            self.resume = (self.run.out_dir, len(self.run.rows))
         self.estimate = "measuring the step time…"
         self._show_plan()
         self._measure()
@@ -251,7 +253,8 @@ class ExperimentsScreen(GenlabScreen):
     def action_run_afresh(self) -> None:
         self._run(resume=False)
 
-    def _run(self, resume: bool, overrides: tuple[str, ...] = ()) -> None:
+    def _run(self, resume: bool, overrides: tuple[str, ...] = (), out: Path | None = None
+             ) -> None:
         app = self.app
         if app.bridge.running(GROUP):
             self.notify("An experiment is running; Esc stops it first.", severity="warning")
@@ -266,19 +269,30 @@ class ExperimentsScreen(GenlabScreen):
         if spec.kind == "compare" and self._same_model(spec) and app.model_state != "ready":
             self.notify(model_not_ready(app.model_state, app.model_text), severity="warning")
             return
-        if resume and self.resume is not None:
+        if out is not None:
+            pass  # (the retrain of a finished sweep: into its own directory)
+        elif resume and self.resume is not None:
             out = self.resume[0]
-        elif resume and self.run is not None and self.run.out_dir and self.run.stopped:
-            out = self.run.out_dir
+        elif resume and self._stopped_run_of(spec) is not None:
+            out = self._stopped_run_of(spec)
         else:
             out = default_out_dir(spec.kind, spec.name, root=app.runs_dir)
         self._start(spec, out)
+
+    def _stopped_run_of(self, spec: Any) -> Path | None:
+        """The output of this session's stopped run of ``spec`` (same identity), if any."""
+        run = self.run
+        if run is None or not run.stopped or run.spec.kind != spec.kind:
+            return None
+        return run.out_dir if run.spec.identity() == spec.identity() else None
 
     def _start(self, spec: Any, out: Path) -> None:
         app = self.app
         app.bridge.stop(ESTIMATE_GROUP)
         self._estimate_id = None
-        self.run = ExperimentRun(spec, Path(out))
+        previous, self.run = self.run, ExperimentRun(spec, Path(out))
+        if previous is not None and previous.out_dir == self.run.out_dir:
+            self.run.carry_over(previous)  # a resume: what this session already showed
         self.run.load_finished()
         loaded = self._shared_model(spec)
         source = app.source
@@ -291,6 +305,8 @@ class ExperimentsScreen(GenlabScreen):
         self._run_id = handle.run_id
         self._layout_for(spec)
         self._render_run(full=True)
+        self.estimate = "running: the status line shows the time left"
+        self._show_plan()
         self.status(f"{spec.name}: starting ({out})…")
         self.refresh_bindings()
 
@@ -384,6 +400,9 @@ class ExperimentsScreen(GenlabScreen):
         assert run is not None and run.finished is not None
         self._render_run(full=True)
         self.resume = find_resumable(self.app.runs_dir, self.spec) if self.spec else None
+        if self.resume is None and self.spec is not None and self._stopped_run_of(self.spec):
+            self.resume = (run.out_dir, len(run.rows))
+        self.estimate = f"the last run took {duration(run.elapsed_s)}"
         self._show_plan()
         self.refresh_bindings()
         severity = "warning" if run.stopped else "information"
@@ -420,7 +439,7 @@ class ExperimentsScreen(GenlabScreen):
         run = self.run
         if run is None or run.spec.kind != "sweep" or not run.best:
             return
-        self._run(resume=True, overrides=("retrain_best=true",))
+        self._run(resume=True, overrides=("retrain_best=true",), out=run.out_dir)
 
     def action_best_to_sample(self) -> None:
         run = self.run
