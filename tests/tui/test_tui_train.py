@@ -1,14 +1,17 @@
-"""Train screen with the fake source: validation as you type, start, stop, resume, adapter."""
+"""Train screen with the fake source: validation as you type (every field at once), start,
+stop, resume, the adapter offered to Sample, configs side by side, the hint under fast keys."""
 
 from __future__ import annotations
 
-from textual.widgets import Input
+from textual.widgets import Input, TextArea
 
 from genlab.core.training import run_dir as runs
 from genlab.tui.fake_source import FakeSource
+from genlab.tui.widgets.chart_view import ChartView
+from genlab.tui.widgets.config_tabs import ConfigTabs
 from genlab.tui.widgets.eval_samples import EvalSamples
 from genlab.tui.widgets.train_charts import TrainCharts, smooth
-from genlab.tui.widgets.train_form import TrainForm
+from genlab.tui.widgets.train_form import HINTS, TrainForm
 
 
 def test_form_validates_as_you_type(tmp_path, tui):
@@ -101,5 +104,116 @@ def test_training_failure_is_reported(tmp_path, tui):
             await tui.wait_idle(pilot, "train")
             assert any("no such file" in n.message for n in app._notifications)
             assert "training failed" in app.screen.query_one("StatusLine").activity
+
+    tui.run(scenario)
+
+
+def test_every_invalid_field_is_red_at_once_and_letters_are_not_dropped(tmp_path, tui):
+    async def scenario():
+        app = tui.fake_app(tmp_path)
+        async with app.run_test(size=tui.SIZE) as pilot:
+            await pilot.press("f3")
+            form = app.screen.query_one(TrainForm)
+            form.set_value("lr", "2e-4x")  # a letter in a number: kept, and an error
+            form.set_value("dropout", "1.5")
+            form.set_value("rank", "0")
+            await pilot.pause(0.05)
+            assert form.query_one("#lr", Input).value == "2e-4x"
+            assert set(form.errors) == {"data", "lr", "dropout", "rank"}
+            assert form.errors["lr"] == '"lr": must be a number (got \'2e-4x\')'
+            assert form.errors["rank"] == '"rank": must be an integer >= 1 (got 0)'
+            for name in form.errors:
+                assert form.query_one(f"#{name}").has_class("-invalid-setting"), name
+            status = str(app.screen.query_one("#form-status").render())
+            assert "4 fields to fix" in status and '"dropout": must be in [0, 1)' in status
+            form.set_value("data", "d.txt")
+            form.set_value("lr", "2e-4")
+            await pilot.pause(0.05)
+            assert set(form.errors) == {"dropout", "rank"}
+            assert not form.query_one("#lr").has_class("-invalid-setting")
+
+    tui.run(scenario)
+
+
+def test_prompt_and_completion_fields_multi_line_prompts_and_escapes(tmp_path, tui):
+    async def scenario():
+        app = tui.fake_app(tmp_path)
+        async with app.run_test(size=tui.SIZE) as pilot:
+            await pilot.press("f3")
+            form = app.screen.query_one(TrainForm)
+            form.set_value("data", "demo/facts/train.jsonl")
+            form.set_value("prompt_field", "prompt")
+            await pilot.pause(0.05)
+            assert set(form.errors) == {"completion_field"}  # the two go together
+            assert "needed with" in form.errors["completion_field"]
+            form.set_value("completion_field", "completion")
+            form.set_value("sample_prompts", "Q: What is the capital of France?\nA poem:\\n")
+            form.set_value("doc_separator", "\\n\\n")
+            await pilot.pause(0.05)
+            config = form.read()
+            assert (config.prompt_field, config.completion_field) == ("prompt", "completion")
+            assert config.sample_prompts == ("Q: What is the capital of France?", "A poem:\n")
+            assert config.doc_separator == "\n\n"
+            assert isinstance(form.query_one("#sample_prompts"), TextArea)
+
+    tui.run(scenario)
+
+
+def test_two_configs_differing_in_lr_overlay_live_as_one_sweep(tmp_path, tui):
+    source = FakeSource(step_delay_s=0.005)
+
+    async def scenario():
+        app = tui.fake_app(tmp_path, source)
+        async with app.run_test(size=tui.SIZE) as pilot:
+            await tui.wait_ready(pilot)
+            await pilot.press("f3")
+            screen = app.screen
+            a = screen.query_one(TrainForm)
+            (tmp_path / "stories.txt").write_text("Once upon a time.\n")
+            a.set_value("data", str(tmp_path / "stories.txt"))
+            a.set_value("max_steps", "30")
+            a.query_one("#lr").focus()
+            await pilot.pause(0.05)
+            await pilot.press("ctrl+n")  # compare with...: B, a copy of A, on the same field
+            forms = screen.forms
+            assert len(forms) == 2 and forms[1].raw_values() == a.raw_values()
+            assert app.focused is forms[1].query_one("#lr") and not a.display
+            forms[1].set_value("lr", "1e-3")
+            await pilot.pause(0.05)
+            tabs = screen.query_one(ConfigTabs)
+            assert tabs.labels == ["A lr=0.0002", "B lr=0.001"] and tabs.active == 1
+            await pilot.press("f5")
+            charts = screen.query_one(TrainCharts)
+            await tui.wait_for(pilot, lambda: all(len(s.steps) > 5 for s in
+                                                  charts.series.values()) and len(
+                charts.series) == 2, timeout=20, what="both configs training")
+            await tui.wait_idle(pilot, "train")
+            assert set(charts.series) == {"A lr=0.0002", "B lr=0.001"}
+            assert charts.series["B lr=0.001"].ema[-1] < charts.series["A lr=0.0002"].ema[-1]
+            await tui.settle(pilot)
+            chart = screen.query_one("#loss", ChartView).drawn_text
+            assert "A lr=0.0002" in chart and "B lr=0.001" in chart  # the legend
+            assert "best A lr=0.0002" in str(screen.query_one("StatusLine").render()) or \
+                "best B lr=0.001" in str(screen.query_one("StatusLine").render())
+            await pilot.press("ctrl+b")  # drop B: back to one config
+            assert len(screen.forms) == 1 and a.display
+
+    tui.run(scenario)
+
+
+def test_the_hint_follows_focus_under_fast_shift_tab(tmp_path, tui):
+    async def scenario():
+        app = tui.fake_app(tmp_path)
+        async with app.run_test(size=tui.SIZE) as pilot:
+            await pilot.press("f3")
+            screen = app.screen
+            screen.query_one(TrainForm).query_one("#lr").focus()
+            await pilot.pause(0.05)
+            for _ in range(7):
+                app.simulate_key("shift+tab")  # faster than the messages are handled
+            await pilot.pause(0.2)
+            focused = app.focused.id
+            assert focused in HINTS
+            assert str(screen.query_one("#hint").render()) == HINTS[focused]
 
     tui.run(scenario)

@@ -33,6 +33,7 @@ from genlab.core.experiments.events import (
     TrialStarted,
 )
 from genlab.core.reports.results import default_out_dir
+from genlab.core.specs.common import SpecError
 from genlab.core.training import run_dir as runs
 from genlab.tui.bridge import Bridge
 from genlab.tui.screens.base import GenlabScreen
@@ -40,7 +41,7 @@ from genlab.tui.screens.train_compare import LETTERS, compare_spec, legends
 from genlab.tui.widgets.config_tabs import ConfigTabs
 from genlab.tui.widgets.eval_samples import EvalSamples
 from genlab.tui.widgets.train_charts import TrainCharts
-from genlab.tui.widgets.train_form import HINTS, TrainForm
+from genlab.tui.widgets.train_form import HINTS, TrainForm, field_label
 from genlab.tui.wording import tui_message
 
 GROUP = "train"
@@ -106,6 +107,7 @@ class TrainScreen(GenlabScreen):
         return form
 
     def on_mount(self) -> None:
+        self.watch(self, "focused", self._follow_focus, init=False)
         form = self.forms[0]
         form.validate_form()
         form.query_one("#data").focus()  # the one field that has no default
@@ -207,6 +209,11 @@ class TrainScreen(GenlabScreen):
         name = configs[0].name or "side-by-side"
         try:
             spec = compare_spec(configs, name)
+        except SpecError as err:  # a field of the configs (the spec is built from them)
+            field = err.key.split(".")[-1] if err.key else ""
+            self.notify(f'"{field_label(field)}": {err.problem}' if field else err.problem,
+                        title="The configs cannot run", severity="error")
+            return
         except ValueError as err:
             self.notify(tui_message(str(err)), title="Nothing to compare", severity="error")
             return
@@ -388,9 +395,14 @@ class TrainScreen(GenlabScreen):
 
     # ------------------------------------------------------------------- hints
 
-    def on_train_form_field_focused(self, event: TrainForm.FieldFocused) -> None:
-        if self.focused is not None and self.focused.id == event.name:
-            self._hint(event.hint)  # (a stale message from a fast Tab is dropped)
+    def _follow_focus(self, focused) -> None:
+        """The hint describes what has focus now (looked up when focus moves, so fast
+        Shift+Tab presses never leave it describing a field that lost focus)."""
+        if focused is not None and (focused.id or "") in HINTS:
+            self._hint(HINTS[focused.id])
+        elif isinstance(focused, EvalSamples):
+            self._hint("the generations of the sample prompts at each evaluation (↑/↓ "
+                       "scroll)")
 
     def on_train_form_validated(self, event: TrainForm.Validated) -> None:
         if event.control is not self.form:
