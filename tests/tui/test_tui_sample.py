@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from textual.widgets import Input, Select
 
+from genlab.core.events import RowFinished
 from genlab.tui.fake_source import FakeSource
 from genlab.tui.screens.sample import SampleScreen
 from genlab.tui.widgets.params_panel import FIELDS, HINTS
 from genlab.tui.widgets.sample_column import SampleColumn
 from genlab.tui.widgets.token_dist import TokenDist
+from genlab.tui.widgets.token_view import EOS_MARK
 
 
 def _columns(app) -> list[SampleColumn]:
@@ -198,5 +200,70 @@ def test_offered_adapter_appears_in_every_model_choice(tmp_path, tui):
             column.panel.set_value("adapter", "run-1")
             await pilot.pause(0.05)
             assert column.request("x").adapter == "run-1" and column.label == "1 · run-1 · T 0"
+
+    tui.run(scenario)
+
+
+def test_quick_ctrl_n_presses_add_columns_without_a_crash(tmp_path, tui):
+    async def scenario():
+        app = tui.fake_app(tmp_path)
+        async with app.run_test(size=tui.SIZE) as pilot:
+            await tui.wait_ready(pilot)
+            for _ in range(3):
+                app.simulate_key("ctrl+n")  # faster than a column mounts
+            await pilot.pause(0.3)
+            assert len(_columns(app)) == 6
+            assert all(c.panel.values()["temperature"] == "1.5" for c in _columns(app)[2:])
+
+    tui.run(scenario)
+
+
+def test_six_columns_at_80_cells_keep_what_differs_in_their_titles(tmp_path, tui):
+    async def scenario():
+        app = tui.fake_app(tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await tui.wait_ready(pilot)
+            for n in range(3):
+                await app.screen.action_add_column()
+                app.screen.columns[-1].panel.set_value("top_k", str(10 * (n + 1)))
+            await pilot.pause(0.1)
+            columns = _columns(app)
+            assert app.screen.settings_hidden  # a short terminal: tokens get the room
+            titles = [c.border_title for c in columns]
+            assert titles[0] == "1 T0 k0" and titles[4] == "T1.5k20"  # tighter, so it fits
+            for column in columns:
+                assert column.outer_size.width >= 13  # every column on screen, none cut off
+                assert column.region.right <= 80
+                assert len(column.border_title) <= column.outer_size.width - 6
+
+    tui.run(scenario)
+
+
+def test_an_eos_token_is_marked_and_the_legend_explains_it(tmp_path, tui):
+    class EndsEarly(FakeSource):
+        def iter_generate(self, loaded, requests, *, top_n, stop_token):
+            for event in super().iter_generate(loaded, requests, top_n=top_n,
+                                               stop_token=stop_token):
+                if isinstance(event, RowFinished) and event.row == 0:
+                    event = RowFinished(0, "eos", event.text, event.token_ids,
+                                        event.elapsed_s)
+                yield event
+
+    async def scenario():
+        app = tui.fake_app(tmp_path, EndsEarly())
+        async with app.run_test(size=tui.SIZE) as pilot:
+            await tui.wait_ready(pilot)
+            await pilot.press("ctrl+r")
+            await tui.wait_idle(pilot, "generate")
+            first = _columns(app)[0]
+            assert first.reason == "eos" and first.eos_index == len(first.tokens) - 1
+            last_line = "".join(text for text, _ in first.view._lines[-1].pieces)
+            assert last_line.endswith(EOS_MARK)
+            dist = app.screen.query_one(TokenDist)
+            assert f"{EOS_MARK} end of text (eos)" in str(dist.render().renderables[0])
+            first.view.focus()
+            await pilot.press("end")
+            await pilot.pause(0.05)
+            assert dist.eos and "end of text (eos)" in str(dist.render().renderables[1])
 
     tui.run(scenario)

@@ -102,7 +102,8 @@ def test_training_failure_is_reported(tmp_path, tui):
             await pilot.pause(0.05)
             await pilot.press("f5")
             await tui.wait_idle(pilot, "train")
-            assert any("no such file" in n.message for n in app._notifications)
+            messages = [n.message for n in app._notifications]
+            assert '"data" nowhere.txt: no such file' in messages  # the TUI's words, no flags
             assert "training failed" in app.screen.query_one("StatusLine").activity
 
     tui.run(scenario)

@@ -159,8 +159,20 @@ class SampleColumn(Vertical):
 
     def _update_titles(self) -> None:
         self._titled = time.monotonic()
-        self.border_title = self.label
+        label = self.label
+        room = self.outer_size.width - 6  # (corner, line and a space each side)
+        if self._title_parts is not None and room > 0 and len(label) > room:
+            parts = [p.replace(" ", "") for p in self._title_parts]
+            # tighter and tighter: ``6 T1.5 k30``, ``T1.5 k30``, ``T1.5k30`` (what differs
+            # between the columns matters most, the number least)
+            for label in (" ".join([str(self.number), *parts]), " ".join(parts), "".join(parts)):
+                if len(label) <= room:
+                    break
+        self.border_title = label
         self.border_subtitle = self.stats()
+
+    def on_resize(self) -> None:
+        self._update_titles()  # a narrower column may need the compact title
 
     # ------------------------------------------------------------------ events
 
