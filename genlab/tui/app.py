@@ -182,8 +182,10 @@ def short_name(model: str) -> str:
 
 
 def short_description(text: str, model: str) -> str:
-    """``LoadedModel.describe()`` with a long local path shortened to the folder name."""
-    return text.replace(model, short_name(model), 1) if model else text
+    """``LoadedModel.describe()`` (``NAME (1.4M params, cpu, float32)``) with a local
+    model directory shortened to its folder name."""
+    name, sep, rest = text.partition(" (")
+    return f"{short_name(name)}{sep}{rest}" if sep else short_name(text)
 
 
 def make_app(*, model: str, adapters: dict[str, str] | None = None, device: str = "auto",

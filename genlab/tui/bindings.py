@@ -37,7 +37,8 @@ APP_BINDINGS = [
 
 KEY_NAMES = {"question_mark": "?", "escape": "Esc", "space": "Space", "enter": "Enter",
              "left": "←", "right": "→", "home": "Home", "end": "End", "tab": "Tab",
-             "shift+tab": "Shift+Tab", "delete": "Del"}
+             "shift+tab": "Shift+Tab", "delete": "Del", "pageup": "PgUp",
+             "pagedown": "PgDn"}
 
 
 def key_label(keys: str) -> str:

@@ -19,7 +19,9 @@ from genlab.core.configs.knobs import knob_fields
 EXTRA_LABELS = {"adapter": "model", "seed": "seed", "model": "model"}
 """Field names whose label is not a knob's (or is shared by several screens)."""
 PHRASES = (
-    (re.compile(r"(?:resume it with |rerun with |pass )?--resume(?: [^\s:;,]+)?"), "F6 (resume)"),
+    (re.compile(r"(?:resume (?:it )?with|continue with(?: genlab train)?|rerun with|pass) "
+                r"--resume(?: [^\s:;,]+)?"), "F6 resumes it"),
+    (re.compile(r"--resume(?: [^\s:;,]+)?"), "F6 (resume)"),
     (re.compile(r"--out(?: [^\s:;,]+)?"), "the run folder"),
     (re.compile(r"--force\b"), "another run name"),
     (re.compile(r"\bgenlab train\b"), "the Train screen"),

@@ -15,44 +15,34 @@ the best configuration, F9 puts the best adapter (or model) into the Sample scre
 
 from __future__ import annotations
 
-import os
-import shlex
-import sys
-import webbrowser
 from pathlib import Path
 from typing import Any
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.timer import Timer
-from textual.widgets import Input, OptionList, Static
-from textual.widgets.option_list import Option
+from textual.containers import Horizontal, Vertical
+from textual.widgets import OptionList, Static
 
-from genlab import assets
 from genlab.core.experiments.events import EstimateFinished, PointMeasured
 from genlab.core.reports.results import default_out_dir
-from genlab.core.specs.common import SpecError
-from genlab.core.specs.loader import load_spec
 from genlab.core.training import run_dir as runs
 from genlab.tui.bridge import Bridge
+from genlab.tui.models import open_report, same_model
 from genlab.tui.screens.base import GenlabScreen
 from genlab.tui.screens.experiment_run import ExperimentRun
-from genlab.tui.spec_catalog import SpecEntry, find_resumable, find_specs
+from genlab.tui.spec_catalog import SpecEntry, find_resumable
 from genlab.tui.widgets.cell_columns import CellColumns
 from genlab.tui.widgets.chart_view import ChartView
 from genlab.tui.widgets.curves import loss_builder
 from genlab.tui.widgets.eval_samples import EvalSamples
 from genlab.tui.widgets.experiment_table import ExperimentTable
-from genlab.tui.widgets.plan_view import PlanView, duration
+from genlab.tui.widgets.plan_view import duration
+from genlab.tui.widgets.spec_picker import LESSON_KEYS, SpecPicker
 from genlab.tui.wording import model_not_ready, tui_message
 
 GROUP = "experiment"
 ESTIMATE_GROUP = "estimate"
-EDIT_DEBOUNCE_S = 0.4
 REDRAW_S = 0.3
-LESSON_KEYS = 9
 IDLE_HINT = ("↑/↓ pick a spec (1-9 run a lesson at once) · F5 runs it · edit values as "
              "KEY=VALUE (e.g. base.max_steps=40 trials=2) · Esc stops, F5 resumes")
 
@@ -86,25 +76,17 @@ class ExperimentsScreen(GenlabScreen):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.entries: list[SpecEntry] = []
         self.spec_path: Path | None = None
         self.spec: Any = None
-        self.edits: list[str] = []
         self.resume: tuple[Path, int] | None = None
         self.estimate = ""
         self.run: ExperimentRun | None = None
         self._run_id: int | None = None
         self._estimate_id: int | None = None
-        self._edit_timer: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="exp-body"):
-            with Vertical(id="exp-left"):
-                yield OptionList(id="specs")
-                yield Input(placeholder="open a spec file: PATH ⏎", id="spec-path")
-                yield Input(placeholder="edit: KEY=VALUE … (base.max_steps=40)", id="edits")
-                with VerticalScroll(id="plan-scroll"):
-                    yield PlanView(id="plan")
+            yield SpecPicker(id="exp-left")
             with Vertical(id="exp-right"):
                 yield ChartView(id="exp-chart")
                 yield CellColumns(id="exp-cells")
@@ -114,74 +96,30 @@ class ExperimentsScreen(GenlabScreen):
         yield Static(IDLE_HINT, id="hint")
 
     def on_mount(self) -> None:
-        specs = self.query_one("#specs", OptionList)
-        specs.border_title = "specs (1-9 run a lesson)"
         self.query_one("#exp-chart", ChartView).border_title = "loss"
         self.query_one("#exp-table").border_title = "results"
         self.query_one("#exp-samples", EvalSamples).border_title = "eval samples"
         self.query_one("#exp-cells").display = False  # until a compare spec runs
-        self.query_one("#plan-scroll").border_title = "plan"
-        self.entries = find_specs()
-        specs.add_options([self._option(n, e) for n, e in enumerate(self.entries, start=1)])
         self.set_interval(REDRAW_S, self._redraw)
-        if self.entries:
-            specs.highlighted = 0
-        else:
-            self.query_one(PlanView).show_error("No spec files found under prompts/specs; "
-                                                "type a spec file's path above.")
-        specs.focus()
 
-    @staticmethod
-    def _option(n: int, entry: SpecEntry) -> Option:
-        key = f"{n}" if n <= LESSON_KEYS else " "
-        line = Text.assemble((f"{key} ", "bold"), (entry.name, "bold"),
-                             (f" · {entry.summary}", "dim"))
-        return Option(line, id=str(entry.path))
+    @property
+    def picker(self) -> SpecPicker:
+        return self.query_one(SpecPicker)
+
+    @property
+    def entries(self) -> list[SpecEntry]:
+        return self.picker.entries
 
     # ----------------------------------------------------------------- choosing
 
-    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        if event.option.id and (self.spec_path is None or
-                                str(self.spec_path) != event.option.id):
-            self.choose(Path(event.option.id))
+    def on_spec_picker_chosen(self, event: SpecPicker.Chosen) -> None:
+        self._chosen(event.path, event.spec)
 
-    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.action_run()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "spec-path" and event.value.strip():
-            self.choose(Path(event.value.strip()).expanduser())
-        elif event.input.id == "edits":
-            self._apply_edits()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "edits":
-            if self._edit_timer is not None:
-                self._edit_timer.stop()
-            self._edit_timer = self.set_timer(EDIT_DEBOUNCE_S, self._apply_edits)
-
-    def _apply_edits(self) -> None:
-        raw = self.query_one("#edits", Input).value
-        try:
-            self.edits = shlex.split(raw)
-        except ValueError as err:
-            self.query_one(PlanView).show_error(f"edit: {err}")
-            return
-        if self.spec_path is not None:
-            self.choose(self.spec_path, keep_edits=True)
-
-    def choose(self, path: Path, keep_edits: bool = False) -> None:
-        """Show ``path``'s plan (with the current edits) and estimate it."""
-        self.spec_path = path
-        if not keep_edits and self.edits:
-            self.edits = []
-            self.query_one("#edits", Input).value = ""
-        plan = self.query_one(PlanView)
-        try:
-            self.spec = load_spec(path, overrides=self.edits)
-        except SpecError as err:
-            self.spec = None
-            plan.show_error(tui_message(str(err)))
+    def _chosen(self, path: Path, spec: Any) -> None:
+        if spec is not None and spec is self.spec:
+            return  # (already shown: a lesson key handles its choice at once)
+        self.spec_path, self.spec = path, spec
+        if self.spec is None:
             return
         self.resume = find_resumable(self.app.runs_dir, self.spec)
         if self.resume is None and self._stopped_run_of(self.spec) is not None:
@@ -189,6 +127,13 @@ class ExperimentsScreen(GenlabScreen):
         self.estimate = "measuring the step time…"
         self._show_plan()
         self._measure()
+
+    def on_spec_picker_run_requested(self, event: SpecPicker.RunRequested) -> None:
+        self.action_run()
+
+    def choose(self, path: Path) -> None:
+        """Show ``path``'s plan (the edits cleared) and estimate it."""
+        self.picker.choose(path)
 
     def _show_plan(self) -> None:
         spec = self.spec
@@ -200,7 +145,7 @@ class ExperimentsScreen(GenlabScreen):
             where = f"resumes {out} ({done} of {want} done; Ctrl+N runs afresh)"
         else:
             where = f"new folder under {self.app.runs_dir}/"
-        self.query_one(PlanView).show_plan(spec, self.estimate, where)
+        self.picker.plan.show_plan(spec, self.estimate, where)
 
     def _measure(self) -> None:
         spec, app = self.spec, self.app
@@ -222,14 +167,7 @@ class ExperimentsScreen(GenlabScreen):
         self._estimate_id = handle.run_id
 
     def _same_model(self, spec: Any) -> bool:
-        try:
-            mine = assets.resolve_model(None if self.app.model_name == "default"
-                                        else self.app.model_name)
-            theirs = assets.resolve_model(None if spec.model == "default" else spec.model)
-        except assets.ModelNotFound:
-            return False
-        return Path(mine).expanduser().resolve() == Path(theirs).expanduser().resolve() \
-            if Path(mine).exists() else mine == theirs
+        return same_model(self.app.model_name, spec.model)
 
     def _shared_model(self, spec: Any) -> Any:
         """The app's loaded model, when a compare spec can use it (same model, no adapters)."""
@@ -241,11 +179,9 @@ class ExperimentsScreen(GenlabScreen):
     # ----------------------------------------------------------------- running
 
     def action_lesson(self, n: int) -> None:
-        if not 1 <= n <= len(self.entries):
-            return
-        self.query_one("#specs", OptionList).highlighted = n - 1
-        self.choose(self.entries[n - 1].path)
-        self.action_run()
+        if self.picker.pick(n):
+            self._chosen(self.picker.path, self.picker.spec)
+            self.action_run()
 
     def action_run(self) -> None:
         self._run(resume=True)
@@ -265,7 +201,7 @@ class ExperimentsScreen(GenlabScreen):
                         severity="warning")
             return
         if overrides:
-            spec = load_spec(self.spec_path, overrides=[*self.edits, *overrides])
+            spec = self.picker.load(overrides)
         if spec.kind == "compare" and self._same_model(spec) and app.model_state != "ready":
             self.notify(model_not_ready(app.model_state, app.model_text), severity="warning")
             return
@@ -463,13 +399,5 @@ class ExperimentsScreen(GenlabScreen):
     def action_open_report(self) -> None:
         run = self.run
         path = run.report_html() if run is not None else None
-        if path is None:
-            return
-        desktop = sys.platform in ("darwin", "win32") or os.environ.get("DISPLAY") or \
-            os.environ.get("WAYLAND_DISPLAY")
-        if desktop and webbrowser.open(path.resolve().as_uri()):
-            self.notify(f"Opened {path}", title="Report")
-        else:
-            self.app.copy_to_clipboard(str(path.resolve()))
-            self.notify(f"{path.resolve()} (path copied to the clipboard; open it in a "
-                        "browser)", title="Report", timeout=15)
+        if path is not None:
+            self.notify(open_report(self.app, path), title="Report", timeout=15)

@@ -25,19 +25,14 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from genlab.core.events import CheckpointSaved, EvalResult, RunFinished, RunStarted, TrainStep
-from genlab.core.experiments.events import (
-    SweepFinished,
-    SweepStarted,
-    TrialFinished,
-    TrialProgress,
-    TrialStarted,
-)
 from genlab.core.reports.results import default_out_dir
 from genlab.core.specs.common import SpecError
 from genlab.core.training import run_dir as runs
 from genlab.tui.bridge import Bridge
+from genlab.tui.models import same_model
 from genlab.tui.screens.base import GenlabScreen
 from genlab.tui.screens.train_compare import LETTERS, compare_spec, legends
+from genlab.tui.screens.train_side_by_side import GOOD, SideBySide
 from genlab.tui.widgets.config_tabs import ConfigTabs
 from genlab.tui.widgets.eval_samples import EvalSamples
 from genlab.tui.widgets.train_charts import TrainCharts
@@ -47,7 +42,6 @@ from genlab.tui.wording import tui_message
 GROUP = "train"
 IDLE_HINT = ("Fill in the data path, then F5 starts training · Esc stops (resumable) · F6 "
              "resumes · Ctrl+N compares with a second config")
-GOOD = ("completed", "early-stopped")
 
 
 class TrainScreen(GenlabScreen):
@@ -86,8 +80,7 @@ class TrainScreen(GenlabScreen):
         self._resume_sweep = None  # the comparison's spec, when the resumable is a sweep
         self._run_model = ""
         self.shown = 0
-        self._trial_labels: dict[int, str] = {}
-        self._compare_name = ""
+        self._side: SideBySide | None = None
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="train-body"):
@@ -244,6 +237,7 @@ class TrainScreen(GenlabScreen):
                                            resume_from=resume_from))
         self._run_id = handle.run_id
         self._resume_sweep = None
+        self._side = None
         if resume_from is None:
             self.query_one(TrainCharts).reset()
             self.query_one(EvalSamples).clear()
@@ -259,11 +253,12 @@ class TrainScreen(GenlabScreen):
         self.resumable = None
         self.run_dir = Path(out_dir)
         self._run_model = spec.model
-        labels = [d for d in spec.search.dims[0].choices]
-        self._trial_labels = {}
+        labels = list(spec.search.dims[0].choices)
+        charts, samples = self.query_one(TrainCharts), self.query_one(EvalSamples)
+        self._side = SideBySide(Path(out_dir), charts, samples)
         if not resumed:
-            self.query_one(TrainCharts).reset(labels={label: label for label in labels})
-            self.query_one(EvalSamples).clear()
+            charts.reset(labels={label: label for label in labels})
+            samples.clear()
         self.status(f"{'resuming' if resumed else 'starting'} {len(labels)} configs side by "
                     f"side: {' · '.join(labels)}")
 
@@ -289,7 +284,7 @@ class TrainScreen(GenlabScreen):
             elif isinstance(event, RunFinished):
                 self._finished(event, samples)
             else:
-                self._compare_event(event, charts, samples)
+                self._compare_event(event)
         if last_step is not None:
             total = charts.total_steps or "?"
             self.status(f"step {last_step.step}/{total} · loss {last_step.loss:.3f} · "
@@ -322,68 +317,27 @@ class TrainScreen(GenlabScreen):
         self.notify(message or event.status, title=f"Run {event.status}", severity=severity)
 
     def _offer(self, name: str, adapter: Path) -> None:
-        if _same_model(self._run_model, self.app.model_name):
+        if same_model(self._run_model, self.app.model_name):
             self.app.offer_adapter(name, str(adapter))
         else:
             self.notify(f"The adapter was trained on {self._run_model}, not on the Sample "
                         f"screen's {self.app.model_name}: Ctrl+L loads that model, then "
                         f"the adapter is in {adapter}", severity="warning", timeout=15)
 
-    def _compare_event(self, event, charts: TrainCharts, samples: EvalSamples) -> None:
-        """Events of a side-by-side comparison (a sweep of the configs)."""
-        if isinstance(event, SweepStarted):
-            self.status(f"side by side: {event.done} of {event.budget} configs done before")
-        elif isinstance(event, TrialStarted):
-            label = str(event.params.get("config", event.number))
-            self._trial_labels[event.number] = label
-            charts.reset_run(label)
-            samples.add_note(f"{label}: training…", "bold")
-        elif isinstance(event, TrialProgress):
-            label = self._trial_labels.get(event.number, str(event.number))
-            if event.total_steps:
-                charts.set_total(label, event.total_steps)
-            if event.eval_loss is not None:
-                charts.add_eval_point(label, event.step, event.eval_loss)
-                samples.add_note(f"{label} · step {event.step} · eval loss "
-                                 f"{event.eval_loss:.3f}", "bold")
-                for sample in event.samples:
-                    samples.add_sample(sample.get("prompt", ""), sample.get("text", ""))
-            elif event.loss is not None:
-                charts.add_point(label, event.step, event.loss, event.lr, event.grad_norm)
-                self.status(f"{label}: step {event.step}/{event.total_steps} · loss "
-                            f"{event.loss:.3f}")
-        elif isinstance(event, TrialFinished):
-            self._trial_finished(event, samples)
-        elif isinstance(event, SweepFinished):
-            self._compare_finished(event, samples)
-
-    def _trial_finished(self, event: TrialFinished, samples: EvalSamples) -> None:
-        label = self._trial_labels.get(event.number, str(event.number))
-        row = event.row
-        value = f" · best eval {row['best_eval_loss']:.3f}" if isinstance(
-            row.get("best_eval_loss"), float) else ""
-        samples.add_note(f"{label}: {event.status}{value} · {tui_message(row.get('message', ''))}",
-                         "bold red" if event.status == "diverged" else "bold")
-        if event.status in GOOD and self.run_dir is not None:
-            adapter = self.run_dir / str(row.get("run_dir", "")) / runs.ADAPTER_DIR
-            if adapter.is_dir():
-                name = f"{self.run_dir.name.split('-', 3)[-1]}-{label.split()[0]}"
-                self._offer(name, adapter)
-
-    def _compare_finished(self, event: SweepFinished, samples: EvalSamples) -> None:
-        self.query_one(TrainCharts).redraw()
-        if event.stopped:
-            self.resumable = Path(event.out_dir)
-            text = (f"stopped: {event.trials} configs finished; F6 runs the rest (into "
-                    f"{Path(event.out_dir).name})")
-        else:
-            self.resumable = None
-            best = event.best.get("params", {}).get("config", "") if event.best else ""
-            report = Path(event.out_dir) / "report.html"
-            text = (f"done: best {best or '–'} · report {report}")
-        samples.add_note(text, "bold")
-        self.status(text)
-        self.notify(text, title="Side by side", timeout=10)
+    def _compare_event(self, event) -> None:
+        """An event of a side-by-side comparison (drawn by ``SideBySide``)."""
+        side = self._side
+        if side is None:
+            return
+        side.handle(event)
+        for name, adapter in side.offers:
+            self._offer(name, adapter)
+        side.offers.clear()
+        if side.status:
+            self.status(side.status)
+        if side.finished is not None and side.finished is event:
+            self.resumable = Path(event.out_dir) if event.stopped else None
+            self.notify(side.status, title="Side by side", timeout=10)
 
     def on_bridge_failed(self, message: Bridge.Failed) -> None:
         if message.run_id != self._run_id:
@@ -423,15 +377,3 @@ class TrainScreen(GenlabScreen):
 
     def _hint(self, text: str) -> None:
         self.query_one("#hint", Static).update(text)
-
-
-def _same_model(a: str, b: str) -> bool:
-    """True when two --model values name the same model (local paths compared resolved)."""
-    if not a or not b:
-        return True  # unknown: let attach_adapter decide (it reports mismatches)
-
-    def norm(name: str) -> str:
-        path = Path(name).expanduser()
-        return str(path.resolve()) if path.exists() else name
-
-    return norm(a) == norm(b)
