@@ -11,6 +11,7 @@ from genlab.tui.screens.load_model import LoadModelScreen
 from genlab.tui.screens.runs import RunsScreen
 from genlab.tui.screens.sample import SampleScreen
 from genlab.tui.screens.train import TrainScreen
+from genlab.tui.widgets.key_bar import KeyBar
 from genlab.tui.widgets.sample_column import SampleColumn
 from genlab.tui.widgets.status_line import StatusLine
 from genlab.tui.widgets.tab_bar import TabBar
@@ -124,5 +125,21 @@ def test_the_tab_bar_marks_the_screen_and_its_keys_switch(tmp_path, tui):
                 assert len(active) == 1  # one tab drawn reversed: this screen's
                 label = tabs.tabs().plain[active[0].start:active[0].end]
                 assert label.strip().split()[0] == key.upper()
+
+    tui.run(scenario)
+
+
+def test_clicking_a_tab_or_a_key_in_the_key_bar_acts(tmp_path, tui):
+    async def scenario():
+        app = tui.fake_app(tmp_path)
+        async with app.run_test(size=tui.SIZE) as pilot:
+            await tui.wait_ready(pilot)
+            tabs = app.screen.query_one(TabBar).tabs().plain
+            await pilot.click(TabBar, offset=(tabs.index("Train"), 0))
+            assert isinstance(app.screen, TrainScreen)
+            keys = str(app.screen.query_one(KeyBar).render())
+            await pilot.click(KeyBar, offset=(keys.index("Compare"), 0))  # = Ctrl+N
+            await pilot.pause(0.1)
+            assert len(app.screen.forms) == 2
 
     tui.run(scenario)

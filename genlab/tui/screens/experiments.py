@@ -33,7 +33,7 @@ from genlab.tui.screens.experiment_run import ExperimentRun
 from genlab.tui.spec_catalog import SpecEntry, find_resumable
 from genlab.tui.widgets.cell_columns import CellColumns
 from genlab.tui.widgets.chart_view import ChartView
-from genlab.tui.widgets.curves import loss_builder
+from genlab.tui.widgets.curves import LEGEND_MIN_HEIGHT, legend_text, loss_builder
 from genlab.tui.widgets.eval_samples import EvalSamples
 from genlab.tui.widgets.experiment_table import ExperimentTable
 from genlab.tui.widgets.plan_view import duration
@@ -328,8 +328,14 @@ class ExperimentsScreen(GenlabScreen):
         run.chart_dirty = False
         series = run.series_snapshot()
         title = f"{run.spec.name}: train (EMA lines) and eval (points) loss per trial"
-        self.query_one("#exp-chart", ChartView).draw(loss_builder(series, title,
-                                                                  overlay=True))
+        chart = self.query_one("#exp-chart", ChartView)
+        inside = chart.size.height >= LEGEND_MIN_HEIGHT  # else the legend hides the curves
+        chart.border_subtitle = "" if inside else legend_text(series)
+        chart.draw(loss_builder(series, title, overlay=True, legend=inside))
+
+    def on_resize(self) -> None:
+        if self.run is not None:
+            self.run.chart_dirty = True  # (the legend may move into or out of the chart)
 
     def _finished(self) -> None:
         run = self.run

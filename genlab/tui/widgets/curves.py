@@ -21,6 +21,14 @@ from typing import Any
 EMA_BETA = 0.9
 COLOURS = ("blue+", "orange", "green+", "magenta", "cyan", "red", "yellow", "white",
            "blue", "green")
+RICH_COLOURS = {"blue+": "ansi_bright_blue", "orange": "#ff8700", "green+": "ansi_bright_green",
+                "magenta": "ansi_magenta", "cyan": "ansi_cyan", "red": "ansi_red",
+                "yellow": "ansi_yellow", "white": "ansi_white", "blue": "ansi_blue",
+                "green": "ansi_green"}
+"""The same colours as markup (the terminal's palette, as plotext's), for a legend drawn
+outside the chart."""
+LEGEND_MIN_HEIGHT = 14
+"""Below this many rows the legend would cover the curves: draw it outside (``legend_text``)."""
 CEILING = 1.25
 """The y axis ends this factor above the highest loss of the runs that did not diverge."""
 
@@ -143,11 +151,18 @@ def _ceiling(series: list[Series]) -> float | None:
     return max(healthy) * CEILING
 
 
+def legend_text(series: list[Series]) -> str:
+    """The overlay's legend as markup (``[bright_blue]■[/] lr=0.001 …``), for a border."""
+    return "  ".join(f"[{RICH_COLOURS[COLOURS[n % len(COLOURS)]]}]■[/] {s.label}"
+                     + (" ×" if s.diverged else "") for n, s in enumerate(series))
+
+
 def loss_builder(series: list[Series], title: str = "loss", total_steps: int | None = None,
-                 overlay: bool = False):
+                 overlay: bool = False, legend: bool = True):
     """A builder of the loss figure of ``series`` (snapshots); see the module docstring.
 
     ``overlay``: one colour per series even when there is only one (an experiment's trials).
+    ``legend``: False leaves the overlay's legend out (the caller shows ``legend_text``).
     """
 
     def build(plt: Any, width: int) -> None:
@@ -157,7 +172,7 @@ def loss_builder(series: list[Series], title: str = "loss", total_steps: int | N
         if len(series) == 1 and not overlay:
             _single(plt, series[0], points)
         else:
-            _overlay(plt, series, points)
+            _overlay(plt, series, points, legend)
         last = total_steps or max((s.total_steps or s.last_step for s in series), default=0)
         _xlim(plt, last)
 
@@ -179,12 +194,12 @@ def _single(plt: Any, s: Series, points: int) -> None:
         plt.scatter([s.steps[-1]], [s.loss[-1]], color="red", marker="x", label="diverged")
 
 
-def _overlay(plt: Any, series: list[Series], points: int) -> None:
+def _overlay(plt: Any, series: list[Series], points: int, legend: bool = True) -> None:
     top = _ceiling(series)
     clip = (lambda ys: [min(y, top) for y in ys]) if top is not None else list
     for n, s in enumerate(series):
         colour = COLOURS[n % len(COLOURS)]
-        label = f"{s.label} ×" if s.diverged else s.label
+        label = (f"{s.label} ×" if s.diverged else s.label) if legend else None
         if s.steps:
             xs, ys = thin(s.steps, s.ema, points)
             plt.plot(xs, clip(ys), color=colour, marker="braille", label=label)
