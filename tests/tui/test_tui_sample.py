@@ -267,3 +267,22 @@ def test_an_eos_token_is_marked_and_the_legend_explains_it(tmp_path, tui):
             assert dist.eos and "end of text (eos)" in str(dist.render().renderables[1])
 
     tui.run(scenario)
+
+
+def test_the_hint_follows_focus_under_fast_shift_tab(tmp_path, tui):
+    async def scenario():
+        app = tui.fake_app(tmp_path)
+        async with app.run_test(size=tui.SIZE) as pilot:
+            await tui.wait_ready(pilot)
+            _columns(app)[2].panel.query_one("#seed").focus()
+            await pilot.pause(0.05)
+            for _ in range(9):
+                app.simulate_key("shift+tab")  # faster than the messages are handled
+            await pilot.pause(0.2)
+            focused = app.focused
+            hint = str(app.screen.query_one("#hint").render())
+            assert focused.id in HINTS and focused is not _columns(app)[2].panel.query_one(
+                "#seed")
+            assert hint == HINTS[focused.id]
+
+    tui.run(scenario)

@@ -21,9 +21,9 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
 from textual.widgets import OptionList, Static
 
-from genlab.core.experiments.events import EstimateFinished, PointMeasured
 from genlab.core.reports.results import default_out_dir
 from genlab.core.training import run_dir as runs
 from genlab.tui.bridge import Bridge
@@ -36,13 +36,15 @@ from genlab.tui.widgets.chart_view import ChartView
 from genlab.tui.widgets.curves import LEGEND_MIN_HEIGHT, legend_text, loss_builder
 from genlab.tui.widgets.eval_samples import EvalSamples
 from genlab.tui.widgets.experiment_table import ExperimentTable
-from genlab.tui.widgets.plan_view import duration
+from genlab.tui.widgets.plan_view import duration, estimate_text
 from genlab.tui.widgets.spec_picker import LESSON_KEYS, SpecPicker
 from genlab.tui.wording import model_not_ready, tui_message
 
 GROUP = "experiment"
 ESTIMATE_GROUP = "estimate"
 REDRAW_S = 0.3
+MEASURE_AFTER_S = 0.5
+"""The estimate's probe starts once the chosen spec stayed chosen this long."""
 IDLE_HINT = ("↑/↓ pick a spec (1-9 run a lesson at once) · F5 runs it · edit values as "
              "KEY=VALUE (e.g. base.max_steps=40 trials=2) · Esc stops, F5 resumes")
 
@@ -83,6 +85,7 @@ class ExperimentsScreen(GenlabScreen):
         self.run: ExperimentRun | None = None
         self._run_id: int | None = None
         self._estimate_id: int | None = None
+        self._measure_timer: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="exp-body"):
@@ -126,7 +129,9 @@ class ExperimentsScreen(GenlabScreen):
             self.resume = (self.run.out_dir, len(self.run.rows))
         self.estimate = "measuring the step time…"
         self._show_plan()
-        self._measure()
+        if self._measure_timer is not None:
+            self._measure_timer.stop()  # browsing the list starts one probe, not one per row
+        self._measure_timer = self.set_timer(MEASURE_AFTER_S, self._measure)
 
     def on_spec_picker_run_requested(self, event: SpecPicker.RunRequested) -> None:
         self.action_run()
@@ -148,7 +153,10 @@ class ExperimentsScreen(GenlabScreen):
         self.picker.plan.show_plan(spec, self.estimate, where)
 
     def _measure(self) -> None:
+        self._measure_timer = None
         spec, app = self.spec, self.app
+        if spec is None:
+            return
         if app.bridge.running(GROUP):
             self.estimate = "measured when the running experiment is done"
             self._show_plan()
@@ -226,6 +234,9 @@ class ExperimentsScreen(GenlabScreen):
         app = self.app
         app.bridge.stop(ESTIMATE_GROUP)
         self._estimate_id = None
+        if self._measure_timer is not None:
+            self._measure_timer.stop()
+            self._measure_timer = None
         previous, self.run = self.run, ExperimentRun(spec, Path(out))
         if previous is not None and previous.out_dir == self.run.out_dir:
             self.run.carry_over(previous)  # a resume: what this session already showed
@@ -292,18 +303,10 @@ class ExperimentsScreen(GenlabScreen):
             self._finished()
 
     def _estimated(self, event: Any) -> None:
-        if isinstance(event, PointMeasured):
-            t = event.timing
-            self.estimate = (f"measuring… {event.done} of {event.of}: {t.step_s:.3f} s/step"
-                             + (f" ({t.label})" if t.label != "base" else ""))
-        elif isinstance(event, EstimateFinished):
-            unit = "step" if self.spec is not None and self.spec.kind == "sweep" else \
-                "decode step"
-            what = "runs" if unit == "step" else "generations"
-            note = f"; {event.note}" if event.note else ""
-            self.estimate = (f"≈ {duration(event.seconds)} ({event.runs} {what}, "
-                             f"{event.step_s:.3f} s per {unit}, measured{note})")
-        self._show_plan()
+        text = estimate_text(event, self.spec.kind if self.spec is not None else "sweep")
+        if text:
+            self.estimate = text
+            self._show_plan()
 
     def _render_run(self, full: bool = False) -> None:
         run = self.run

@@ -13,6 +13,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
+from genlab.core.experiments.events import EstimateFinished, PointMeasured
 from genlab.tui.widgets import tcss
 
 BASE_SHOWN = ("max_steps", "epochs", "batch_size", "seq_len", "lr", "schedule", "warmup_steps",
@@ -84,6 +85,20 @@ def plan_text(spec: Any, estimate: str, output: str) -> Text:
     if spec.description:
         out.append("\n" + " ".join(spec.description.split()), "italic dim")
     return out
+
+
+def estimate_text(event: Any, kind: str) -> str:
+    """The plan's time line from an estimate event ("" for other events)."""
+    if isinstance(event, PointMeasured):
+        t = event.timing
+        label = f" ({t.label})" if t.label != "base" else ""
+        return f"measuring… {event.done} of {event.of}: {t.step_s:.3f} s/step{label}"
+    if not isinstance(event, EstimateFinished):
+        return ""
+    unit, what = ("step", "runs") if kind == "sweep" else ("decode step", "generations")
+    note = f"; {event.note}" if event.note else ""
+    return (f"≈ {duration(event.seconds)} ({event.runs} {what}, {event.step_s:.3f} s per "
+            f"{unit}, measured{note})")
 
 
 class PlanView(Static):
