@@ -2,10 +2,11 @@
 
 Owns the output formats and their exact shapes:
 
-* JSONL: one object per generated row with exactly the keys ``prompt``, ``params`` (every
-  sampling parameter by name), ``seed``, ``sample_index``, ``text``, ``token_ids``,
-  ``finish_reason``, ``adapter`` (null for the base model), plus ``logprobs`` only when
-  logprobs were requested.
+* JSONL: one object per generated row with exactly the keys ``prompt``, ``messages`` (the
+  conversation sent through the chat template, system message included; null for a raw-text
+  row), ``params`` (every sampling parameter by name), ``seed``, ``sample_index``, ``text``
+  (the reply only), ``token_ids``, ``finish_reason``, ``adapter`` (null for the base model),
+  plus ``logprobs`` only when logprobs were requested.
 * CSV: one line per row, the parameters flattened into their own columns.
 * Markdown and the terminal table: one table per prompt, one column per setting (the header
   shows the settings that vary), one line per sample index; each cell shows the text with its
@@ -30,7 +31,7 @@ from genlab.core.generation.grid import GridCell, GridRow, cell_label, describe_
 PARAM_COLUMNS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty",
                  "max_new_tokens", "stop", "ignore_eos")
 CSV_COLUMNS = ("prompt", "adapter", *PARAM_COLUMNS, "seed", "sample_index", "finish_reason",
-               "num_tokens", "text")
+               "num_tokens", "text", "messages")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class SampleResult:
         token_ids: Generated token ids.
         finish_reason: ``length``, ``stop``, ``eos`` or ``cancelled``.
         logprobs: Per-token records when logprobs were requested, else None.
+        messages: The conversation sent through the chat template, or None for raw text.
     """
 
     row: GridRow
@@ -50,12 +52,14 @@ class SampleResult:
     token_ids: tuple[int, ...]
     finish_reason: str
     logprobs: list[dict[str, Any]] | None = None
+    messages: list[dict[str, str]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL object of this row (key set documented in the module docstring)."""
         req = self.row.request
         data: dict[str, Any] = {
             "prompt": req.prompt,
+            "messages": self.messages,
             "params": req.params.to_dict(),
             "seed": req.seed,
             "sample_index": self.row.sample_index,
@@ -92,7 +96,8 @@ def to_csv(results: Sequence[SampleResult]) -> str:
         params["ignore_eos"] = "true" if params["ignore_eos"] else "false"
         writer.writerow([req.prompt, req.adapter or "", *(params[c] for c in PARAM_COLUMNS),
                          req.seed, r.row.sample_index, r.finish_reason, len(r.token_ids),
-                         r.text])
+                         r.text, json.dumps(r.messages, ensure_ascii=False) if r.messages
+                         else ""])
     return buf.getvalue()
 
 
