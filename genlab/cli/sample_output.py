@@ -154,6 +154,18 @@ def to_markdown(results: Sequence[SampleResult], prompts: Sequence[str],
     return "\n".join(out)
 
 
+def _fit_title_and_caption(console: Any, table: Any, title: Any, caption: str) -> None:
+    """Widen a narrow table (its text columns only) so that its title and caption fit on one
+    line each, as far as the console allows: rich wraps both to the table's width."""
+    from rich.measure import Measurement
+
+    natural = Measurement.get(console, console.options, table).maximum
+    wanted = max(len(title.plain.splitlines()[0]) if title.plain else 0, len(caption)) + 2
+    if natural < wanted:
+        table.width = min(wanted, console.width)
+        table.expand = True  # the extra width goes to the ratio (text) columns
+
+
 def render_tables(console: Any, results: Sequence[SampleResult], prompts: Sequence[str],
                   cells: Sequence[GridCell], varying: Sequence[str], num_samples: int,
                   seed: int = 0) -> None:
@@ -170,12 +182,11 @@ def render_tables(console: Any, results: Sequence[SampleResult], prompts: Sequen
     grid = _grouped(results, len(prompts), num_samples, len(cells))
     fixed = fixed_settings(cells, varying)
     for p, prompt in enumerate(prompts):
-        table = Table(
-            title=Text(f"Prompt {p + 1}: ", style="bold") + Text(prompt),
-            caption=(f"all columns: {fixed} · " if fixed else "") + f"seed {seed}"
-            + (" · each # shares its seed across columns" if num_samples > 1 else ""),
-            box=box.ROUNDED, show_lines=True, expand=False, title_justify="left",
-        )
+        title = Text(f"Prompt {p + 1}: ", style="bold") + Text(prompt)
+        caption = ((f"all columns: {fixed} · " if fixed else "") + f"seed {seed}"
+                   + (" · each # shares its seed across columns" if num_samples > 1 else ""))
+        table = Table(title=title, caption=caption, box=box.ROUNDED, show_lines=True,
+                      expand=False, title_justify="left")
         table.add_column("#", justify="right", style="dim", no_wrap=True)
         for label in labels:
             table.add_column(label, overflow="fold", ratio=1, min_width=12)
@@ -184,5 +195,6 @@ def render_tables(console: Any, results: Sequence[SampleResult], prompts: Sequen
             cols = [Text(r.text) + Text("\n" + _footer(r), style="dim italic") if r
                     else Text("—", style="dim") for r in line]
             table.add_row(head, *cols)
+        _fit_title_and_caption(console, table, title, caption)
         console.print(table)
         console.print()
