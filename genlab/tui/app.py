@@ -104,8 +104,9 @@ class GenlabApp(App):
     def on_bridge_finished(self, message: Bridge.Finished) -> None:
         if message.group == MODEL_GROUP:
             self.loaded, errors = message.result
+            memory = getattr(self.loaded, "memory_text", None)  # weights and peak memory
+            self.model_text = self.loaded.describe() + (f" · {memory()}" if memory else "")
             self.model_state = "ready"
-            self.model_text = self.loaded.describe()
             self.adapter_names = tuple(self.loaded.adapters)
             for error in errors:
                 self.notify(error, title="Adapter not loaded", severity="error", timeout=10)

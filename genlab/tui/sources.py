@@ -30,6 +30,12 @@ class EventSource(Protocol):
                       stop_token: StopToken) -> Iterator[Any]:
         """Generation events (TokenSampled, RowFinished, GenerationFinished)."""
 
+    def prompt_info(self, loaded: Any) -> tuple[str, int | None]:
+        """The active chat template's description ("" for none) and the context length."""
+
+    def max_new_room(self, loaded: Any, request: GenerationRequest) -> int | None:
+        """New tokens that fit after ``request``'s prompt (None: no limit known)."""
+
     def iter_train(self, config: TrainConfig | None, *, out_dir: str | Path | None,
                    stop_token: StopToken, resume_from: str | Path | None) -> Iterator[Any]:
         """Training events (RunStarted, TrainStep, EvalResult, ..., RunFinished)."""
@@ -57,6 +63,16 @@ class CoreSource:
         from genlab.core.generation.decode import iter_generate
 
         return iter_generate(loaded, requests, top_n=top_n, stop_token=stop_token)
+
+    def prompt_info(self, loaded: Any) -> tuple[str, int | None]:
+        from genlab.core.data.chat import describe_template
+
+        return describe_template(loaded.tokenizer), loaded.context_length
+
+    def max_new_room(self, loaded: Any, request: GenerationRequest) -> int | None:
+        from genlab.core.generation.prompting import max_new_room
+
+        return max_new_room(loaded, request)
 
     def iter_train(self, config: TrainConfig | None, *, out_dir: str | Path | None,
                    stop_token: StopToken, resume_from: str | Path | None) -> Iterator[Any]:
