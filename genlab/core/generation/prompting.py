@@ -61,7 +61,13 @@ class ContextLimitError(ValueError):
 
 
 class PromptError(ValueError):
-    """A row's prompt cannot be encoded (no chat template, a template that refuses it)."""
+    """A row's prompt cannot be encoded (no chat template, a template that refuses it).
+
+    Attributes:
+        row: Index of the request in its batch (set by ``encode_requests``).
+    """
+
+    row: int | None = None
 
 
 @dataclass(frozen=True)
@@ -144,7 +150,11 @@ def encode_requests(loaded: LoadedModel, requests: Sequence[GenerationRequest]
         key = (req.prompt, req.messages, req.chat, req.system, req.truncate_prompt,
                req.params.max_new_tokens)
         if key not in cache:
-            cache[key] = encode_prompt(loaded, req, row, eot)
+            try:
+                cache[key] = encode_prompt(loaded, req, row, eot)
+            except PromptError as err:
+                err.row = row
+                raise
         out.append(cache[key])
     return out
 
