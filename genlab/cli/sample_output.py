@@ -26,7 +26,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from genlab.core.generation.grid import GridCell, GridRow, cell_label, describe_params
+from genlab.core.generation.grid import (
+    GridCell,
+    GridRow,
+    cell_label,
+    describe_params,
+    sample_record,
+)
 
 PARAM_COLUMNS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty",
                  "max_new_tokens", "stop", "ignore_eos")
@@ -56,18 +62,8 @@ class SampleResult:
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL object of this row (key set documented in the module docstring)."""
-        req = self.row.request
-        data: dict[str, Any] = {
-            "prompt": req.prompt,
-            "messages": self.messages,
-            "params": req.params.to_dict(),
-            "seed": req.seed,
-            "sample_index": self.row.sample_index,
-            "text": self.text,
-            "token_ids": list(self.token_ids),
-            "finish_reason": self.finish_reason,
-            "adapter": req.adapter,
-        }
+        data = sample_record(self.row, self.text, self.token_ids, self.finish_reason,
+                             self.messages)
         if self.logprobs is not None:
             data["logprobs"] = self.logprobs
         return data

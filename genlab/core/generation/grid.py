@@ -156,6 +156,26 @@ def build_rows(
     ]
 
 
+def sample_record(row: GridRow, text: str, token_ids: Sequence[int], finish_reason: str,
+                  messages: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """One generated row as ``genlab sample -f jsonl`` writes it (and ``genlab.sample``
+    returns it): ``prompt``, ``messages`` (the conversation sent, or None for raw text),
+    ``params``, ``seed``, ``sample_index``, ``text``, ``token_ids``, ``finish_reason``,
+    ``adapter``."""
+    req = row.request
+    return {
+        "prompt": req.prompt,
+        "messages": messages,
+        "params": req.params.to_dict(),
+        "seed": req.seed,
+        "sample_index": row.sample_index,
+        "text": text,
+        "token_ids": list(token_ids),
+        "finish_reason": finish_reason,
+        "adapter": req.adapter,
+    }
+
+
 def varying_fields(params: Sequence[SamplingParams]) -> list[str]:
     """Names of the parameters that differ between at least two of ``params``."""
     if not params:
