@@ -162,10 +162,10 @@ def bare_runner(loaded, rows: int, new_tokens: int):
     The forward arguments are the ones genlab passes for an unpadded batch (no attention
     mask: the model's causal mask is exact), so the difference is genlab's own work.
     """
+    import inspect
+
     import torch
     from transformers import DynamicCache
-
-    import inspect
 
     model, tok = loaded.model, loaded.tokenizer
     ids = torch.tensor([tok(PROMPT)["input_ids"]] * rows, device=loaded.device)
