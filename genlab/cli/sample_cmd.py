@@ -84,7 +84,7 @@ QUIET_OPTION = typer.Option(
 
 @knob_command(knob_options(SamplingParams, panel=GRID_PANEL),
               knob_options(GenerationRequest, include=PROMPT_KNOBS, panel=PROMPTS,
-                           default_notes={"chat": "on when the model has a chat template"}))
+                           default_notes={"chat": ""}))
 def sample(
     knobs: dict[str, Any],
     model: str | None = MODEL_OPTION,

@@ -68,8 +68,12 @@ class GenlabApp(App):
         source, name = self.source, self.model_name
         device, dtype, adapters = self.device, self.dtype, self.initial_adapters
 
+        def stage(text: str) -> None:  # called in the worker: hand it to the UI thread
+            self.call_from_thread(self._loading_stage, name, text)
+
         def load() -> tuple[Any, list[str]]:
-            loaded = source.load_model(name, adapters={}, device=device, dtype=dtype)
+            loaded = source.load_model(name, adapters={}, device=device, dtype=dtype,
+                                       on_progress=stage)
             errors = []
             for adapter_name, adapter_dir in adapters.items():
                 try:
@@ -79,6 +83,10 @@ class GenlabApp(App):
             return loaded, errors
 
         self.bridge.call(self, MODEL_GROUP, load, uses_model=True)
+
+    def _loading_stage(self, name: str, text: str) -> None:
+        if self.model_state == "loading":
+            self.model_text = f"loading {name}: {text}…"
 
     # ---------------------------------------------------------------- adapters
 

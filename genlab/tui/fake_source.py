@@ -85,7 +85,9 @@ class FakeSource:
     # ------------------------------------------------------------------ models
 
     def load_model(self, name: str, *, adapters: dict[str, str], device: str = "auto",
-                   dtype: str = "auto") -> FakeLoaded:
+                   dtype: str = "auto", on_progress: Any = None) -> FakeLoaded:
+        if on_progress is not None:
+            on_progress("reading the weights")
         if self.load_delay_s:
             time.sleep(self.load_delay_s)
         if self.fail_load:

@@ -8,7 +8,7 @@ module therefore paints before torch is loaded. Tests pass ``genlab.tui.fake_sou
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,8 +20,9 @@ class EventSource(Protocol):
     """The operations the TUI needs from the core."""
 
     def load_model(self, name: str, *, adapters: dict[str, str], device: str,
-                   dtype: str) -> Any:
-        """Load a model; the result has ``describe()`` and an ``adapters`` dict."""
+                   dtype: str, on_progress: Callable[[str], None] | None = None) -> Any:
+        """Load a model (reporting its stages to ``on_progress``); the result has
+        ``describe()`` and an ``adapters`` dict."""
 
     def attach_adapter(self, loaded: Any, name: str, adapter_dir: str) -> None:
         """Attach a LoRA adapter under ``name``."""
@@ -48,10 +49,12 @@ class CoreSource:
     """
 
     def load_model(self, name: str, *, adapters: dict[str, str], device: str = "auto",
-                   dtype: str = "auto") -> Any:
+                   dtype: str = "auto", on_progress: Callable[[str], None] | None = None
+                   ) -> Any:
         from genlab.core.modeling.loading import load_model
 
-        return load_model(name, device=device, dtype=dtype, adapters=adapters)
+        return load_model(name, device=device, dtype=dtype, adapters=adapters,
+                          on_progress=on_progress)
 
     def attach_adapter(self, loaded: Any, name: str, adapter_dir: str) -> None:
         from genlab.core.modeling.loading import attach_adapter

@@ -122,8 +122,8 @@ class GenerationRequest:
         intuition="send the prompt as a user turn through the model's chat template and show "
                   "only the assistant's reply; off = raw text continuation")
     """Send each prompt through the model's chat template as a user turn (stopping at the
-    template's end-of-turn token); --no-chat sends raw text. Default: on when the tokenizer has
-    a chat template."""
+    template's end-of-turn token); --no-chat sends raw text. Not set: on when the model has a
+    chat template."""
     system: str | None = knob(
         None, panel=PROMPT_PANEL, metavar="TEXT", label="system",
         intuition="a system message put before every conversation (chat only)")

@@ -181,7 +181,12 @@ def enable_gradient_checkpointing(model: Any) -> None:
     if not getattr(base, "supports_gradient_checkpointing", False):
         raise TrainSetupError(f"--gradient-checkpointing: {type(base).__name__} does not "
                               "support gradient checkpointing; drop the flag")
-    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    kwargs = {"use_reentrant": False}
+    enable = getattr(base, "activation_checkpointing_enable", None)  # transformers >= 5.2
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     base.config.use_cache = False  # a cache is useless (and warned about) while training
 
 

@@ -202,3 +202,21 @@ def test_gradient_checkpointing_gives_the_same_steps(tiny_chat_llama, chats, tmp
     stored = json.loads((tmp_path / str({"gradient_checkpointing": True}) / "config.json")
                         .read_text())
     assert stored["resolved"]["gradient_checkpointing"] is True
+
+
+def test_gradient_checkpointing_is_switched_on(tiny_chat_llama):
+    import warnings
+
+    from transformers import AutoModelForCausalLM
+
+    from genlab.core.modeling.lora import apply_lora
+    from genlab.core.training.setup import enable_gradient_checkpointing
+
+    model = apply_lora(AutoModelForCausalLM.from_pretrained(tiny_chat_llama), rank=4, alpha=8,
+                       dropout=0.0, targets=("q_proj",), rslora=False)
+    base = model.get_base_model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # the non-deprecated API is used
+        enable_gradient_checkpointing(model)
+    layers = [m for m in base.modules() if getattr(m, "gradient_checkpointing", False)]
+    assert layers and base.config.use_cache is False
