@@ -122,7 +122,7 @@ def main() -> None:
             results[name] = json.loads(out.stdout.strip().splitlines()[-1])
     one, chunked = results["one_forward"], results["chunked_512"]
     print(json.dumps({
-        "model": args.model or args.preset or "random-init llama, 8,192 positions (~15M)",
+        "model": args.model or args.preset or "random-init llama, 8,192 positions (~18M params)",
         "prompt_tokens": [args.prompt_tokens, args.prompt_tokens // 2],
         "device": args.device, "threads": args.threads, **results,
         "peak_ratio": round(chunked["peak_growth_mb"] / max(one["peak_growth_mb"], 1e-9), 3),
