@@ -32,15 +32,15 @@ from presets import SHAPES, build_preset
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-WORDS = "the little fox ran over the green hill and saw a bird in the tall tree".split()
+WORDS = ["the", "little", "fox", "ran", "over", "the", "green", "hill", "and", "saw", "a",
+         "bird", "in", "the", "tall", "tree"]
 
 
 def build_long_model(out_dir: Path) -> Path:
     """A random-init Llama with 8,192 positions and a small byte-level BPE tokenizer."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from presets import build_tokenizer
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     tok = build_tokenizer(2048)
     config = LlamaConfig(vocab_size=2048, hidden_size=512, intermediate_size=2048,
