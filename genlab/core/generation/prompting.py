@@ -98,6 +98,11 @@ def uses_chat(tokenizer: Any, request: GenerationRequest) -> bool:
     if request.chat is False and request.messages is not None:
         raise PromptError("a conversation (messages) needs the chat template; drop --no-chat")
     wanted = has if request.chat is None else request.chat
+    if request.system is not None and not has:
+        raise PromptError("--system: the model's tokenizer has no chat template, so there is "
+                          "no system turn; drop --system or use a chat model")
+    if request.system is not None and not wanted:
+        raise PromptError("--system: a system message needs the chat template; drop --no-chat")
     if (wanted or request.messages is not None) and not has:
         what = "--chat" if request.chat else "a conversation (messages)"
         raise PromptError(f"{what}: the model's tokenizer has no chat template; send raw "

@@ -66,6 +66,8 @@ def test_chat_is_default_only_with_a_template(chat, plain):
         encode_prompt(plain, GenerationRequest("Hi", chat=True))
     with pytest.raises(PromptError, match="needs the chat template"):
         encode_prompt(chat, GenerationRequest("Hi", chat=False, messages=[("user", "Hi")]))
+    with pytest.raises(PromptError, match="--system: the model's tokenizer has no chat"):
+        encode_prompt(plain, GenerationRequest("Hi", system="Be brief."))
 
 
 def test_raw_row_is_tokenizer_text(chat):
