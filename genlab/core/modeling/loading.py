@@ -103,13 +103,19 @@ class LoadedModel:
         return context_length(self.model, self.tokenizer)
 
     def memory_text(self) -> str:
-        """``538 MB weights · 1.2 GB peak process memory`` (GPU memory on CUDA)."""
+        """``538 MB weights · 612 MB process memory (peak 1.1 GB)`` (plus GPU memory on CUDA).
+
+        The peak includes loading's transients (e.g. a float32 checkpoint read for a bf16
+        model), so the current figure is what the model costs from now on.
+        """
         parts = [f"{format_bytes(self.weight_bytes)} weights"]
         if self.device.type == "cuda":
-            parts.append(f"{format_bytes(torch.cuda.max_memory_allocated(self.device))} peak "
-                         "GPU memory")
-        peak = peak_process_memory()
-        if peak:
+            parts.append(f"{format_bytes(torch.cuda.memory_allocated(self.device))} GPU memory "
+                         f"(peak {format_bytes(torch.cuda.max_memory_allocated(self.device))})")
+        now, peak = current_process_memory(), peak_process_memory()
+        if now and peak:
+            parts.append(f"{format_bytes(now)} process memory (peak {format_bytes(peak)})")
+        elif peak:
             parts.append(f"{format_bytes(peak)} peak process memory")
         return " · ".join(parts)
 
@@ -143,6 +149,15 @@ def peak_process_memory() -> int:
         return 0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak) if sys.platform == "darwin" else int(peak) * 1024  # macOS: bytes; else KB
+
+
+def current_process_memory() -> int:
+    """The process's resident memory now, in bytes (0 where /proc is not there)."""
+    try:
+        resident = Path("/proc/self/statm").read_text().split()[1]
+    except (OSError, IndexError):
+        return 0
+    return int(resident) * os.sysconf("SC_PAGE_SIZE")
 
 
 def context_length(model: Any, tokenizer: Any = None) -> int | None:
