@@ -17,10 +17,13 @@ and its growth from the start of training, via ``resource.getrusage``).
 
 Without ``--model`` a random-init Llama (hidden 256, 4 layers, 8 heads / 4 KV heads, MLP 688,
 vocab 2048, ~3.4M params) with a byte-level BPE tokenizer trained on the generated text is built
-in a temp dir; without ``--data`` a seeded synthetic story corpus is generated.
+in a temp dir; ``--preset smollm2-135m-shape`` builds a random-init model of SmolLM2-135M's
+shape instead (``benchmarks/presets.py``). Without ``--data`` a seeded synthetic story corpus is
+generated. ``--gradient-checkpointing`` turns it on for both sides (non-reentrant).
 
-    python benchmarks/bench_train.py [--model DIR] [--data FILE] [--steps 40] [--batch-size 8]
-        [--seq-len 128] [--rank 8] [--device auto] [--threads N] [--repeats 1]
+    python benchmarks/bench_train.py [--model DIR | --preset smollm2-135m-shape] [--data FILE]
+        [--steps 40] [--batch-size 8] [--seq-len 128] [--rank 8] [--device auto] [--threads N]
+        [--repeats 1] [--gradient-checkpointing]
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from presets import SHAPES, build_preset
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -166,7 +171,8 @@ def run_genlab(spec: dict) -> dict:
         target_modules=tuple(spec["targets"]) if spec.get("targets") else None,
         lr=2e-4, optimizer="adamw", schedule="cosine", batch_size=spec["batch_size"],
         max_steps=spec["steps"], max_grad_norm=1.0, eval_every=0, seed=0,
-        device=spec["device"], dtype="auto",
+        device=spec["device"], dtype="auto", data_format="text",
+        gradient_checkpointing=spec.get("gradient_checkpointing", False),
     )
     probe = MemoryProbe(cuda=spec["cuda"])
     times, cpu, tokens, started = [], [], [], None
@@ -229,6 +235,8 @@ def run_hf_trainer(spec: dict) -> dict:
         optim="adamw_torch", logging_steps=spec["steps"], save_strategy="no",
         eval_strategy="no", report_to=[], disable_tqdm=True, dataloader_num_workers=0,
         seed=0, use_cpu=not spec["cuda"], bf16=bf16, remove_unused_columns=False,
+        gradient_checkpointing=spec.get("gradient_checkpointing", False),
+        gradient_checkpointing_kwargs={"use_reentrant": False},
     )
     probe = MemoryProbe(cuda=spec["cuda"])
     times: list[float] = []
@@ -279,6 +287,11 @@ def main() -> None:
     """Build inputs, run both sides (alternating, ``--repeats`` times), print the JSON."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", help="model directory (default: a ~3.4M random Llama)")
+    p.add_argument("--preset", choices=sorted(SHAPES),
+                   help="build a random-init model of this shape instead (e.g. "
+                        "smollm2-135m-shape: 30 layers, hidden 576, 134.5M params)")
+    p.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute activations in the backward pass, on both sides")
     p.add_argument("--data", help="a .txt training file (default: generated stories)")
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--batch-size", type=int, default=8)
@@ -304,11 +317,17 @@ def main() -> None:
         work = Path(tmp)
         docs_needed = max(400, a.steps * a.batch_size * a.seq_len // 60)
         data = Path(a.data) if a.data else generate_corpus(work / "stories.txt", docs_needed)
-        model = a.model or str(build_model(work / "model", data))
+        if a.model and a.preset:
+            p.error("--model and --preset are alternatives; give one")
+        if a.preset:
+            model = str(build_preset(a.preset, work / a.preset))
+        else:
+            model = a.model or str(build_model(work / "model", data))
         spec = {"model": model, "data": str(data), "steps": a.steps,
                 "batch_size": a.batch_size, "seq_len": a.seq_len, "rank": a.rank,
                 "device": "cuda" if cuda else "cpu", "cuda": cuda, "threads": a.threads,
-                "work": str(work), "targets": None}
+                "work": str(work), "targets": None,
+                "gradient_checkpointing": a.gradient_checkpointing}
         runs: dict[str, list[dict]] = {"genlab": [], "hf_trainer": []}
         for _ in range(a.repeats):
             runs["genlab"].append(_spawn("genlab", spec, work))
@@ -358,7 +377,10 @@ def _summarise(runs: dict[str, list[dict]], a: argparse.Namespace, params: int,
         "device": device, "dtype": runs["genlab"][0]["dtype"], "model_params": params,
         "settings": {"steps": a.steps, "batch_size": a.batch_size, "seq_len": a.seq_len,
                      "rank": a.rank, "targets": runs["genlab"][0]["targets"],
-                     "threads": a.threads or "default", "repeats": a.repeats},
+                     "threads": a.threads or "default", "repeats": a.repeats,
+                     "gradient_checkpointing": a.gradient_checkpointing,
+                     "model": a.model or (f"random-init {a.preset}" if a.preset else
+                                          "random-init llama (~3.4M)")},
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "genlab": sides["genlab"], "hf_trainer": sides["hf_trainer"],
         "ratio": round(ratio, 3), "ratio_median_step": round(step_ratio, 3),

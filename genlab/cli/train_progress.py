@@ -94,7 +94,8 @@ def format_count(n: int) -> str:
 
 
 def started_lines(event: RunStarted) -> list[str]:
-    """Two header lines: where the run lives and how long it is; what is trained, and how."""
+    """Header lines: where the run lives and how long it is; the model loaded and its memory;
+    what is trained, and how."""
     resumed = f", resuming after step {event.start_step}" if event.resumed else ""
     head = f"run {event.run_dir}: {event.total_steps} steps{resumed}"
     if event.method == "lora":
@@ -110,7 +111,14 @@ def started_lines(event: RunStarted) -> list[str]:
            f"{procs} · batch {event.effective_batch} x {seq_len} tokens · "
            f"lr {format_lr(event.lr)}, warmup {event.warmup_steps} · "
            f"{event.train_tokens:,} train tokens, {event.eval_blocks} eval sequences")
-    return [head, how]
+    return [head, *([event.model] if event.model else []), how]
+
+
+def eta_text(done: int, total: int | None, elapsed_s: float) -> str:
+    """`` · eta 3m05s`` from the measured time per step so far ("" before the first step)."""
+    if not total or done <= 0 or done >= total or elapsed_s <= 0:
+        return ""
+    return f" · eta {format_duration(elapsed_s / done * (total - done))}"
 
 
 def eval_line(event: EvalResult) -> Text:
@@ -168,6 +176,7 @@ class TrainProgress(EventRenderer):
         self.stop_requested = False
         self._log_every = 1
         self._last_refresh = 0.0
+        self._segment_start = 0  # the step this run (or resume) started from
         self._bar = _TrainBar(
             _StepCount(),
             BarColumn(bar_width=28),
@@ -210,6 +219,7 @@ class TrainProgress(EventRenderer):
         self.run_dir = event.run_dir
         self.total_steps = event.total_steps
         self.step = event.start_step
+        self._segment_start = event.start_step
         self._log_every = max(1, self.total_steps // 20)
         self._bar.reset(self._task, total=self.total_steps, completed=self.step,
                         description="training")
@@ -227,9 +237,12 @@ class TrainProgress(EventRenderer):
             self._bar.refresh()
         if not self.live and (event.step % self._log_every == 0 or event.step == 1):
             total = f"/{self.total_steps}" if self.total_steps else ""
+            eta = eta_text(event.step - self._segment_start,
+                           None if self.total_steps is None else
+                           self.total_steps - self._segment_start, event.elapsed_s)
             self.print(f"step {event.step}{total}  loss {format_loss(event.loss)}  "
                        f"lr {format_lr(event.lr)}  {format_rate(event.tokens_per_s)} tok/s  "
-                       f"{format_duration(event.elapsed_s)}")
+                       f"{format_duration(event.elapsed_s)}{eta}")
 
     @renders(CheckpointSaved)
     def _on_checkpoint(self, event: CheckpointSaved) -> None:

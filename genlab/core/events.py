@@ -147,6 +147,7 @@ class RunStarted:
         train_tokens: Tokens in the training stream.
         target_modules: LoRA target module names (empty for full training).
         config: The resolved ``TrainConfig.to_dict()``.
+        model: What was loaded and what it costs (``LoadedModel.describe()`` and its memory).
     """
 
     run_dir: str
@@ -167,6 +168,7 @@ class RunStarted:
     train_tokens: int
     target_modules: tuple[str, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)
+    model: str = ""
 
 
 @dataclass(frozen=True)

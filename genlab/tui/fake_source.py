@@ -43,10 +43,12 @@ FAKE_STEP_S = 0.01
 
 @dataclass
 class FakeLoaded:
-    """Stands in for ``LoadedModel``."""
+    """Stands in for ``LoadedModel``: no chat template unless given, a 256-token context."""
 
     name: str
     adapters: dict[str, str] = field(default_factory=dict)
+    template: str = ""
+    context_length: int = 256
 
     def describe(self) -> str:
         return f"{self.name} (1.2M params, cpu, float32)"
@@ -68,7 +70,7 @@ class FakeSource:
     def __init__(self, *, token_delay_s: float = 0.0, endless: bool = False,
                  load_delay_s: float = 0.0, fail_load: str | None = None,
                  train_steps: int = 40, step_delay_s: float = 0.0,
-                 write_runs: bool = False) -> None:
+                 write_runs: bool = False, template: str = "") -> None:
         self.token_delay_s = token_delay_s
         self.endless = endless
         self.load_delay_s = load_delay_s
@@ -76,18 +78,32 @@ class FakeSource:
         self.train_steps = train_steps
         self.step_delay_s = step_delay_s
         self.write_runs = write_runs
+        self.template = template
         self.generations = 0
         self._stopped_at: dict[str, int] = {}
 
     # ------------------------------------------------------------------ models
 
     def load_model(self, name: str, *, adapters: dict[str, str], device: str = "auto",
-                   dtype: str = "auto") -> FakeLoaded:
+                   dtype: str = "auto", on_progress: Any = None) -> FakeLoaded:
+        if on_progress is not None:
+            on_progress("reading the weights")
         if self.load_delay_s:
             time.sleep(self.load_delay_s)
         if self.fail_load:
             raise RuntimeError(self.fail_load)
-        return FakeLoaded(name, dict(adapters))
+        return FakeLoaded(name, dict(adapters), self.template)
+
+    def prompt_info(self, loaded: FakeLoaded) -> tuple[str, int | None]:
+        return loaded.template, loaded.context_length
+
+    def max_new_room(self, loaded: FakeLoaded, request: GenerationRequest) -> int | None:
+        """One token per word, plus 4 per message of template overhead when chatting."""
+        words = max(1, len(request.prompt.split()))
+        chat = bool(loaded.template) and request.chat is not False
+        overhead = 4 * (1 + bool(request.system)) + len((request.system or "").split()) \
+            if chat else 0
+        return loaded.context_length - words - overhead
 
     def attach_adapter(self, loaded: FakeLoaded, name: str, adapter_dir: str) -> None:
         if name in loaded.adapters:

@@ -17,6 +17,7 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("constant", "linear", "cosine", "step")
 LR_SCALINGS = ("none", "linear")
 TRAIN_METHODS = ("lora", "full")
+DATA_FORMATS = ("auto", "text", "prompt-completion", "messages")
 
 DATA = "Model and data"
 LORA = "LoRA"
@@ -37,10 +38,13 @@ class TrainConfig:
     """
 
     # --- model and data
-    model: str = knob("", panel=DATA, metavar="ID|DIR", tui=True,
-                      intuition="base model: hub id or local directory (default: the model "
-                                "the Sample screen loaded)")
-    """Base model: Hugging Face hub id or local directory."""
+    model: str = knob("", panel=DATA, metavar="ID|DIR|GGUF", tui=True,
+                      intuition="base model: hub id, local directory or .gguf file (default: "
+                                "the model the Sample screen loaded)")
+    """Base model: Hugging Face hub id, local directory, or a .gguf file (or a directory
+    holding one)."""
+    gguf_file: str | None = knob(None, panel=DATA, metavar="NAME")
+    """The .gguf file to load when ``model`` is a directory (or hub repo) holding several."""
     data: str = knob("", panel=DATA, metavar="PATH", tui=True,
                      intuition="training data: .txt/.jsonl/.json/.csv/.parquet file, or a "
                                "directory of them")
@@ -61,6 +65,24 @@ class TrainConfig:
     """With ``completion_field``: train on prompt + completion, loss on the completion only."""
     completion_field: str | None = knob(None, panel=DATA, metavar="NAME")
     """See ``prompt_field``."""
+    data_format: str = knob(
+        "auto", choices=DATA_FORMATS, panel=DATA, metavar="FORMAT", tui=True,
+        label="data format",
+        intuition="auto: conversations when rows have a messages list, prompt/completion "
+                  "with a prompt field, else text; messages = loss on assistant turns only")
+    """What a row is. auto: a conversation when rows have a ``messages_field`` list,
+    prompt/completion with ``prompt_field``, else text; text; prompt-completion; messages
+    (OpenAI-style conversations rendered through the model's chat template, loss on the
+    assistant turns only)."""
+    messages_field: str = knob("messages", panel=DATA, metavar="NAME")
+    """Column holding each row's conversation (a list of {role, content}) in
+    .jsonl/.json/.parquet data."""
+    chat: bool = knob(False, panel=DATA, tui=True, label="chat template",
+                      intuition="prompt/completion rows as a user turn and an assistant "
+                                "reply, through the model's chat template")
+    """Render prompt/completion rows through the model's chat template (the prompt as a user
+    turn, the completion as the assistant's reply; loss on the reply). Conversations always
+    are."""
     doc_separator: str | None = knob(None, panel=DATA, metavar="STR", tui=True, label="doc sep",
                                      intuition="text between documents in .txt data, e.g. "
                                                "<|endoftext|> for TinyStories; empty = blank "
@@ -146,6 +168,9 @@ class TrainConfig:
                            intuition="sequences per micro-batch; bigger = smoother gradients, "
                                      "more memory")
     """Sequences per micro-batch."""
+    gradient_checkpointing: bool = knob(False, panel=BATCH)
+    """Recompute activations in the backward pass instead of storing them: much less memory
+    for long sequences and big models, about a third more compute per step."""
     grad_accum: int = knob(1, low=1, panel=BATCH, metavar="N", tui=True,
                            intuition="micro-batches per optimizer step; effective batch = "
                                      "batch size x grad accum")
@@ -208,6 +233,7 @@ class TrainConfig:
         if (self.prompt_field is None) != (self.completion_field is None):
             raise ConfigError("completion_field", self.completion_field,
                               "given together with prompt_field (both or neither)")
+        self._check_data_format()
         if len(self.betas) != 2 or not all(_unit(b) for b in self.betas):
             raise ConfigError("betas", self.betas, "two numbers in [0, 1), e.g. 0.9,0.999")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -218,6 +244,18 @@ class TrainConfig:
                               "module names, e.g. q_proj,v_proj")
         if not all(isinstance(p, str) for p in self.sample_prompts):
             raise ConfigError("sample_prompts", self.sample_prompts, "strings")
+
+    def _check_data_format(self) -> None:
+        pair = self.prompt_field is not None
+        if self.data_format == "prompt-completion" and not pair:
+            raise ConfigError("data_format", self.data_format,
+                              "used with --prompt-field and --completion-field")
+        if self.data_format in ("text", "messages") and pair:
+            raise ConfigError("data_format", self.data_format,
+                              "auto or prompt-completion with --prompt-field")
+        if self.chat and self.data_format == "text":
+            raise ConfigError("chat", self.chat, "off for text data (--chat renders "
+                                                 "prompt/completion rows)")
 
     @property
     def effective_batch(self) -> int:

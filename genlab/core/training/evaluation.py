@@ -111,8 +111,9 @@ def generate_samples(setup: TrainingSetup) -> tuple[dict[str, str], ...]:
 
     params = SamplingParams(temperature=config.sample_temperature,
                             max_new_tokens=config.sample_max_new_tokens)
-    requests = [GenerationRequest(prompt=p, params=params, seed=config.seed)
-                for p in config.sample_prompts]
+    # Conversation data: the prompts are user turns through the template; else raw text.
+    requests = [GenerationRequest(prompt=p, params=params, seed=config.seed,
+                                  chat=setup.data.chat) for p in config.sample_prompts]
     model = setup.generation_model
     dtype = next(model.parameters()).dtype
     loaded = LoadedModel(model, setup.tokenizer, config.model, setup.device, dtype, adapters={})

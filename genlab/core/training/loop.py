@@ -199,7 +199,7 @@ class TrainLoop:
             warmup_steps=self.setup.warmup_steps, train_blocks=r["train_blocks"],
             eval_blocks=r["eval_blocks"], train_tokens=r["train_tokens"],
             target_modules=tuple(self.config.target_modules or ()),
-            config=self.config.to_dict(),
+            config=self.config.to_dict(), model=self.setup.model_text,
         )
 
     def _micro_batches(self, indices: torch.Tensor) -> list[torch.Tensor]:

@@ -128,7 +128,10 @@ class RunFiles:
         if self.main:
             tmp = self.dir / f".tmp-{name}"
             shutil.rmtree(tmp, ignore_errors=True)
-            self.setup.unwrapped.save_pretrained(str(tmp))
+            # LoRA never resizes the vocabulary; "auto" would look for a config.json at the
+            # base path (a GGUF file has none) and warn on stderr.
+            extra = {"save_embedding_layers": False} if method == "lora" else {}
+            self.setup.unwrapped.save_pretrained(str(tmp), **extra)
             if method == "full":
                 self.setup.tokenizer.save_pretrained(str(tmp))
             shutil.rmtree(final, ignore_errors=True)

@@ -10,6 +10,11 @@ Mixed precision (``config.dtype``): ``auto`` is bf16 autocast on CUDA where supp
 a grad scaler where not, and none (float32) on CPU/MPS; an explicit ``bfloat16`` autocasts on any
 device, ``float16`` needs CUDA. Trained weights stay float32 (mixed-precision master weights); for
 LoRA the frozen base is loaded in the autocast dtype to halve its memory.
+
+A GGUF base (``--model file.gguf``) is loaded dequantized, so LoRA and full training work as
+on a Hugging Face checkpoint; the adapter's ``base_model_name_or_path`` names the GGUF file so
+``genlab merge`` finds it. ``gradient_checkpointing`` recomputes activations in the backward
+pass (non-reentrant, so a frozen LoRA base needs no input-grad hooks).
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ from accelerate.state import AcceleratorState, PartialState
 from accelerate.utils import DistributedType, set_seed
 from peft import PeftModel
 
-from genlab.core.configs import TrainConfig
+from genlab.core.configs import GenerationRequest, SamplingParams, TrainConfig
 from genlab.core.data.packing import prepare_data
+from genlab.core.generation.prompting import ContextLimitError, PromptError, encode_prompt
 from genlab.core.modeling import lora as lora_mod
-from genlab.core.modeling.loading import load_model, resolve_device
+from genlab.core.modeling.loading import LoadedModel, load_model, resolve_device
 from genlab.core.training.optimizers import build_optimizer
 from genlab.core.training.schedules import build_scheduler, resolve_warmup_steps
 from genlab.version import __version__
@@ -59,6 +65,7 @@ class TrainingSetup:
         warmup_steps: Resolved warmup length.
         global_batch: Sequences per optimizer step over all processes.
         resolved: Facts for ``config.json``'s ``"resolved"`` entry.
+        model_text: What was loaded and its memory, for ``RunStarted``.
     """
 
     config: TrainConfig
@@ -73,6 +80,7 @@ class TrainingSetup:
     warmup_steps: int
     global_batch: int
     resolved: dict[str, Any] = field(default_factory=dict)
+    model_text: str = ""
 
     @property
     def device(self) -> torch.device:
@@ -111,11 +119,13 @@ def setup_training(config: TrainConfig) -> TrainingSetup:
 
     # --- model: frozen base in the autocast dtype for LoRA, float32 master weights for full
     load_dtype = MIXED_TO_DTYPE[mixed] if config.method == "lora" else "float32"
-    loaded = load_model(config.model, device=str(accelerator.device), dtype=load_dtype)
+    loaded = load_model(config.model, device=str(accelerator.device), dtype=load_dtype,
+                        gguf_file=config.gguf_file)
     check_seq_len(config, loaded.model)
 
     # --- data and run length
     data = prepare_data(config, loaded.tokenizer)
+    check_sample_prompts(config, loaded, data.chat)
     has_eval = data.eval is not None and len(data.eval) > 0
     if config.patience > 0 and not has_eval:
         raise TrainSetupError(f"--patience {config.patience}: early stopping needs eval data, "
@@ -139,6 +149,10 @@ def setup_training(config: TrainConfig) -> TrainingSetup:
         config = replace(config, target_modules=targets)
         model = lora_mod.apply_lora(model, rank=config.rank, alpha=config.alpha,
                                     dropout=config.dropout, targets=targets, rslora=config.rslora)
+        if loaded.gguf is not None:  # PEFT would record the directory; merge needs the file
+            model.peft_config["default"].base_model_name_or_path = loaded.gguf.path
+    if config.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     model.train()
 
     # --- optimizer and schedule (the scheduler wraps the bare optimizer; the loop steps it)
@@ -153,7 +167,46 @@ def setup_training(config: TrainConfig) -> TrainingSetup:
         total_steps=total_steps, warmup_steps=warmup, global_batch=global_batch,
     )
     setup.resolved = resolved_facts(setup, mixed)
+    setup.model_text = f"{loaded.describe()} · {loaded.memory_text()}"
     return setup
+
+
+def enable_gradient_checkpointing(model: Any) -> None:
+    """Recompute activations in the backward pass (the base model's own implementation).
+
+    Raises:
+        TrainSetupError: The architecture does not support it.
+    """
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    if not getattr(base, "supports_gradient_checkpointing", False):
+        raise TrainSetupError(f"--gradient-checkpointing: {type(base).__name__} does not "
+                              "support gradient checkpointing; drop the flag")
+    kwargs = {"use_reentrant": False}
+    enable = getattr(base, "activation_checkpointing_enable", None)  # transformers >= 5.2
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    base.config.use_cache = False  # a cache is useless (and warned about) while training
+
+
+def check_sample_prompts(config: TrainConfig, loaded: LoadedModel, chat: bool) -> None:
+    """Sample prompts must fit the context (and the chat template, for conversation data).
+
+    Raises:
+        TrainSetupError: Naming the prompt and ``--sample-max-new-tokens``.
+    """
+    params = SamplingParams(max_new_tokens=config.sample_max_new_tokens)
+    for number, prompt in enumerate(config.sample_prompts, start=1):
+        try:
+            encode_prompt(loaded, GenerationRequest(prompt, params, chat=chat))
+        except ContextLimitError as err:
+            raise TrainSetupError(
+                f"--sample-prompt {number}: its {err.prompt_tokens} tokens + "
+                f"--sample-max-new-tokens {err.max_new_tokens} exceed the model's context of "
+                f"{err.limit}; lower --sample-max-new-tokens or shorten the prompt") from None
+        except PromptError as err:
+            raise TrainSetupError(f"--sample-prompt {number}: {err}") from None
 
 
 def resolve_paths(config: TrainConfig) -> TrainConfig:
@@ -260,6 +313,8 @@ def resolved_facts(setup: TrainingSetup, mixed: str) -> dict[str, Any]:
         "train_tokens": data.train_tokens,
         "train_documents": data.train_documents,
         "eval_documents": data.eval_documents,
+        "chat_template": data.chat,
+        "gradient_checkpointing": setup.config.gradient_checkpointing,
         "eval_bytes": data.eval_bytes,
         "loss": "token-weighted mean over the step's loss tokens",
         "genlab_version": __version__,

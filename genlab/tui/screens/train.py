@@ -55,6 +55,7 @@ class TrainScreen(Screen):
         self.resumable: Path | None = None
         self._config = None
         self._run_model = ""
+        self._start_step = 0
 
     def compose(self) -> ComposeResult:
         yield StatusLine()
@@ -143,9 +144,20 @@ class TrainScreen(Screen):
         if last_step is not None:
             total = charts.total_steps or "?"
             self._status(f"step {last_step.step}/{total} · loss {last_step.loss:.3f} · "
-                         f"lr {last_step.lr:.2e} · {last_step.tokens_per_s:,.0f} tok/s")
+                         f"lr {last_step.lr:.2e} · {last_step.tokens_per_s:,.0f} tok/s"
+                         + self._eta(last_step, charts.total_steps))
+
+    def _eta(self, step: TrainStep, total: int | None) -> str:
+        """`` · eta 3m05s`` from the time per step measured in this run (or resume)."""
+        done = step.step - self._start_step
+        if not total or done <= 0 or step.step >= total or step.elapsed_s <= 0:
+            return ""
+        left = step.elapsed_s / done * (total - step.step)
+        minutes, seconds = divmod(int(left), 60)
+        return f" · eta {minutes}m{seconds:02d}s" if minutes else f" · eta {seconds}s"
 
     def _started(self, event: RunStarted, charts: TrainCharts, samples: EvalSamples) -> None:
+        self._start_step = event.start_step
         self.run_dir = Path(event.run_dir)
         self._run_model = str(event.config.get("model", ""))
         if not event.resumed:

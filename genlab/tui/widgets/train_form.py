@@ -33,14 +33,15 @@ class FormField:
 
 def form_field(kf: KnobField) -> FormField:
     """The form row of a knob: its label, its input kind and its learner hint."""
-    kind = {"int": "int", "float": "float", "choice": "choice", "tuple": "prompts"}.get(
-        kf.kind, "str")
+    kind = {"int": "int", "float": "float", "choice": "choice", "tuple": "prompts",
+            "bool": "bool"}.get(kf.kind, "str")
     if kf.optional and kind in ("int", "str"):
         kind = "optional_" + kind
     hint = kf.knob.intuition or kf.doc
     if kf.kind in ("int", "float") and (kf.knob.low is not None or kf.knob.high is not None):
         hint = f"{hint}; {kf.expected()}"
-    return FormField(kf.name, kf.label, kind, hint, kf.knob.choices)
+    choices = ("off", "on") if kind == "bool" else kf.knob.choices
+    return FormField(kf.name, kf.label, kind, hint, choices)
 
 
 def form_sections(config_cls: type = TrainConfig) -> tuple[tuple[str, tuple[FormField, ...]], ...]:
@@ -99,7 +100,9 @@ class TrainForm(VerticalScroll):
                 for field in section:
                     yield Label(field.label, classes="label")
                     value = self._values.get(field.name)
-                    if field.kind == "choice":
+                    if field.kind in ("choice", "bool"):
+                        if field.kind == "bool":
+                            value = "on" if value else "off"
                         yield Select([(c, c) for c in field.choices], value=value,
                                      allow_blank=False, compact=True, id=field.name)
                     else:
@@ -112,8 +115,9 @@ class TrainForm(VerticalScroll):
         """Build the TrainConfig; raises ConfigError naming the bad field."""
         values = {}
         for field in ALL_FIELDS:
-            if field.kind == "choice":
-                values[field.name] = str(self.query_one(f"#{field.name}", Select).value)
+            if field.kind in ("choice", "bool"):
+                choice = str(self.query_one(f"#{field.name}", Select).value)
+                values[field.name] = choice == "on" if field.kind == "bool" else choice
                 continue
             raw = self.query_one(f"#{field.name}", Input).value.strip()
             values[field.name] = _parse(field, raw)
