@@ -162,6 +162,7 @@ def load_model(
     device: str = "auto",
     dtype: str = "auto",
     adapters: dict[str, str] | None = None,
+    quantize: str = "none",
 ) -> LoadedModel:
     """Load a causal LM, its tokenizer and optional LoRA adapters, in eval mode.
 
@@ -173,6 +174,8 @@ def load_model(
         dtype: ``auto`` (bf16 on CUDA where supported, else float32) or a dtype name.
         adapters: Adapter name -> PEFT adapter directory; all are attached to one
             ``PeftModel`` so a batch can mix them with the base model.
+        quantize: ``none``, or ``4bit`` (NF4, double-quantised, computing in ``dtype``) /
+            ``8bit``: load the weights through bitsandbytes (CUDA only; QLoRA's frozen base).
 
     Raises:
         ModelLoadError: With a one-line message naming the model or adapter and the fix.
@@ -182,16 +185,36 @@ def load_model(
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     tokenizer = load_tokenizer(name_or_path)
+    extra = _quantization_args(quantize, torch_dtype, dev)
     try:
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch_dtype)
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch_dtype, **extra)
     except (OSError, ValueError) as err:
         raise ModelLoadError(_not_found_message(name_or_path, err)) from err
-    model.to(dev)
+    if not extra:  # a quantised model is placed by device_map and cannot be moved
+        model.to(dev)
     model.eval()
     loaded = LoadedModel(model, tokenizer, name_or_path, dev, torch_dtype)
     for adapter_name, adapter_dir in (adapters or {}).items():
         attach_adapter(loaded, adapter_name, adapter_dir)
     return loaded
+
+
+def _quantization_args(quantize: str, dtype: torch.dtype, dev: torch.device) -> dict[str, Any]:
+    """``from_pretrained`` arguments of a bitsandbytes 4-/8-bit load ({} for ``none``)."""
+    if quantize == "none":
+        return {}
+    if dev.type != "cuda":
+        raise ModelLoadError(f"--quantize {quantize}: bitsandbytes quantisation needs a CUDA "
+                             f"GPU, but this is {dev.type}; use --quantize none")
+    from transformers import BitsAndBytesConfig
+
+    if quantize == "4bit":
+        config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                    bnb_4bit_use_double_quant=True,
+                                    bnb_4bit_compute_dtype=dtype)
+    else:
+        config = BitsAndBytesConfig(load_in_8bit=True)
+    return {"quantization_config": config, "device_map": {"": dev.index or 0}}
 
 
 def attach_adapter(loaded: LoadedModel, name: str, adapter_dir: str) -> None:
