@@ -3,7 +3,8 @@
 The package root stays light (no torch import) so that ``genlab --help`` starts instantly;
 the heavy machinery lives in ``genlab.core`` and is imported on first use. The public API
 (``genlab.compare``, ``genlab.sweep``, ``genlab.report``, ``genlab.lr_find``,
-``genlab.load_spec`` and their result types) is resolved lazily from ``genlab.api`` on first attribute access.
+``genlab.load_spec`` and their result types) is resolved lazily from ``genlab.api`` on first
+attribute access.
 """
 
 from typing import Any

@@ -2,11 +2,12 @@
 
 The one place genlab writes files from (every face and core package goes through it):
 
-* ``write_text_atomic`` / ``write_json_atomic`` / ``write_bytes_atomic``: the content goes to a temporary file in the
-  destination's own directory (so the final ``os.replace`` is a same-filesystem rename, atomic
-  on POSIX and Windows), is flushed and fsynced, then renamed over the destination. Any failure
-  (a full disk, Ctrl-C) removes the temporary file and leaves the previous complete file.
-  Files get the usual ``0o666 & ~umask`` mode (an existing file keeps its own).
+* ``write_text_atomic`` / ``write_json_atomic`` / ``write_bytes_atomic``: the content goes to
+  a temporary file in the destination's own directory (so the final ``os.replace`` is a
+  same-filesystem rename, atomic on POSIX and Windows), is flushed and fsynced, then renamed
+  over the destination. Any failure (a full disk, Ctrl-C) removes the temporary file and
+  leaves the previous complete file. Files get the usual ``0o666 & ~umask`` mode (an
+  existing file keeps its own).
 * ``append_jsonl``: one strict-JSON object per line, written with one ``write`` under an
   exclusive lock, so several processes can append to one file; ``read_jsonl`` reads every
   complete line back (a line torn by a kill is skipped).

@@ -21,6 +21,7 @@ from genlab.core.configs.training import (
 
 __all__ = [
     "LR_SCALINGS", "OPTIMIZERS", "SAMPLING_FIELDS", "SCHEDULES", "TRAIN_METHODS", "ConfigError",
-    "GenerationRequest", "Knob", "KnobField", "LrFindConfig", "ModelShape", "PretrainConfig", "SamplingParams",
+    "GenerationRequest", "Knob", "KnobField", "LrFindConfig", "ModelShape", "PretrainConfig",
+    "SamplingParams",
     "TrainConfig", "knob", "knob_fields",
 ]

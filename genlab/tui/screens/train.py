@@ -16,8 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from genlab.core.configs import ConfigError
-from genlab.core.configs import LrFindConfig
+from genlab.core.configs import ConfigError, LrFindConfig
 from genlab.core.events import (
     CheckpointSaved,
     EvalResult,
