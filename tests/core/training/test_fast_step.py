@@ -72,9 +72,12 @@ def test_lazy_reads_report_a_divergence_at_its_step_with_the_last_good_weights(
     assert lazy_end.status == "diverged" and lazy_end.steps == ref_end.steps
     assert [s.step for s in lazy] == [s.step for s in ref]
     assert lazy_end.message.split(" (lr")[0] == ref_end.message.split(" (lr")[0]
-    a, b = _adapters(tmp_path / "ref", tmp_path / "lazy")
-    # lr 30 magnifies the fused AdamW's rounding (lazy reads need it) to ~1e-3 of the weights
-    assert all(torch.isfinite(b[k]).all() and (a[k] - b[k]).abs().max() <= 1e-2 * a[k].abs().max()
-               for k in a)
+    # The weights are the last good step's: those of the same lazy run stopped there (the
+    # same fused optimizer; at lr 30 fused and foreach AdamW round near-zero first-step
+    # gradients differently, so the comparison is within one optimizer).
+    good, _ = _run(tiny_llama, corpus, tmp_path / "good", sync_every=2,
+                   **{**kw, "max_steps": ref_end.steps})
+    a, b = _adapters(tmp_path / "good", tmp_path / "lazy")
+    assert all(torch.isfinite(b[k]).all() and torch.equal(a[k], b[k]) for k in a)
     # step 3 diverges: the first step of the burst 3-4, so step 4 ran (skipped on the device)
     assert ref_end.steps == 2 and "at step 3" in lazy_end.message
