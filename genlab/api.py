@@ -1,4 +1,5 @@
-"""genlab's Python API: ``genlab.sample``, ``genlab.compare``, ``genlab.sweep``, ``genlab.report``.
+"""genlab's Python API: ``genlab.sample``, ``genlab.compare``, ``genlab.sweep``,
+``genlab.report`` and ``genlab.lr_find`` (the learning-rate range test).
 
 ``genlab.sample`` runs a grid of sampling settings over prompts (or conversations) in memory
 and returns the rows ``genlab sample -f jsonl`` writes. The CLI's ``genlab compare`` and
@@ -279,6 +280,44 @@ def _sweep_result(spec: Any, started: Any, finished: Any) -> SweepResult:
     html_path = str(out / "report.html") if finished.report_path else ""
     return SweepResult(rows, finished.best, out, finished.report_path, html_path,
                        started.storage, dict(finished.counts), finished.stopped, best_run, spec)
+
+
+def lr_find(config: Any = None, out_dir: str | Path | None = None, *,
+            find: Any = None, on_event: Callable[[Any], None] | None = None,
+            stop_token: Any = None, **fields: Any) -> Any:
+    """Run the learning-rate range test; returns its ``LrFindFinished`` (suggestions, paths).
+
+    Args:
+        config: A ``TrainConfig`` (model, data, LoRA, optimizer, batch), or None to build one
+            from ``fields`` (``model`` defaults to the shipped model), e.g.
+            ``genlab.lr_find(data="demo/facts/train.jsonl", prompt_field="prompt",
+            completion_field="completion", seq_len=64)``.
+        out_dir: Directory for lr_find.jsonl and lr_find.png (absent or empty); default
+            ``runs/lr-find-<timestamp>-<name>``.
+        find: An ``LrFindConfig`` (start_lr, end_lr, num_steps, smoothing, diverge), or a
+            mapping of its fields.
+        on_event: Called with every event (``LrFindStarted``, ``LrFindStep``, ...).
+        stop_token: A ``StopToken`` that ends the sweep early (the curve so far is kept).
+
+    Raises:
+        ConfigError, ModelLoadError, DataError, TrainSetupError: Before anything is written.
+    """
+    from genlab.assets import resolve_model
+    from genlab.core.configs import LrFindConfig, TrainConfig
+    from genlab.core.events import LrFindFinished
+    from genlab.core.training.lr_find import iter_lr_find
+
+    if config is None:
+        config = TrainConfig(**{"model": resolve_model(None), **fields})
+    if isinstance(find, Mapping):
+        find = LrFindConfig(**find)
+    finished = None
+    for event in iter_lr_find(config, find, out_dir=out_dir, stop_token=stop_token):
+        if on_event is not None:
+            on_event(event)
+        if isinstance(event, LrFindFinished):
+            finished = event
+    return finished
 
 
 def report(out_dir: str | Path) -> Path:

@@ -41,6 +41,10 @@ class EventSource(Protocol):
                    stop_token: StopToken, resume_from: str | Path | None) -> Iterator[Any]:
         """Training events (RunStarted, TrainStep, EvalResult, ..., RunFinished)."""
 
+    def iter_lr_find(self, config: TrainConfig, find: Any, *, out_dir: str | Path | None,
+                     stop_token: StopToken) -> Iterator[Any]:
+        """Learning-rate range test events (LrFindStarted, LrFindStep, LrFindFinished)."""
+
 
 class CoreSource:
     """The real thing: ``genlab.core``, imported on first use (in a worker thread).
@@ -83,3 +87,9 @@ class CoreSource:
 
         return iter_train(config, out_dir=out_dir, stop_token=stop_token,
                           resume_from=resume_from)
+
+    def iter_lr_find(self, config: TrainConfig, find: Any, *, out_dir: str | Path | None,
+                     stop_token: StopToken) -> Iterator[Any]:
+        from genlab.core.training.lr_find import iter_lr_find
+
+        return iter_lr_find(config, find, out_dir=out_dir, stop_token=stop_token)

@@ -119,6 +119,12 @@ def _validate(loaded: LoadedModel, requests: Sequence[GenerationRequest], top_n:
         if req.adapter is not None and req.adapter not in loaded.adapters:
             known = ", ".join(sorted(loaded.adapters)) or "none loaded"
             raise ConfigError("adapter", req.adapter, f"a loaded adapter name ({known})")
+    configs = getattr(loaded.model, "peft_config", {}) if loaded.adapters else {}
+    for name in loaded.adapters:
+        if getattr(configs.get(name), "use_dora", False):  # PEFT: no DoRA in mixed batches
+            raise ConfigError("adapter", name, "a LoRA adapter without DoRA: PEFT cannot run "
+                              "DoRA in a mixed-adapter batch; fold it into the base with "
+                              "genlab merge and sample the merged model")
 
 
 def _eos_ids(loaded: LoadedModel) -> frozenset[int]:

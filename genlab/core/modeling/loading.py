@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 from peft import PeftModel
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, GgufConfig
 from transformers.utils import logging as hf_logging
 
 from genlab import assets
@@ -277,6 +277,7 @@ def load_model(
     adapters: dict[str, str] | None = None,
     gguf_file: str | None = None,
     on_progress: Progress | None = None,
+    quantize: str = "none",
 ) -> LoadedModel:
     """Load a causal LM, its tokenizer and optional LoRA adapters, in eval mode.
 
@@ -291,6 +292,8 @@ def load_model(
             ``PeftModel`` so a batch can mix them with the base model.
         gguf_file: The GGUF file to use inside a directory (or hub repo) holding several.
         on_progress: Called with a short text at each loading stage.
+        quantize: ``none``, or ``4bit`` (NF4, double-quantised, computing in ``dtype``) /
+            ``8bit``: load the weights through bitsandbytes (CUDA only; QLoRA's frozen base).
 
     Raises:
         ModelLoadError: With a one-line message naming the model or adapter and the fix.
@@ -305,9 +308,11 @@ def load_model(
     tokenizer = load_tokenizer(name_or_path, gguf_file=gguf_file)
     where, kwargs = _from_pretrained_args(name_or_path, source)
     if source is not None:
-        from transformers import GgufConfig
-
+        if quantize != "none":
+            raise ModelLoadError(f"--quantize {quantize}: a GGUF base is loaded dequantized; "
+                                 "pass a Hugging Face checkpoint to quantize, or --quantize none")
         kwargs["quantization_config"] = GgufConfig(dequantize=True)
+    kwargs.update(_quantization_args(quantize, torch_dtype, dev))
     size = weight_file_bytes(source.path if source is not None else name_or_path)
     report(f"reading {format_bytes(size)} of weights" if size else "reading the weights")
     try:
@@ -315,9 +320,10 @@ def load_model(
             model = AutoModelForCausalLM.from_pretrained(where, dtype=torch_dtype, **kwargs)
     except (OSError, ValueError) as err:
         raise ModelLoadError(_not_found_message(name_or_path, err)) from err
-    if dev.type != "cpu":
-        report(f"moving the weights to {dev}")
-    model.to(dev)
+    if quantize == "none":  # a quantised model is placed by device_map and cannot be moved
+        if dev.type != "cpu":
+            report(f"moving the weights to {dev}")
+        model.to(dev)
     model.eval()
     shown = source.path if source is not None else name_or_path
     loaded = LoadedModel(model, tokenizer, shown, dev, torch_dtype, gguf=source)
@@ -365,6 +371,22 @@ def _quiet_gguf(report: Progress | None) -> Iterator[None]:
             yield
         finally:
             gguf_utils.tqdm = original
+
+
+def _quantization_args(quantize: str, dtype: torch.dtype, dev: torch.device) -> dict[str, Any]:
+    """``from_pretrained`` arguments of a bitsandbytes 4-/8-bit load ({} for ``none``)."""
+    if quantize == "none":
+        return {}
+    if dev.type != "cuda":
+        raise ModelLoadError(f"--quantize {quantize}: bitsandbytes quantisation needs a CUDA "
+                             f"GPU, but this is {dev.type}; use --quantize none")
+    if quantize == "4bit":
+        config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                    bnb_4bit_use_double_quant=True,
+                                    bnb_4bit_compute_dtype=dtype)
+    else:
+        config = BitsAndBytesConfig(load_in_8bit=True)
+    return {"quantization_config": config, "device_map": {"": dev.index or 0}}
 
 
 def attach_adapter(loaded: LoadedModel, name: str, adapter_dir: str) -> None:

@@ -40,9 +40,10 @@ def token_nll_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         labels: ``[batch, seq]`` aligned with the inputs (HF convention), -100 = no loss.
     """
     vocab = logits.shape[-1]
-    shifted = logits[:, :-1, :].reshape(-1, vocab).float()  # [batch * (seq - 1), vocab]
-    targets = labels[:, 1:].reshape(-1)                     # [batch * (seq - 1)]
-    return F.cross_entropy(shifted, targets, ignore_index=IGNORE_INDEX, reduction="sum")
+    # Shift the labels, not the logits: slicing the logits would copy them (and their grad).
+    targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX).reshape(-1)  # [batch * seq]
+    flat = logits.reshape(-1, vocab).float()                                # [batch * seq, V]
+    return F.cross_entropy(flat, targets, ignore_index=IGNORE_INDEX, reduction="sum")
 
 
 def count_loss_tokens(labels: torch.Tensor) -> int:

@@ -40,8 +40,7 @@ def form_field(kf: KnobField) -> FormField:
     hint = kf.knob.intuition or kf.doc
     if kf.kind in ("int", "float") and (kf.knob.low is not None or kf.knob.high is not None):
         hint = f"{hint}; {kf.expected()}"
-    choices = ("off", "on") if kind == "bool" else kf.knob.choices
-    return FormField(kf.name, kf.label, kind, hint, choices)
+    return FormField(kf.name, kf.label, kind, hint, kf.knob.choices)
 
 
 def form_sections(config_cls: type = TrainConfig) -> tuple[tuple[str, tuple[FormField, ...]], ...]:
@@ -100,10 +99,11 @@ class TrainForm(VerticalScroll):
                 for field in section:
                     yield Label(field.label, classes="label")
                     value = self._values.get(field.name)
-                    if field.kind in ("choice", "bool"):
-                        if field.kind == "bool":
-                            value = "on" if value else "off"
+                    if field.kind == "choice":
                         yield Select([(c, c) for c in field.choices], value=value,
+                                     allow_blank=False, compact=True, id=field.name)
+                    elif field.kind == "bool":
+                        yield Select([("off", False), ("on", True)], value=bool(value),
                                      allow_blank=False, compact=True, id=field.name)
                     else:
                         kind = {"int": "integer", "optional_int": "integer",
@@ -115,17 +115,21 @@ class TrainForm(VerticalScroll):
         """Build the TrainConfig; raises ConfigError naming the bad field."""
         values = {}
         for field in ALL_FIELDS:
-            if field.kind in ("choice", "bool"):
-                choice = str(self.query_one(f"#{field.name}", Select).value)
-                values[field.name] = choice == "on" if field.kind == "bool" else choice
+            if field.kind == "choice":
+                values[field.name] = str(self.query_one(f"#{field.name}", Select).value)
+                continue
+            if field.kind == "bool":
+                values[field.name] = bool(self.query_one(f"#{field.name}", Select).value)
                 continue
             raw = self.query_one(f"#{field.name}", Input).value.strip()
             values[field.name] = _parse(field, raw)
         return TrainConfig(**values)
 
-    def set_value(self, name: str, value: str) -> None:
-        """Set a field's text as if typed."""
+    def set_value(self, name: str, value: str | bool) -> None:
+        """Set a field's text as if typed (an on/off field takes a bool or ``on``/``off``)."""
         widget = self.query_one(f"#{name}")
+        if isinstance(widget, Select) and isinstance(value, str) and value in ("on", "off"):
+            value = value == "on"
         widget.value = value
 
     def on_input_changed(self, event: Input.Changed) -> None:
