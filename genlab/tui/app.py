@@ -76,8 +76,12 @@ class GenlabApp(App):
         device, dtype = self.device, self.dtype
         adapters = self.initial_adapters if adapters is None else adapters
 
+        def stage(text: str) -> None:  # called in the worker: hand it to the UI thread
+            self.call_from_thread(self._loading_stage, name, text)
+
         def load() -> tuple[Any, list[str]]:
-            loaded = source.load_model(name, adapters={}, device=device, dtype=dtype)
+            loaded = source.load_model(name, adapters={}, device=device, dtype=dtype,
+                                       on_progress=stage)
             errors = []
             for adapter_name, adapter_dir in adapters.items():
                 try:
@@ -87,6 +91,10 @@ class GenlabApp(App):
             return loaded, errors
 
         self.bridge.call(self, MODEL_GROUP, load, uses_model=True)
+
+    def _loading_stage(self, name: str, text: str) -> None:
+        if self.model_state == "loading":
+            self.model_text = f"loading {short_name(name)}: {text}…"
 
     # ---------------------------------------------------------------- adapters
 
@@ -131,8 +139,10 @@ class GenlabApp(App):
     def on_bridge_finished(self, message: Bridge.Finished) -> None:
         if message.group == MODEL_GROUP:
             self.loaded, errors = message.result
+            memory = getattr(self.loaded, "memory_text", None)  # weights and peak memory
+            self.model_text = short_description(self.loaded.describe(), self.model_name) + (
+                f" · {memory()}" if memory else "")
             self.model_state = "ready"
-            self.model_text = short_description(self.loaded.describe(), self.model_name)
             self.adapter_names = tuple(self.loaded.adapters)
             for error in errors:
                 self.notify(tui_message(error), title="Adapter not loaded", severity="error",

@@ -9,7 +9,7 @@ Tests pass ``genlab.tui.fake_source`` instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,8 +21,9 @@ class EventSource(Protocol):
     """The operations the TUI needs from the core."""
 
     def load_model(self, name: str, *, adapters: dict[str, str], device: str,
-                   dtype: str) -> Any:
-        """Load a model; the result has ``describe()`` and an ``adapters`` dict."""
+                   dtype: str, on_progress: Callable[[str], None] | None = None) -> Any:
+        """Load a model (reporting its stages to ``on_progress``); the result has
+        ``describe()`` and an ``adapters`` dict."""
 
     def attach_adapter(self, loaded: Any, name: str, adapter_dir: str) -> None:
         """Attach a LoRA adapter under ``name``."""
@@ -30,6 +31,12 @@ class EventSource(Protocol):
     def iter_generate(self, loaded: Any, requests: list[GenerationRequest], *, top_n: int,
                       stop_token: StopToken) -> Iterator[Any]:
         """Generation events (TokenSampled, RowFinished, GenerationFinished)."""
+
+    def prompt_info(self, loaded: Any) -> tuple[str, int | None]:
+        """The active chat template's description ("" for none) and the context length."""
+
+    def max_new_room(self, loaded: Any, request: GenerationRequest) -> int | None:
+        """New tokens that fit after ``request``'s prompt (None: no limit known)."""
 
     def iter_train(self, config: TrainConfig | None, *, out_dir: str | Path | None,
                    stop_token: StopToken, resume_from: str | Path | None) -> Iterator[Any]:
@@ -47,6 +54,10 @@ class EventSource(Protocol):
                       ) -> Iterator[Any]:
         """Estimate events (PointMeasured..., EstimateFinished) from measured step times."""
 
+    def iter_lr_find(self, config: TrainConfig, find: Any, *, out_dir: str | Path | None,
+                     stop_token: StopToken) -> Iterator[Any]:
+        """Learning-rate range test events (LrFindStarted, LrFindStep, LrFindFinished)."""
+
 
 class CoreSource:
     """The real thing: ``genlab.core``, imported on first use (in a worker thread).
@@ -55,10 +66,12 @@ class CoreSource:
     """
 
     def load_model(self, name: str, *, adapters: dict[str, str], device: str = "auto",
-                   dtype: str = "auto") -> Any:
+                   dtype: str = "auto", on_progress: Callable[[str], None] | None = None
+                   ) -> Any:
         from genlab.core.modeling.loading import load_model
 
-        return load_model(name, device=device, dtype=dtype, adapters=adapters)
+        return load_model(name, device=device, dtype=dtype, adapters=adapters,
+                          on_progress=on_progress)
 
     def attach_adapter(self, loaded: Any, name: str, adapter_dir: str) -> None:
         from genlab.core.modeling.loading import attach_adapter
@@ -70,6 +83,16 @@ class CoreSource:
         from genlab.core.generation.decode import iter_generate
 
         return iter_generate(loaded, requests, top_n=top_n, stop_token=stop_token)
+
+    def prompt_info(self, loaded: Any) -> tuple[str, int | None]:
+        from genlab.core.data.chat import describe_template
+
+        return describe_template(loaded.tokenizer), loaded.context_length
+
+    def max_new_room(self, loaded: Any, request: GenerationRequest) -> int | None:
+        from genlab.core.generation.prompting import max_new_room
+
+        return max_new_room(loaded, request)
 
     def iter_train(self, config: TrainConfig | None, *, out_dir: str | Path | None,
                    stop_token: StopToken, resume_from: str | Path | None) -> Iterator[Any]:
@@ -105,3 +128,9 @@ class CoreSource:
             loaded = load_model(resolve_model(spec.model), device=spec.device,
                                 dtype=spec.dtype, adapters=dict(spec.adapters) or None)
         return estimate.iter_estimate_compare(spec, loaded, stop_token)
+
+    def iter_lr_find(self, config: TrainConfig, find: Any, *, out_dir: str | Path | None,
+                     stop_token: StopToken) -> Iterator[Any]:
+        from genlab.core.training.lr_find import iter_lr_find
+
+        return iter_lr_find(config, find, out_dir=out_dir, stop_token=stop_token)

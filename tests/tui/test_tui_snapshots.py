@@ -36,8 +36,10 @@ async def _shoot_sizes(pilot, tui, name: str, tmp_path, first_key: str) -> None:
         await tui.settle(pilot)
         tabs = str(app.screen.query_one(TabBar).render())
         assert all(key in tabs for key in SCREEN_KEYS), (width, tabs)
-        keys = str(app.screen.query_one(KeyBar).render())
-        assert first_key in keys, (width, keys)
+        bar = app.screen.query_one(KeyBar)
+        keys = bar.render()
+        assert first_key in str(keys), (width, str(keys))
+        assert keys.cell_len <= bar.size.width, (width, str(keys))  # every key, none cut off
         await tui.check_snapshot(pilot, f"{name}-{width}x{height}", tmp_path)
 
 

@@ -218,3 +218,47 @@ def test_the_hint_follows_focus_under_fast_shift_tab(tmp_path, tui):
             assert str(screen.query_one("#hint").render()) == HINTS[focused]
 
     tui.run(scenario)
+
+
+def test_f9_finds_a_learning_rate_and_fills_the_lr_field(tmp_path, tui):
+    async def scenario():
+        app = tui.fake_app(tmp_path)
+        async with app.run_test(size=tui.SIZE) as pilot:
+            await tui.wait_ready(pilot)
+            await pilot.press("f3")
+            form = app.screen.query_one(TrainForm)
+            form.set_value("data", str(tmp_path / "d.txt"))
+            form.set_value("dora", True)  # a bool knob: an on/off choice
+            await pilot.pause(0.05)
+            assert form.error == "" and form.read().dora is True
+            assert form.read().lr == 2e-4
+            await pilot.press("f9")
+            await tui.wait_for(pilot, lambda: form.read().lr == 1e-3, what="lr filled")
+            await pilot.pause(0.1)
+            notes = " ".join(strip.text for strip in app.screen.query_one(EvalSamples).lines)
+            assert "lr range test" in notes and "0.001" in notes
+
+    tui.run(scenario)
+
+
+def test_f9_fills_the_lr_of_the_config_it_ran_on(tmp_path, tui):
+    async def scenario():
+        app = tui.fake_app(tmp_path)
+        async with app.run_test(size=tui.SIZE) as pilot:
+            await tui.wait_ready(pilot)
+            await pilot.press("f3")
+            screen = app.screen
+            a = screen.query_one(TrainForm)
+            a.set_value("data", str(tmp_path / "d.txt"))
+            a.set_value("dora", True)
+            await pilot.pause(0.05)
+            await pilot.press("ctrl+n")  # B: a copy of A, on/off fields included
+            a, b = screen.forms
+            assert b.read().dora is True and b.raw("dora") == "on"
+            b.set_value("lr", "5e-4")
+            await pilot.pause(0.05)
+            await pilot.press("f9")  # runs on the shown config, B
+            await tui.wait_for(pilot, lambda: b.read().lr == 1e-3, what="B's lr filled")
+            assert a.read().lr == 2e-4
+
+    tui.run(scenario)

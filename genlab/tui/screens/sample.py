@@ -23,11 +23,13 @@ from textual.containers import Horizontal
 from textual.timer import Timer
 from textual.widgets import Static, TextArea
 
-from genlab.core.configs import ConfigError
+from genlab.core.configs import ConfigError, GenerationRequest
 from genlab.core.configs.sampling import SHORT_NAMES
 from genlab.core.events import GenerationFinished, RowFinished, TokenSampled
 from genlab.tui.bridge import Bridge
 from genlab.tui.screens.base import GenlabScreen
+from genlab.tui.widgets.chat_bar import HINT as CHAT_HINT
+from genlab.tui.widgets.chat_bar import ChatBar
 from genlab.tui.widgets.params_panel import HINTS, ParamsPanel
 from genlab.tui.widgets.sample_column import SampleColumn
 from genlab.tui.widgets.token_dist import TokenDist
@@ -45,10 +47,10 @@ DEFAULT_PROMPT = "Once upon a time"
 STARTING_COLUMNS = ({"temperature": 0.0}, {"temperature": 0.8}, {"temperature": 1.5})
 IDLE_HINT = ("Ctrl+R runs every column as one batch · Ctrl+T inspects tokens (←/→) · Tab "
              "moves between settings; a changed setting re-runs its column · F1 help")
-PROMPT_HINT = "prompt: every column continues this text (Enter is a newline). Ctrl+R runs them all."
-TOKENS_HINT = ("←/→ move between tokens, Home/End jump; below: the distribution each was drawn "
-               "from. Colour = the token's probability; lp = mean log-probability of the column "
-               "(closer to 0 = more confident).")
+PROMPT_HINT = ("prompt: every column continues this text (or answers it, with chat on; Enter is "
+               "a newline). Ctrl+R runs them all.")
+TOKENS_HINT = ("←/→ step through tokens, Home/End jump; below: the distribution each was drawn "
+               "from. Colour = probability; lp = mean log-prob (nearer 0 = surer).")
 
 
 class SampleScreen(GenlabScreen):
@@ -87,6 +89,7 @@ class SampleScreen(GenlabScreen):
 
     def compose_body(self) -> ComposeResult:
         yield TextArea(DEFAULT_PROMPT, id="prompt", soft_wrap=True, show_line_numbers=False)
+        yield ChatBar()
         with Horizontal(id="columns"):
             for values in STARTING_COLUMNS:
                 yield self._new_column(values)
@@ -100,6 +103,39 @@ class SampleScreen(GenlabScreen):
         self.watch(self, "focused", self._follow_focus, init=False)
         self._flusher = self.set_interval(FLUSH_S, self._flush, pause=True)
         self._retitle()
+        self.watch(self.app, "model_state", self._model_changed)
+
+    # ----------------------------------------------------------------- prompt format
+
+    def _model_changed(self, state: str) -> None:
+        if state != "ready" or self.app.loaded is None:
+            return
+        template, context = self.app.source.prompt_info(self.app.loaded)
+        self.query_one(ChatBar).set_model(template, context)
+        self._update_room()
+
+    def on_chat_bar_changed(self, event: ChatBar.Changed) -> None:
+        self._update_room()
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        if event.text_area.id == "prompt":
+            self._update_room()
+
+    def _update_room(self) -> None:
+        """Give every column the new tokens that fit after the prompt (the context check)."""
+        app = self.app
+        if getattr(app, "model_state", "") != "ready" or app.loaded is None:
+            return
+        bar = self.query_one(ChatBar)
+        probe = GenerationRequest(self.query_one("#prompt", TextArea).text, chat=bar.chat,
+                                  system=bar.system)
+        try:
+            room = app.source.max_new_room(app.loaded, probe)
+        except ValueError:  # a template that refuses the prompt: generation will say why
+            room = None
+        limit = app.source.prompt_info(app.loaded)[1]
+        for column in self.columns:
+            column.panel.set_room(room, limit)
 
     # ----------------------------------------------------------------- columns
 
@@ -137,6 +173,7 @@ class SampleScreen(GenlabScreen):
         await self.query_one("#columns").mount(column)
         column.panel.display = not self.settings_hidden
         self._renumber()
+        self.call_after_refresh(self._update_room)
         self._hint(f"Added column {column.number}, a copy of column {source.number}: change "
                    "one setting to see what it does.")
 
@@ -232,10 +269,11 @@ class SampleScreen(GenlabScreen):
         unfinished = [c for c in self.columns if c.running and c not in wanted]
         columns = [c for c in self.columns if c in wanted or c in unfinished]
         prompt = self.query_one("#prompt", TextArea).text
+        bar = self.query_one(ChatBar)
         requests, ok = [], []
         for column in columns:
             try:
-                requests.append(column.request(prompt))
+                requests.append(column.request(prompt, bar.chat, bar.system))
                 ok.append(column)
             except ConfigError as err:
                 column.abandon()
@@ -349,6 +387,8 @@ class SampleScreen(GenlabScreen):
             self._hint(PROMPT_HINT)
         elif isinstance(focused, TokenView):
             self._hint(TOKENS_HINT)
+        elif focused is not None and isinstance(focused.parent, ChatBar):
+            self._hint(CHAT_HINT)
         elif focused is not None and (focused.id or "") in HINTS and any(
                 isinstance(node, ParamsPanel) for node in focused.ancestors):
             self._hint(HINTS[focused.id])

@@ -24,7 +24,17 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
-from genlab.core.events import CheckpointSaved, EvalResult, RunFinished, RunStarted, TrainStep
+from genlab.core.configs import LrFindConfig
+from genlab.core.events import (
+    CheckpointSaved,
+    EvalResult,
+    LrFindFinished,
+    LrFindStep,
+    RunFinished,
+    RunStarted,
+    TrainStep,
+)
+from genlab.core.io import fresh_dir
 from genlab.core.reports.results import default_out_dir
 from genlab.core.specs.common import SpecError
 from genlab.core.training import run_dir as runs
@@ -40,8 +50,8 @@ from genlab.tui.widgets.train_form import HINTS, TrainForm, field_label
 from genlab.tui.wording import tui_message
 
 GROUP = "train"
-IDLE_HINT = ("Fill in the data path, then F5 starts training · Esc stops (resumable) · F6 "
-             "resumes · Ctrl+N compares with a second config")
+IDLE_HINT = ("Fill in the data path, then F5 starts training · F9 finds a learning rate · "
+             "Esc stops (resumable) · F6 resumes · Ctrl+N compares with a second config")
 
 
 class TrainScreen(GenlabScreen):
@@ -61,6 +71,8 @@ class TrainScreen(GenlabScreen):
         Binding("f6", "resume", "Resume", priority=True,
                 tooltip="Resume the stopped run from its checkpoint (a stopped comparison: "
                         "its unfinished configs)"),
+        Binding("f9", "find_lr", "Find lr", priority=True,
+                tooltip="LR range test with the shown config's settings; fills its lr field"),
         Binding("ctrl+n", "add_config", "Compare with…", priority=True,
                 tooltip="Compare with...: add config B (then C), a copy of the shown one; "
                         "edit what should differ"),
@@ -81,6 +93,8 @@ class TrainScreen(GenlabScreen):
         self._run_model = ""
         self.shown = 0
         self._side: SideBySide | None = None
+        self._start_step = 0
+        self._lr_form: TrainForm | None = None
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="train-body"):
@@ -229,6 +243,38 @@ class TrainScreen(GenlabScreen):
         if self.app.bridge.stop(GROUP):
             self.status("stopping at the next step (a checkpoint is saved)…")
 
+    def action_find_lr(self) -> None:
+        """Run the lr range test on the shown config; its suggestion fills that lr field."""
+        if self.app.bridge.running(GROUP):
+            self.notify("A run is going; Esc stops it first.", severity="warning")
+            return
+        form = self.form
+        if not form.validate_form():
+            self.notify(form.error, title="Fix the settings first", severity="error")
+            return
+        config = form.read()
+        self._lr_form = form  # the suggestion goes to this config even if F8 shows another
+        source = self.app.source
+        out_dir = fresh_dir(self.app.runs_dir, config.name or "run", "lr-find-")
+        handle = self.app.bridge.stream(
+            self, GROUP, lambda stop: source.iter_lr_find(config, LrFindConfig(),
+                                                          out_dir=out_dir, stop_token=stop))
+        self._run_id = handle.run_id
+        self.status("lr range test: loading the model and data…")
+
+    def _lr_found(self, event: LrFindFinished) -> None:
+        samples = self.query_one(EvalSamples)
+        if event.suggested_lr is None:
+            samples.add_note(f"lr range test: no suggestion ({event.stop_reason})", "bold red")
+            return
+        form = self._lr_form if self._lr_form in self.forms else self.form
+        form.set_value("lr", f"{event.suggested_lr:.2g}")
+        samples.add_note(f"lr range test: suggested lr {event.suggested_lr:.2g} (steepest "
+                         f"descent; minimum / 10: {event.min_div10_lr:.2g}), now in the lr "
+                         f"field · plot: {event.plot_path}", "bold")
+        self.status(f"lr range test done: lr set to {event.suggested_lr:.2g}")
+        self.notify(f"lr set to {event.suggested_lr:.2g}", title="Learning rate found")
+
     def _launch(self, config, *, out_dir, resume_from) -> None:
         source = self.app.source
         handle = self.app.bridge.stream(
@@ -283,14 +329,30 @@ class TrainScreen(GenlabScreen):
                 self.status(f"checkpoint saved at step {event.step}")
             elif isinstance(event, RunFinished):
                 self._finished(event, samples)
+            elif isinstance(event, LrFindStep):
+                self.status(f"lr range test step {event.step} · lr {event.lr:.2e} · "
+                            f"loss {event.smoothed_loss:.3f}")
+            elif isinstance(event, LrFindFinished):
+                self._lr_found(event)
             else:
                 self._compare_event(event)
         if last_step is not None:
             total = charts.total_steps or "?"
             self.status(f"step {last_step.step}/{total} · loss {last_step.loss:.3f} · "
-                        f"lr {last_step.lr:.2e} · {last_step.tokens_per_s:,.0f} tok/s")
+                        f"lr {last_step.lr:.2e} · {last_step.tokens_per_s:,.0f} tok/s"
+                        + self._eta(last_step, charts.total_steps))
+
+    def _eta(self, step: TrainStep, total: int | None) -> str:
+        """`` · eta 3m05s`` from the time per step measured in this run (or resume)."""
+        done = step.step - self._start_step
+        if not total or done <= 0 or step.step >= total or step.elapsed_s <= 0:
+            return ""
+        left = step.elapsed_s / done * (total - step.step)
+        minutes, seconds = divmod(int(left), 60)
+        return f" · eta {minutes}m{seconds:02d}s" if minutes else f" · eta {seconds}s"
 
     def _started(self, event: RunStarted, charts: TrainCharts, samples: EvalSamples) -> None:
+        self._start_step = event.start_step
         self.run_dir = Path(event.run_dir)
         self._run_model = str(event.config.get("model", ""))
         if not event.resumed:

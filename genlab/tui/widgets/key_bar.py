@@ -4,7 +4,8 @@ Textual's ``Footer`` rebuilds a widget per key on every focus change (a dozen mo
 restyle per Tab press, a visible lag on a busy CPU); this bar is one widget that draws one line
 of text and repaints only when the list of keys really changed. Keys come from the screen's
 active bindings (those with ``show=True``: the focused widget's first, then the screen's), a
-key with several bindings shows its first, and each entry is clickable.
+key with several bindings shows its first, and each entry is clickable. When the keys do not
+fit the width (the Train screen at 80 columns), the entries close up to one space apart.
 """
 
 from __future__ import annotations
@@ -50,11 +51,17 @@ class KeyBar(Widget):
             self.refresh()
 
     def render(self) -> Text:
+        line = self._line(gap=" ")
+        if line.cell_len > self.size.width > 0:  # too many keys: one space between entries
+            line = self._line(gap="")
+        return line
+
+    def _line(self, gap: str) -> Text:
         line = Text(no_wrap=True, overflow="ellipsis")
         for key, description, enabled in self._entries:
             click = {"@click": f"app.press_key('{key}')"}
             dim = "" if enabled else " dim"
             line.append(f" {short_key(key)}", Style.parse("bold" + dim) + Style(meta=click))
-            line.append(f" {description} ", Style.parse("dim" if enabled else "dim strike")
+            line.append(f" {description}{gap}", Style.parse("dim" if enabled else "dim strike")
                         + Style(meta=click))
         return line

@@ -39,8 +39,8 @@ class FormField:
 
 def form_field(kf: KnobField) -> FormField:
     """The form row of a knob: its label, its input kind and its learner hint."""
-    kind = {"int": "int", "float": "float", "choice": "choice", "tuple": "prompts"}.get(
-        kf.kind, "str")
+    kind = {"int": "int", "float": "float", "choice": "choice", "tuple": "prompts",
+            "bool": "bool"}.get(kf.kind, "str")
     if kf.optional and kind in ("int", "str"):
         kind = "optional_" + kind
     hint = kf.knob.intuition or kf.doc
@@ -138,6 +138,9 @@ class TrainForm(VerticalScroll):
                     if field.kind == "choice":
                         yield Select([(c, c) for c in field.choices], value=value,
                                      allow_blank=False, compact=True, id=field.name)
+                    elif field.kind == "bool":
+                        yield Select([("off", False), ("on", True)], value=bool(value),
+                                     allow_blank=False, compact=True, id=field.name)
                     elif field.kind == "prompts":
                         yield TextArea(_text(value), id=field.name, soft_wrap=True,
                                        show_line_numbers=False, compact=True)
@@ -151,9 +154,11 @@ class TrainForm(VerticalScroll):
                               for field in ALL_FIELDS})
 
     def raw(self, name: str) -> str:
-        """A field's text as typed (a choice's value)."""
+        """A field's text as typed (a choice's value; ``on``/``off`` for an on/off field)."""
         widget = self.query_one(f"#{name}")
         if isinstance(widget, Select):
+            if isinstance(widget.value, bool):
+                return "on" if widget.value else "off"
             return str(widget.value)
         if isinstance(widget, TextArea):
             return widget.text
@@ -163,13 +168,15 @@ class TrainForm(VerticalScroll):
         """Every field's text as typed (to clone the form)."""
         return {field.name: self.raw(field.name) for field in ALL_FIELDS}
 
-    def set_value(self, name: str, value: str) -> None:
-        """Set a field's text as if typed."""
+    def set_value(self, name: str, value: str | bool) -> None:
+        """Set a field's text as if typed (an on/off field takes a bool or ``on``/``off``)."""
         widget = self.query_one(f"#{name}")
         if isinstance(widget, TextArea):
             widget.load_text(value)
-        else:
-            widget.value = value
+            return
+        if isinstance(widget, Select) and isinstance(value, str) and value in ("on", "off"):
+            value = value == "on"
+        widget.value = value
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
@@ -237,6 +244,8 @@ def field_label(name: str) -> str:
 def _parse(field: FormField, raw: str) -> object:
     if field.kind == "choice":
         return raw
+    if field.kind == "bool":
+        return raw == "on"
     if field.kind in ("str",):
         return unescape(raw)
     if field.kind == "optional_str":
