@@ -93,8 +93,8 @@ def load_spec(spec: SpecLike, *, overrides: Iterable[str] = (), model: str | Non
 
 def compare(spec: SpecLike, out_dir: str | Path | None = None, *,
             overrides: Iterable[str] = (), model: str | None = None,
-            on_event: Callable[[Any], None] | None = None, stop_token: Any = None
-            ) -> CompareResult:
+            on_event: Callable[[Any], None] | None = None, stop_token: Any = None,
+            force: bool = False) -> CompareResult:
     """Run a compare spec and return its rows and report.
 
     Args:
@@ -105,6 +105,8 @@ def compare(spec: SpecLike, out_dir: str | Path | None = None, *,
         model: Replaces the spec's ``model``.
         on_event: Called with every core event (progress).
         stop_token: A ``genlab.core.events.StopToken`` that ends the run early.
+        force: Replace an ``out_dir`` that holds something else (files genlab did not write,
+            another kind of output or another spec's results); without it that is an error.
 
     Raises:
         SpecError, OutDirError, LookupError, ModelLoadError: Before anything is written.
@@ -114,7 +116,7 @@ def compare(spec: SpecLike, out_dir: str | Path | None = None, *,
 
     parsed = load_spec(spec, overrides=overrides, model=model, expect="compare")
     finished = None
-    for event in iter_compare(parsed, out_dir, stop_token=stop_token):
+    for event in iter_compare(parsed, out_dir, stop_token=stop_token, force=force):
         if on_event is not None:
             on_event(event)
         if isinstance(event, CompareFinished):
@@ -129,7 +131,7 @@ def compare(spec: SpecLike, out_dir: str | Path | None = None, *,
 def sweep(spec: SpecLike, out_dir: str | Path | None = None, storage: str | None = None,
           workers: int = 1, *, overrides: Iterable[str] = (), model: str | None = None,
           on_event: Callable[[Any], None] | None = None, stop_token: Any = None,
-          worker_only: bool = False) -> SweepResult:
+          worker_only: bool = False, force: bool = False) -> SweepResult:
     """Run a sweep spec and return its rows, best trial and report.
 
     Args:
@@ -144,6 +146,7 @@ def sweep(spec: SpecLike, out_dir: str | Path | None = None, storage: str | None
         on_event: Called with every core event (progress).
         stop_token: A ``genlab.core.events.StopToken`` that stops the running trials.
         worker_only: Only run trials (another process reports and retrains).
+        force: Replace an ``out_dir`` that holds something else (see ``compare``).
 
     Raises:
         SpecError, OutDirError, LookupError: Before anything is written.
@@ -154,7 +157,7 @@ def sweep(spec: SpecLike, out_dir: str | Path | None = None, storage: str | None
     parsed = load_spec(spec, overrides=overrides, model=model, expect="sweep")
     finished = started = None
     for event in iter_sweep(parsed, out_dir, storage=storage, workers=workers,
-                            stop_token=stop_token, worker_only=worker_only):
+                            stop_token=stop_token, worker_only=worker_only, force=force):
         if on_event is not None:
             on_event(event)
         if isinstance(event, SweepStarted):

@@ -25,8 +25,8 @@ from typing import Any
 import typer
 
 from genlab.cli import common, pretrain_resume
-from genlab.cli.common import UsageError, fail
-from genlab.cli.options import config_error_line, given, knob_command, knob_options, parse_knobs
+from genlab.cli.common import UsageError, config_error_line, fail
+from genlab.cli.options import given, knob_command, knob_options, parse_knobs
 from genlab.cli.pretrain_resume import resumed_config
 from genlab.core.configs import ConfigError, ModelShape, PretrainConfig, TrainConfig
 from genlab.core.configs.pretrain import DATA, EOS_TOKEN, PRETRAIN_TRAINING, TIME

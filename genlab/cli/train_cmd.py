@@ -27,8 +27,8 @@ import typer
 
 from genlab.assets import DEFAULT_MODEL_HELP
 from genlab.cli import common
-from genlab.cli.common import UsageError, fail
-from genlab.cli.options import config_error_line, given, knob_command, knob_options, parse_knobs
+from genlab.cli.common import UsageError, config_error_line, fail
+from genlab.cli.options import given, knob_command, knob_options, parse_knobs
 from genlab.core.configs import ConfigError, TrainConfig
 from genlab.core.configs.training import EVAL, RUN
 

@@ -239,7 +239,7 @@ def test_help_does_not_import_torch():
         heavy = [m for m in sys.modules if m.split(".")[0] in
                  ("torch", "transformers", "peft", "datasets", "accelerate")
                  or (m.startswith("genlab.core") and m != "genlab.core"
-                     and not m.startswith("genlab.core.configs"))]
+                     and not m.startswith(("genlab.core.configs", "genlab.core.errors")))]
         print(json.dumps({"heavy": heavy, "help": out.getvalue()}))
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

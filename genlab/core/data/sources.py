@@ -34,13 +34,15 @@ from typing import Any
 import datasets
 from huggingface_hub.utils import logging as hub_logging
 
+from genlab.core.errors import GenlabError
+
 TEXT_SUFFIXES = (".txt",)
 STRUCTURED_SUFFIXES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 SUPPORTED_SUFFIXES = (*TEXT_SUFFIXES, *STRUCTURED_SUFFIXES)
 _UTF8_CHUNK = 1 << 20
 
 
-class DataError(ValueError):
+class DataError(GenlabError, ValueError):
     """Training data cannot be used; the one-line message names the flag, problem and fix."""
 
 

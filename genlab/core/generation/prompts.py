@@ -15,10 +15,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from genlab.core.errors import GenlabError
+
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 
-class PromptFileError(ValueError):
+class PromptFileError(GenlabError, ValueError):
     """A prompt file is missing, unreadable, empty or malformed (one-line message)."""
 
 

@@ -22,13 +22,14 @@ from typing import Any
 
 import torch
 
+from genlab.core.errors import GenlabError
 from genlab.core.modeling.loading import ModelLoadError, attach_adapter, load_model, load_tokenizer
 
 MERGE_DTYPES = ("auto", "float32", "bfloat16", "float16")
 ADAPTER_NAME = "merged"
 
 
-class MergeError(ValueError):
+class MergeError(GenlabError, ValueError):
     """The adapter, base model or output directory is unusable; one-line message with the fix."""
 
 

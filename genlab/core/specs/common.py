@@ -30,13 +30,15 @@ from typing import Any
 
 import yaml
 
+from genlab.core.errors import GenlabError
+
 DEFAULT_MODEL = "default"
 """The ``model`` value (or its absence) that means genlab's shipped default model."""
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class SpecError(ValueError):
+class SpecError(GenlabError, ValueError):
     """A spec is unreadable or invalid; ``str()`` is one line naming the file and key path.
 
     Attributes:
@@ -297,4 +299,7 @@ def config_error(ctx: SpecContext, prefix: str, err: Any) -> SpecError:
     value = err.value
     if isinstance(value, tuple):
         value = list(value)
-    return ctx.error(key, f"expected {err.expected}, got {describe(value)}")
+    expected = err.expected
+    for name in getattr(err, "related", ()):
+        expected = expected.replace(name, f"{prefix}.{name}" if prefix else name)
+    return ctx.error(key, f"expected {expected}, got {describe(value)}")

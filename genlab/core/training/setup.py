@@ -29,6 +29,7 @@ from peft import PeftModel
 
 from genlab.core.configs import TrainConfig
 from genlab.core.data.packing import prepare_data
+from genlab.core.errors import GenlabError
 from genlab.core.modeling import lora as lora_mod
 from genlab.core.modeling.loading import load_model, resolve_device
 from genlab.core.training.optimizers import build_optimizer
@@ -38,7 +39,7 @@ from genlab.version import __version__
 MIXED_TO_DTYPE = {"no": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
-class TrainSetupError(ValueError):
+class TrainSetupError(GenlabError, ValueError):
     """A training run cannot start; the one-line message names the flag and the fix."""
 
 
