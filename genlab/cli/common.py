@@ -97,21 +97,26 @@ def config_error_line(err: ConfigError, *, flags: Mapping[str, str] | None = Non
     return f"{flag} {value}: must be {expected}"
 
 
-def error_report(err: BaseException) -> tuple[str, int]:
-    """The one line (without the ``genlab: error:`` prefix) and exit code for ``err``.
+def expected_error(err: BaseException) -> tuple[str, int] | None:
+    """``(one line, exit code)`` for an expected failure, None for a bug.
 
-    A ``ConfigError`` speaks in flags; other expected failures use the core's
-    ``errors.error_line``; anything else is reported as a bug with the ``--debug`` hint.
+    A ``ConfigError`` speaks in flags; everything else the core's ``errors.error_line`` knows.
     """
     if isinstance(err, ConfigError):
         return config_error_line(err), EXIT_USAGE
-    known = errors.error_line(err)
+    return errors.error_line(err)
+
+
+def error_report(err: BaseException) -> tuple[str, int]:
+    """The one line (without the ``genlab: error:`` prefix) and exit code for ``err``; a bug
+    is reported as one too, with the ``--debug`` hint."""
+    known = expected_error(err)
     if known is not None:
         return known
     detail = errors.one_line(str(err))
     what = f"{type(err).__name__}: {detail}" if detail else type(err).__name__
-    return (f"unexpected {what} (a bug in genlab; please report it); {DEBUG_HINT}",
-            EXIT_FAILED)
+    hint = "" if debug_enabled() else f"; {DEBUG_HINT}"
+    return f"unexpected {what} (a bug in genlab; please report it){hint}", EXIT_FAILED
 
 
 def report(err: BaseException) -> int:

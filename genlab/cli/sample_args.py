@@ -30,7 +30,12 @@ from genlab.core.generation.grid import (
     validate_axis,
     varying_fields,
 )
-from genlab.core.generation.prompts import PromptFileError, decode_utf8, load_prompts, parse_prompts
+from genlab.core.generation.prompts import (
+    PromptFileError,
+    check_prompt_length,
+    load_prompts,
+    read_prompt_stream,
+)
 
 FORMATS = ("table", "jsonl", "csv", "markdown")
 SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".md": "markdown",
@@ -161,10 +166,14 @@ def collect_prompts(prompt_args: list[str], prompts_file: str | None) -> list[st
     for p in prompts:
         if not p.strip():
             raise UsageError("--prompt '': a prompt must not be empty")
+        try:
+            check_prompt_length(p)
+        except PromptFileError as err:
+            raise UsageError(f"--prompt: {err}") from None
     if prompts_file is not None:
         try:
             if prompts_file == "-":
-                prompts += parse_prompts(decode_utf8(sys.stdin.buffer.read()), jsonl=False)
+                prompts += read_prompt_stream(sys.stdin.buffer)
             else:
                 prompts += load_prompts(prompts_file)
         except PromptFileError as err:
@@ -194,11 +203,15 @@ def resolve_format(fmt: str | None, out: str | None) -> str:
     return SUFFIX_FORMATS[suffix]
 
 
-def check_out_path(out: str) -> Path:
-    """The ``--out`` path, once its directory exists and is writable."""
+def check_out_path(out: str, force: bool = False) -> Path:
+    """The ``--out`` path, once its directory exists and is writable; an existing file only
+    with ``force`` (genlab never replaces a file it cannot tell it wrote)."""
     path = Path(out).expanduser()
     if path.is_dir():
         raise UsageError(f"--out {out}: is a directory; give a file name")
+    if path.exists() and not force:
+        raise UsageError(f"--out {out}: already exists; pass --force to replace it, or choose "
+                         "another file")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"--out {out}: directory {parent} does not exist")

@@ -65,6 +65,9 @@ OUTPUT_FORMAT_OPTION = typer.Option(
 OUT_OPTION = typer.Option(
     None, "--out", "-o", metavar="FILE", rich_help_panel=OUTPUT,
     help="Write here (atomically: complete or not at all) instead of stdout.")
+FORCE_OPTION = typer.Option(
+    False, "--force", metavar="", show_default=False, rich_help_panel=OUTPUT,
+    help="Replace --out when the file already exists.")
 LOGPROBS_OPTION = typer.Option(
     None, "--logprobs", metavar="N", rich_help_panel=OUTPUT,
     help="Record each token's log-probability and its top N alternatives (JSONL only); "
@@ -88,6 +91,7 @@ def sample(
     batch_size: str = BATCH_SIZE_OPTION,
     output_format: str | None = OUTPUT_FORMAT_OPTION,
     out: str | None = OUT_OPTION,
+    force: bool = FORCE_OPTION,
     logprobs: str | None = LOGPROBS_OPTION,
     quiet: bool = QUIET_OPTION,
 ) -> None:
@@ -112,7 +116,7 @@ def sample(
     try:
         plan = _build_plan(args, model, device, dtype, adapter or [], prompt or [], prompts_file,
                            axes, knobs["stop"] or [], bool(knobs["ignore_eos"]), num_samples,
-                           seed, batch_size, output_format, out, logprobs)
+                           seed, batch_size, output_format, out, logprobs, force)
     except UsageError as err:
         fail(str(err))
     _run(plan, quiet)
@@ -122,7 +126,7 @@ def _build_plan(args: Any, model: str | None, device: str, dtype: str, adapter: 
                 prompt: list[str], prompts_file: str | None, axes: dict[str, str | None],
                 stop: list[str], ignore_eos: bool, num_samples: str, seed: str,
                 batch_size: str, output_format: str | None, out: str | None,
-                logprobs: str | None) -> Any:
+                logprobs: str | None, force: bool = False) -> Any:
     """Every check that needs no model, in flag order; raises ``UsageError``."""
     model = model or default_model()
     device = args.check_device(device)
@@ -138,7 +142,7 @@ def _build_plan(args: Any, model: str | None, device: str, dtype: str, adapter: 
     lp = None if logprobs is None else args.parse_int("--logprobs", logprobs, 0,
                                                       "an integer >= 0")
     fmt = args.resolve_format(output_format, out)
-    out_path = args.check_out_path(out) if out is not None else None
+    out_path = args.check_out_path(out, force) if out is not None else None
     cells, rows, varying = args.build_grid(axes, base, adapters, prompts, n, s)
     return args.SamplePlan(model=model, device=device, dtype=dtype, prompts=prompts,
                            cells=cells, rows=rows, varying=varying, seed=s, num_samples=n,

@@ -8,9 +8,13 @@ worker, so the first frame paints before the model starts loading.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import typer
 
 from genlab.assets import DEFAULT_MODEL_HELP
+from genlab.cli import common
 from genlab.cli.common import UsageError, default_model, fail
 
 
@@ -23,7 +27,8 @@ def tui(
         None, "--adapter", metavar="NAME=DIR",
         help="LoRA adapter (a PEFT directory) offered in every column's model choice; "
              "repeatable."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    device: str = typer.Option("auto", "--device",
+                               help="auto, cpu, cuda, cuda:N or mps."),
     dtype: str = typer.Option("auto", "--dtype", help="auto, float32, bfloat16 or float16."),
     runs_dir: str = typer.Option("runs", "--runs-dir", metavar="DIR",
                                  help="Where training runs are written and listed."),
@@ -33,15 +38,33 @@ def tui(
     Keys: F1 help · F2 Sample · F3 Train · F4 Runs · Ctrl+R run · Esc stop · Ctrl+Q quit.
     """
     # torch-free --help: the argument checks and the app load only when the command runs
-    from genlab.cli.sample_args import parse_adapters
+    from genlab.cli.sample_args import check_device, check_dtype, parse_adapters
 
     try:
         chosen = model or default_model()  # the shipped model, checked before any paint
         adapters = parse_adapters(adapter or [])
+        device, dtype = check_device(device), check_dtype(dtype)
+        check_runs_dir(runs_dir)
     except UsageError as err:
         fail(str(err))
 
     from genlab.tui.app import make_app
 
+    if common.debug_enabled():  # the app's workers read it: tracebacks go to a log file
+        os.environ[common.DEBUG_ENV] = "1"
     make_app(model=chosen, adapters=adapters, device=device, dtype=dtype,
              runs_dir=runs_dir).run()
+
+
+def check_runs_dir(runs_dir: str) -> None:
+    """``--runs-dir`` must be a directory (created when the first run starts) genlab can write."""
+    path = Path(runs_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--runs-dir {runs_dir}: is a file, not a directory; pass a directory "
+                         "(it is created when the first run starts)")
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UsageError(f"--runs-dir {runs_dir}: {existing} is a file, not a directory")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--runs-dir {runs_dir}: {existing} is not writable; pass a directory "
+                         "you can write to")

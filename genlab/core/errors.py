@@ -110,6 +110,23 @@ def os_error_from_text(err: BaseException, path: object = None) -> OSError | Non
     return OSError(code, os.strerror(code), None if path is None else str(path))
 
 
+def os_error_in_chain(err: BaseException, path: object = None) -> OSError | None:
+    """The ``OSError`` behind ``err``: itself, one described in its text, or one in its
+    ``__cause__``/``__context__`` chain (torch reports a full disk as a ``RuntimeError`` raised
+    while handling the ``OSError``). ``path`` fills in a missing file name."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        found = os_error_from_text(current, path)
+        if found is not None:
+            if found.filename is None and path is not None:
+                found.filename = str(path)
+            return found
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def error_line(err: BaseException) -> tuple[str, int] | None:
     """``(one line, exit code)`` for an expected failure; None for a bug.
 

@@ -2,11 +2,12 @@
 
 The one place genlab writes files from (every face and core package goes through it):
 
-* ``write_text_atomic`` / ``write_json_atomic``: the content goes to a temporary file in the
-  destination's own directory (so the final ``os.replace`` is a same-filesystem rename, atomic
-  on POSIX and Windows), is flushed and fsynced, then renamed over the destination. Any failure
-  (a full disk, Ctrl-C) removes the temporary file and leaves the previous complete file.
-  Files get the usual ``0o666 & ~umask`` mode (an existing file keeps its own).
+* ``write_text_atomic`` / ``write_json_atomic`` / ``write_bytes_atomic``: the content goes to
+  a temporary file in the destination's own directory (so the final ``os.replace`` is a
+  same-filesystem rename, atomic on POSIX and Windows), is flushed and fsynced, then renamed
+  over the destination. Any failure (a full disk, Ctrl-C) removes the temporary file and
+  leaves the previous complete file. Files get the usual ``0o666 & ~umask`` mode (an existing
+  file keeps its own).
 * ``append_jsonl``: one strict-JSON object per line, written with one ``write`` under an
   exclusive lock, so several processes can append to one file; ``read_jsonl`` reads every
   complete line back (a line torn by a kill is skipped).
@@ -35,7 +36,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from genlab.core.errors import GenlabError, InputTooLarge
+from genlab.core.errors import GenlabError, InputTooLarge, os_error_in_chain
 from genlab.version import __version__
 
 try:  # POSIX; on Windows O_APPEND alone keeps appends whole
@@ -70,15 +71,42 @@ def to_json_line(record: dict[str, Any]) -> str:
     return json.dumps(jsonable(record), allow_nan=False, ensure_ascii=False) + "\n"
 
 
+@contextlib.contextmanager
+def named_os_errors(path: str | Path) -> Iterator[None]:
+    """Re-raise a write failure inside as the ``OSError`` it is, naming ``path``.
+
+    Libraries report a full or read-only disk in their own words: torch raises a
+    ``RuntimeError`` while handling the ``OSError``, safetensors says ``(os error 28)``. Inside
+    this block any of those comes out as the ``OSError`` (``errors.error_line`` then names the
+    file and the fix); other exceptions pass unchanged.
+    """
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            err.filename = str(path)
+        raise
+    except Exception as err:
+        found = os_error_in_chain(err, path)
+        if found is None:
+            raise
+        raise found from err
+
+
 def write_text_atomic(path: str | Path, text: str, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` atomically (temp file in the same directory + os.replace)."""
+    write_bytes_atomic(path, text.encode(encoding))
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same directory + os.replace)."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         os.chmod(tmp, _target_mode(path))
-        with os.fdopen(fd, "w", encoding=encoding, newline="") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -289,6 +317,27 @@ def claim_out_dir(path: str | Path, kind: str, *, force: bool = False,
                           "another directory, or pass --force to replace it")
     raise OutDirError(f"{flag} {path}: exists and holds files genlab did not write; choose a "
                       "new or empty directory, or pass --force to replace its contents")
+
+
+def replace_dir(new: str | Path, out: str | Path) -> None:
+    """Rename the complete directory ``new`` to ``out``; an existing ``out`` is moved aside
+    first and deleted only once ``new`` is in place (a crash leaves one or the other whole)."""
+    import shutil  # local: only the replacing writers need it
+
+    new, out = Path(new), Path(out)
+    if not out.exists():
+        os.replace(new, out)
+        return
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(out, old)
+    try:
+        os.replace(new, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def clear_dir(path: str | Path) -> None:

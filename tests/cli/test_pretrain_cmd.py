@@ -146,7 +146,7 @@ def bad_cases(tmp: Path, train: Path) -> dict[str, tuple[list[str], str]]:
         "missing eval data": ([*d, "--eval-data", str(tmp / "nope.txt")], "--eval-data"),
         "blank separator": ([*d, "--doc-separator", " "], "--doc-separator"),
         "unknown schedule": ([*d, "--schedule", "zigzag"], "--schedule zigzag"),
-        "out not empty": ([*d, "--out", str(full)], "already exists and is not empty"),
+        "out not empty": ([*d, "--out", str(full)], "genlab did not write"),
         "resume not a pretrain dir": (["--resume", str(full)], "no pretrain_config.json"),
     }
 

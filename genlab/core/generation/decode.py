@@ -196,6 +196,7 @@ class _Batch:
             self.uniforms = self.uniforms.float().clamp_(max=1 - 2**-24)
         self.uniforms = self.uniforms.to(self.device)
         self.extra = _forward_kwargs(loaded, requests)
+        self.cache_arg = _cache_argument(loaded)
 
         self.cache = DynamicCache(config=self.model.config)
         self.history: torch.Tensor | None = None  # [B, L + steps] ids, if a row is penalised
@@ -205,8 +206,9 @@ class _Batch:
 
     def _forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         mask = {} if self.mask is None else {"attention_mask": self.mask}
-        out = self.model(input_ids=input_ids, position_ids=positions, past_key_values=self.cache,
-                         use_cache=True, **mask, **self.extra)
+        cache = {self.cache_arg: self.cache}
+        out = self.model(input_ids=input_ids, position_ids=positions, use_cache=True, **cache,
+                         **mask, **self.extra)
         return out.logits[:, -1, :].float()  # [B, V]
 
     @torch.inference_mode()
@@ -306,6 +308,13 @@ def _draw_uniforms(requests: list[GenerationRequest], steps: int) -> torch.Tenso
         n = req.params.max_new_tokens
         out[i, :n] = torch.rand(n, generator=gen, dtype=torch.float64)
     return out
+
+
+def _cache_argument(loaded: LoadedModel) -> str:
+    """The forward argument that takes the KV cache: ``cache`` in transformers >= 5.2x (where
+    ``past_key_values`` is deprecated and warns on every call), ``past_key_values`` before."""
+    base = loaded.model.get_base_model() if loaded.adapters else loaded.model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 def _forward_kwargs(loaded: LoadedModel, requests: list[GenerationRequest]) -> dict[str, Any]:
