@@ -41,7 +41,7 @@ def tui(
     from genlab.cli.sample_args import check_device, check_dtype, parse_adapters
 
     try:
-        chosen = model or default_model()  # the shipped model, checked before any paint
+        chosen = check_model(model)  # a missing local model, checked before any paint
         adapters = parse_adapters(adapter or [])
         device, dtype = check_device(device), check_dtype(dtype)
         check_runs_dir(runs_dir)
@@ -54,6 +54,19 @@ def tui(
         os.environ[common.DEBUG_ENV] = "1"
     make_app(model=chosen, adapters=adapters, device=device, dtype=dtype,
              runs_dir=runs_dir).run()
+
+
+def check_model(model: str | None) -> str:
+    """The shipped model for None; a local path (``./x``, ``/x``, ``~/x``) must exist."""
+    from genlab import assets
+
+    if model is None:
+        return default_model()
+    try:
+        return assets.resolve_model(model)
+    except assets.ModelNotFound as err:
+        raise UsageError(f"--model {model}: {err}; pass an existing model directory or a "
+                         "Hugging Face hub id") from None
 
 
 def check_runs_dir(runs_dir: str) -> None:

@@ -17,17 +17,26 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import optuna
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    NoSuchModuleError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 
 from genlab.core.experiments.study import SweepSetupError
 
 STUDY_FILE = "study.db"
+CREATE_ATTEMPTS = 5
+"""Tries at opening a storage whose tables another process is creating at the same moment."""
 STORAGE_BACKENDS = ("sqlite", "postgresql", "mysql")
 STORAGE_EXAMPLES = "sqlite:///PATH/study.db or postgresql://USER:PASSWORD@HOST/DB"
 HEARTBEAT_S = 10
@@ -55,12 +64,12 @@ def check_storage_url(url: str) -> str:
     try:
         parsed = make_url(url)
         dialect = parsed.get_dialect()
+    except NoSuchModuleError:  # (a kind of ArgumentError: first)
+        raise SweepSetupError(f"--storage {shown}: unsupported database "
+                              f"{url.partition(':')[0]!r}; use {STORAGE_EXAMPLES}") from None
     except ArgumentError:
         raise SweepSetupError(f"--storage {shown}: not a database URL; use {STORAGE_EXAMPLES}"
                               ) from None
-    except NoSuchModuleError:
-        raise SweepSetupError(f"--storage {shown}: unsupported database "
-                              f"{url.partition(':')[0]!r}; use {STORAGE_EXAMPLES}") from None
     backend = parsed.get_backend_name()
     if backend not in STORAGE_BACKENDS:
         raise SweepSetupError(f"--storage {shown}: genlab sweeps run on "
@@ -110,15 +119,31 @@ def make_storage(url: str) -> Any:
     kwargs: dict[str, Any] = {"heartbeat_interval": HEARTBEAT_S, "grace_period": GRACE_S}
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
-    try:
-        with warnings.catch_warnings():  # heartbeats are marked experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, **kwargs)
-    except SQLAlchemyError as err:
-        detail = " ".join(str(getattr(err, "orig", None) or err).split())[:200]
-        raise SweepSetupError(f"--storage {_shown(url)}: cannot open the study database "
-                              f"({detail}); check that the server runs and that the URL, user "
-                              "and password are right") from None
+    attempt = 0
+    while True:
+        try:
+            with warnings.catch_warnings():  # heartbeats are marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, **kwargs)
+        except SQLAlchemyError as err:
+            attempt += 1
+            # Two processes created Optuna's tables in an empty database at once (two
+            # machines starting together): one won, and the tables exist on the next try.
+            if _lost_creation_race(err) and attempt < CREATE_ATTEMPTS:
+                time.sleep(0.2 * attempt)
+                continue
+            detail = " ".join(str(getattr(err, "orig", None) or err).split())[:200]
+            raise SweepSetupError(f"--storage {_shown(url)}: cannot open the study database "
+                                  f"({detail}); check that the server runs and that the URL, "
+                                  "user and password are right") from None
+
+
+def _lost_creation_race(err: Exception) -> bool:
+    """True for the errors PostgreSQL gives the loser of two concurrent ``CREATE TYPE`` /
+    ``CREATE TABLE`` runs (a duplicate key in its catalog, or "already exists")."""
+    text = str(err).lower()
+    return isinstance(err, (IntegrityError, ProgrammingError)) and (
+        "already exists" in text or "duplicate" in text)
 
 
 class Heartbeat:
