@@ -238,6 +238,9 @@ def spec_files(root: Path, data: Path) -> dict[str, Path]:
     put("zero-trials", SWEEP_SPEC.format(data=data) + "trials: 0\n")
     put("bad-method", SWEEP_SPEC.format(data=data).replace("method: grid", "method: magic"))
     put("bad-base", SWEEP_SPEC.format(data=data).replace("seq_len: 32", "seq_len: -3"))
+    put("sweep-device", SWEEP_SPEC.format(data=data).replace("device: cpu", "device: tpu"))
+    put("sweep-no-completion", SWEEP_SPEC.format(data=data).replace(
+        "  seq_len: 32", "  completion_field: completion\n  seq_len: 32"))
     s["unreadable"] = root / "unreadable.yaml"
     s["unreadable"].write_text(COMPARE_SPEC, encoding="utf-8")
     s["latin1"] = root / "latin1.yaml"

@@ -179,12 +179,13 @@ def in_ro(s: Any, t: Path) -> tuple[Path, ...]:
     return (t / "ro",)
 
 
-def corrupt_results(kind: str, spec_json: str) -> Callable[[Any, Path], None]:
+def corrupt_results(kind: str, spec_json: str, name: str = "res"
+                    ) -> Callable[[Any, Path], None]:
     def setup(s: Any, t: Path) -> None:
-        (t / "res").mkdir()
+        (t / name).mkdir()
         if kind:
-            write_marker(t / "res", kind)
-        (t / "res" / "spec.json").write_text(spec_json, encoding="utf-8")
+            write_marker(t / name, kind)
+        (t / name / "spec.json").write_text(spec_json, encoding="utf-8")
     return setup
 
 
@@ -514,6 +515,11 @@ COMPARE_CASES = [
          setup=out_is_users_dir("cmp")),
     Case("compare/out-sweep-output", compare(), ("genlab sweep output",),
          setup=out_is_genlab("cmp", "sweep")),
+    Case("compare/out-spec-json-corrupt", compare(), ("{t}/cmp/spec.json", "cannot read"),
+         setup=corrupt_results("compare", '{"kind": "compare",', name="cmp")),
+    Case("compare/out-other-spec", compare(), ("different spec",),
+         setup=corrupt_results("compare", '{"kind": "compare", "identity": {"name": "x"}}',
+                               name="cmp")),
     Case("compare/out-under-read-only-dir", compare("{s.specs[compare]}", "--out",
                                                     "{t}/ro/cmp"), ("{t}/ro",),
          setup=ro_dir, read_only=in_ro),
@@ -534,6 +540,11 @@ SWEEP_CASES = [
     Case("sweep/spec-unknown-method", sweep("{s.specs[bad-method]}"), ("method",)),
     Case("sweep/spec-bad-base", sweep("{s.specs[bad-base]}"), ("base.seq_len",)),
     Case("sweep/spec-of-a-compare", sweep("{s.specs[compare]}"), ("genlab compare",)),
+    Case("sweep/spec-device-tpu", sweep("{s.specs[sweep-device]}"), ("base.device", "tpu")),
+    Case("sweep/spec-completion-field-alone", sweep("{s.specs[sweep-no-completion]}"),
+         ("base.completion_field", "base.prompt_field")),
+    Case("sweep/out-spec-json-corrupt", sweep(), ("{t}/swp/spec.json", "--force"),
+         setup=corrupt_results("sweep", '{"kind": "sweep",', name="swp")),
     Case("sweep/model-missing", raw("sweep", "{s.specs[sweep]}", "--model", "./nope",
                                     "--out", "{t}/swp"), ("./nope",)),
     Case("sweep/out-is-a-file", sweep(), ("is a file",), setup=out_is_file("swp")),

@@ -191,10 +191,12 @@ def is_legacy_run_dir(path: str | Path) -> bool:
 def list_runs(root: str | Path = DEFAULT_ROOT) -> list[RunInfo]:
     """Every run directory directly under ``root``, oldest first (by directory name)."""
     root = Path(root)
-    if not root.is_dir():
+    try:
+        entries = sorted(p for p in root.iterdir() if p.is_dir() and is_run_dir(p))
+    except OSError:  # absent, a file, or unreadable: nothing to list
         return []
     runs = []
-    for path in sorted(p for p in root.iterdir() if p.is_dir() and is_run_dir(p)):
+    for path in entries:
         try:
             config = read_config_dict(path)
         except (OSError, ValueError, GenlabError):
