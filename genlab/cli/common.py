@@ -5,7 +5,8 @@
   bad flag that click rejects) becomes ``genlab: error: <one line naming the flag or file and
   the fix>`` on stderr with exit code 2 (bad input) or 1 (a run that could not finish). Anything
   else is a bug: one line saying so plus "run with --debug for the traceback"; ``genlab --debug
-  <command>`` (or ``GENLAB_DEBUG=1``) prints the traceback too.
+  <command>`` (or ``GENLAB_DEBUG=1``) prints the traceback too, and shows the library
+  warnings that are hidden otherwise.
 * ``UsageError`` / ``fail``: bad input found by a command becomes the same one line.
 * ``EXIT_*`` and ``exit_code``: the one table from a run's status to the process exit code
   (0 completed or early-stopped, 1 failed, 2 bad input, 3 diverged, 130 stopped).
@@ -24,6 +25,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -71,8 +73,11 @@ def debug_enabled() -> bool:
 
 
 def set_debug(on: bool) -> None:
-    """Set by the root ``--debug`` flag for the command about to run."""
+    """Set by the root ``--debug`` flag for the command about to run (it also shows the
+    library warnings the boundary hides otherwise)."""
     _state["debug"] = bool(on)
+    if on:
+        warnings.simplefilter("default")
 
 
 def config_error_line(err: ConfigError, *, flags: Mapping[str, str] | None = None,
@@ -145,8 +150,13 @@ class GenlabGroup(TyperGroup):
         """Run the command line; expected failures become one line and an exit code."""
         set_debug(False)
         try:
-            result = super().main(args, prog_name, complete_var, standalone_mode=False,
-                                  **extra)
+            with warnings.catch_warnings():
+                # Library warnings (deprecations, a pickle-protocol note while refusing a
+                # pickle) are not the user's business; --debug shows them (set_debug).
+                if not debug_enabled():
+                    warnings.simplefilter("ignore")
+                result = super().main(args, prog_name, complete_var, standalone_mode=False,
+                                      **extra)
             code = result if isinstance(result, int) and not isinstance(result, bool) else 0
         except typer.Abort:
             print("genlab: aborted", file=sys.stderr)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -633,3 +635,40 @@ def test_the_issue_data_loss_case_keeps_the_users_files(inputs, tmp_path, monkey
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     assert metrics and all(m.get("type") in ("train", "eval") for m in metrics)
     assert "mine" not in (tmp_path / "run" / "metrics.jsonl").read_text()
+
+
+REAL_STDERR = """
+import sys
+from genlab.cli import app
+for argv in {cases!r}:
+    try:
+        app(argv)
+    except SystemExit as e:
+        print(f"@@exit {{e.code}}", file=sys.stderr, flush=True)
+"""
+
+
+def test_real_stderr_is_one_line_with_library_warnings_hidden(inputs, tmp_path):
+    """In a real process (pytest does not capture warnings there): refusing a pickle makes
+    torch warn about its protocol, loading mismatched weights logs a report; neither may
+    reach the user, whose stderr is exactly the error line."""
+    cases = [
+        ["sample", "--model", str(inputs.models["pickle"]), "--prompt", "Once"],
+        ["sample", "--model", str(inputs.llama), "--adapter", f"x={inputs.adapters['pickle']}",
+         "--prompt", "Once"],
+        ["sample", "--model", str(inputs.models["shape"]), "--prompt", "Once"],
+        ["sample", "--model", str(inputs.models["truncated"]), "--prompt", "Once"],
+        ["sample", "--model", str(inputs.llama), "--prompt", "Once", "--max-new-tokens", "2",
+         "--quiet", "--format", "jsonl"],
+    ]
+    proc = subprocess.run([sys.executable, "-c", REAL_STDERR.format(cases=cases)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    runs = proc.stderr.split("@@exit ")
+    outputs = [runs[0], *(r.split("\n", 1)[1] if "\n" in r else "" for r in runs[1:-1])]
+    codes = [r.split("\n", 1)[0] for r in runs[1:]]
+    assert codes == ["2", "2", "2", "2", "0"], proc.stderr
+    for output in outputs[:4]:
+        assert len(output.strip().splitlines()) == 1, output
+        assert output.startswith("genlab: error: "), output
+    assert outputs[4].strip() == "" and not inputs.pwned.exists()

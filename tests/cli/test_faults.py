@@ -273,3 +273,49 @@ def test_sigkill_mid_run_resumes_from_the_last_checkpoint(tiny_llama, corpus, tm
     assert result.exit_code == 0, result.output
     steps = [r["step"] for r in read_jsonl(out / "metrics.jsonl") if r.get("type") == "train"]
     assert steps == list(range(1, 401))
+
+
+SWEEP = """\
+kind: sweep
+name: killed-sweep
+base:
+  data: {data}
+  seq_len: 32
+  batch_size: 2
+  max_steps: 60
+  eval_every: 0
+  eval_max_batches: 1
+  device: cpu
+search:
+  lr: [1.0e-4, 1.0e-3, 1.0e-2]
+method: grid
+trials: 3
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_mid_sweep_then_rerun_trains_each_point_once(tiny_llama, corpus, tmp_path):
+    """A ``genlab sweep`` process killed mid-trial (SIGKILL: no cleanup), then rerun with the
+    same --out: the killed trial runs again, every grid point has exactly one row."""
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(SWEEP.format(data=corpus), encoding="utf-8")
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "genlab", "sweep", str(spec), "--model", str(tiny_llama),
+            "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        trials = sorted((out / "trials").glob("*")) if (out / "trials").is_dir() else []
+        if len(trials) >= 2 and read_jsonl(trials[-1] / "metrics.jsonl"):
+            break  # one trial done, the second mid-way
+        time.sleep(0.05)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert len(read_jsonl(out / "results.jsonl")) < 3
+    result = runner.invoke(app, ["sweep", str(spec), "--model", str(tiny_llama), "--out",
+                                 str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    rows = read_jsonl(out / "results.jsonl")
+    assert sorted(r["params"]["lr"] for r in rows) == [1e-4, 1e-3, 1e-2]
+    assert len({r["trial"] for r in rows}) == 3 and all(r["status"] == "completed"
+                                                        for r in rows)
