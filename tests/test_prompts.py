@@ -46,9 +46,10 @@ def test_utf8_bom_is_dropped(tmp_path):
     ("empty.txt", b"", "no prompts"),
     ("blank.txt", b"\n  \n", "no prompts"),
     ("latin1.txt", "ok\ncaf\u00e9\n".encode("latin-1"), "line 2: not UTF-8"),
-    ("noprompt.jsonl", b'{"prompt": "a"}\n{"text": "b"}\n', 'line 2: no "prompt" field'),
+    ("noprompt.jsonl", b'{"prompt": "a"}\n{"text": "b"}\n',
+     'line 2: no "prompt" or "messages" field'),
     ("badjson.jsonl", b'{"prompt": "a"}\n\n{"prompt": \n', "line 3: invalid JSON"),
-    ("notobj.jsonl", b'["a"]\n', 'line 1: no "prompt" field'),
+    ("notobj.jsonl", b'["a"]\n', 'line 1: a JSON list, not an object'),
     ("nonstr.jsonl", b'{"prompt": 3}\n', "line 1: \"prompt\" must be a non-empty string"),
 ])
 def test_bad_files_give_one_line_errors(tmp_path, name, content, needle):
@@ -65,3 +66,21 @@ def test_missing_and_directory(tmp_path):
         load_prompts(tmp_path / "nope.txt")
     with pytest.raises(PromptFileError, match="is a directory"):
         load_prompts(tmp_path)
+
+
+def test_a_conversation_counts_all_its_turns_against_the_prompt_limit(tmp_path, monkeypatch):
+    """Each turn is short, but together they pass MAX_PROMPT_CHARS: refused, naming the line."""
+    import json
+
+    from genlab.core.generation import prompts
+
+    monkeypatch.setattr(prompts, "MAX_PROMPT_CHARS", 100)
+    turns = [{"role": r, "content": "x" * 40} for r in ("user", "assistant", "user")]
+    path = tmp_path / "chats.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "ok"}]}) + "\n"
+                    + json.dumps({"messages": turns}) + "\n", encoding="utf-8")
+    with pytest.raises(PromptFileError, match=r"line 2: a conversation of 120 characters"):
+        prompts.load_prompt_set(path)
+    path.write_text(json.dumps({"messages": turns[:2]}) + "\n", encoding="utf-8")
+    assert prompts.load_prompt_set(path)[0].messages == (("user", "x" * 40),
+                                                         ("assistant", "x" * 40))

@@ -20,9 +20,13 @@ from genlab.cli.common import UsageError, default_model, fail
 
 def tui(
     model: str | None = typer.Option(
-        None, "--model", "-m", metavar="ID|DIR",
-        help="Base model: Hugging Face hub id or local directory. It loads in the background "
-             "while the app is already usable. " + DEFAULT_MODEL_HELP),
+        None, "--model", "-m", metavar="ID|DIR|GGUF",
+        help="Base model: Hugging Face hub id, local directory, or a .gguf file (or a "
+             "directory holding one). It loads in the background while the app is already "
+             "usable. " + DEFAULT_MODEL_HELP),
+    gguf_file: str | None = typer.Option(
+        None, "--gguf-file", metavar="NAME",
+        help="The .gguf file to load when --model is a directory holding several."),
     adapter: list[str] | None = typer.Option(
         None, "--adapter", metavar="NAME=DIR",
         help="LoRA adapter (a PEFT directory) offered in every column's model choice; "
@@ -45,6 +49,8 @@ def tui(
         adapters = parse_adapters(adapter or [])
         device, dtype = check_device(device), check_dtype(dtype)
         check_runs_dir(runs_dir)
+        if gguf_file is not None:
+            chosen = gguf_path(chosen, gguf_file)
     except UsageError as err:
         fail(str(err))
 
@@ -81,3 +87,15 @@ def check_runs_dir(runs_dir: str) -> None:
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"--runs-dir {runs_dir}: {existing} is not writable; pass a directory "
                          "you can write to")
+
+
+def gguf_path(model: str, gguf_file: str) -> str:
+    """``--model DIR --gguf-file NAME`` as the file's path (the TUI loads files by path)."""
+    directory = Path(model).expanduser()
+    if not directory.is_dir():
+        raise UsageError(f"--gguf-file {gguf_file}: --model {model} is not a local directory; "
+                         "pass the .gguf file's path as --model")
+    path = directory / gguf_file
+    if not path.is_file():
+        raise UsageError(f"--gguf-file {gguf_file}: no such file in {model}")
+    return str(path)

@@ -47,8 +47,9 @@ except ImportError:  # pragma: no cover
 
 MARKER_FILE = ".genlab.json"
 """Marker of a directory genlab created: ``{"kind", "genlab_version", "created"}``."""
-OUT_KINDS = ("run", "pretrain", "merge", "compare", "sweep")
-"""Kinds of output directory: a training run, a pretraining, a merged model, a compare, a sweep."""
+OUT_KINDS = ("run", "pretrain", "merge", "compare", "sweep", "lr-find")
+"""Kinds of output directory: a training run, a pretraining, a merged model, a compare, a sweep,
+a learning-rate range test."""
 
 
 class OutDirError(GenlabError, ValueError):

@@ -184,7 +184,50 @@ def prompt_files(root: Path) -> dict[str, Path]:
     p["too-many"].write_text("p\n" * 100_001, encoding="utf-8")
     p["unreadable"] = root / "unreadable-prompts.txt"
     p["unreadable"].write_text("Once\n", encoding="utf-8")
+    p["chats"] = root / "chats.jsonl"
+    p["chats"].write_text(json.dumps({"messages": [{"role": "user", "content": "Hi"}]}) + "\n",
+                          encoding="utf-8")
+    p["bad-role"] = root / "bad-role.jsonl"
+    p["bad-role"].write_text(json.dumps({"messages": [{"role": "wizard", "content": "Hi"}]})
+                             + "\n", encoding="utf-8")
+    p["messages-not-list"] = root / "messages-not-list.jsonl"
+    p["messages-not-list"].write_text('{"messages": "Hi"}\n', encoding="utf-8")
+    p["huge-conversation"] = root / "huge-conversation.jsonl"  # 1.2M characters in 3 turns
+    turns = [{"role": r, "content": "the fox " * 50_000} for r in ("user", "assistant", "user")]
+    p["huge-conversation"].write_text(json.dumps({"messages": turns}) + "\n", encoding="utf-8")
     return p
+
+
+def chat_data_files(root: Path) -> dict[str, Path]:
+    """Conversation training data, good and bad."""
+    root.mkdir(parents=True, exist_ok=True)
+    d = {}
+    chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
+    d["chats"] = root / "chats.jsonl"
+    d["chats"].write_text("".join(json.dumps({"messages": chat}) + "\n" for _ in range(20)),
+                          encoding="utf-8")
+    d["bad-role"] = root / "chats-bad-role.jsonl"
+    rows = [{"messages": chat} for _ in range(5)]
+    rows[2] = {"messages": [{"role": "wizard", "content": "Hi"}]}
+    d["bad-role"].write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    d["no-messages"] = root / "chats-no-messages.jsonl"
+    d["no-messages"].write_text("".join(json.dumps({"turns": chat}) + "\n" for _ in range(5)),
+                                encoding="utf-8")
+    return d
+
+
+def gguf_files(root: Path, gguf: dict[str, Path]) -> dict[str, Path]:
+    """GGUF models, copied from ``tiny_gguf`` under ``root`` (so the table sees any change):
+    a directory with one file, one with two, a truncated copy and a fake."""
+    root.mkdir(parents=True, exist_ok=True)
+    g = {"dir": _copy(gguf["gguf"], root / "one"), "multi": _copy(gguf["multi"], root / "two")}
+    g["file"] = g["dir"] / "tiny-F32.gguf"
+    g["truncated"] = root / "truncated.gguf"
+    shutil.copyfile(g["file"], g["truncated"])
+    _truncate(g["truncated"])
+    g["fake"] = root / "fake.gguf"
+    g["fake"].write_bytes(b"GGUF but not really")
+    return g
 
 
 COMPARE_SPEC = """\
@@ -241,6 +284,11 @@ def spec_files(root: Path, data: Path) -> dict[str, Path]:
     put("sweep-device", SWEEP_SPEC.format(data=data).replace("device: cpu", "device: tpu"))
     put("sweep-no-completion", SWEEP_SPEC.format(data=data).replace(
         "  seq_len: 32", "  completion_field: completion\n  seq_len: 32"))
+    put("system-no-chat", COMPARE_SPEC + "chat: false\nsystem: Be brief.\n")
+    put("truncate-right", COMPARE_SPEC + "truncate_prompt: right\n")
+    put("bad-role", COMPARE_SPEC.replace(
+        "prompts: [Once upon a time]",
+        "prompts:\n  - messages: [{role: wizard, content: Hi}]"))
     s["unreadable"] = root / "unreadable.yaml"
     s["unreadable"].write_text(COMPARE_SPEC, encoding="utf-8")
     s["latin1"] = root / "latin1.yaml"
@@ -248,8 +296,10 @@ def spec_files(root: Path, data: Path) -> dict[str, Path]:
     return s
 
 
-def build_inputs(root: Path, llama: Path, gpt2: Path) -> SimpleNamespace:
-    """Every shared input of the table, under ``root``."""
+def build_inputs(root: Path, llama: Path, gpt2: Path, chat: Path,
+                 gguf: dict[str, Path]) -> SimpleNamespace:
+    """Every shared input of the table, under ``root`` (``chat``: a Llama with a chat
+    template; ``gguf``: the ``tiny_gguf`` fixture's files)."""
     root.mkdir(parents=True, exist_ok=True)
     data = data_files(root / "data")
     done = _train_adapter(llama, data["txt"], root / "run-done")
@@ -266,6 +316,8 @@ def build_inputs(root: Path, llama: Path, gpt2: Path) -> SimpleNamespace:
         truncated_run=truncated,
         models=broken_models(root / "models", llama),
         adapters=broken_adapters(root / "adapters", done / "adapter"),
+        chat=chat, chat_data=chat_data_files(root / "chat-data"),
+        gguf=gguf_files(root / "gguf", gguf),
         pwned=root / PWNED,
     )
 

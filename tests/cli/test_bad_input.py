@@ -53,8 +53,10 @@ class Case:
 
 
 @pytest.fixture(scope="session")
-def inputs(tmp_path_factory, tiny_llama, tiny_gpt2) -> SimpleNamespace:
-    return build_inputs(tmp_path_factory.mktemp("bad-input"), tiny_llama, tiny_gpt2)
+def inputs(tmp_path_factory, tiny_llama, tiny_gpt2, tiny_chat_llama, tiny_gguf
+           ) -> SimpleNamespace:
+    return build_inputs(tmp_path_factory.mktemp("bad-input"), tiny_llama, tiny_gpt2,
+                        tiny_chat_llama, tiny_gguf)
 
 
 # ------------------------------------------------------------------------ snapshots
@@ -138,6 +140,14 @@ def sweep(spec: str = "{s.specs[sweep]}", *extra: str) -> Callable[[Any, Path], 
     def argv(s: Any, t: Path) -> list[str]:
         return ["sweep", spec.format(s=s, t=t), "--model", str(s.llama), "--out",
                 str(t / "swp"), *[x.format(s=s, t=t) for x in extra]]
+    return argv
+
+
+def lr_find(*extra: str) -> Callable[[Any, Path], list[str]]:
+    def argv(s: Any, t: Path) -> list[str]:
+        return ["lr-find", "--model", str(s.llama), "--data", str(s.data["txt"]), "--seq-len",
+                "32", "--batch-size", "2", "--steps", "5", "--device", "cpu", "--out",
+                str(t / "lrf"), *[x.format(s=s, t=t) for x in extra]]
     return argv
 
 
@@ -300,7 +310,7 @@ SAMPLE_PROMPT_CASES = [
     Case("sample/prompts-bad-jsonl", sample("--prompts", "{s.prompts[bad-jsonl]}"),
          ("line 2", "invalid JSON")),
     Case("sample/prompts-no-prompt-field", sample("--prompts", "{s.prompts[no-field]}"),
-         ('no "prompt" field',)),
+         ('no "prompt" or "messages" field',)),
     Case("sample/prompts-not-string", sample("--prompts", "{s.prompts[not-string]}"),
          ("non-empty string",)),
     Case("sample/prompts-not-utf8", sample("--prompts", "{s.prompts[latin1]}"),
@@ -328,6 +338,51 @@ SAMPLE_OUT_CASES = [
          ("already exists", "--force"), setup=out_is_file("out.jsonl")),
     Case("sample/out-read-only-dir", sample("--out", "{t}/ro/out.jsonl"), ("not writable",),
          setup=ro_dir, read_only=in_ro),
+]
+
+SAMPLE_CHAT_CASES = [  # --chat/--system/--truncate-prompt and conversation prompt files
+    Case("sample/system-empty", sample("--model", "{s.chat}", "--system", ""), ("--system",)),
+    Case("sample/system-with-no-chat", sample("--model", "{s.chat}", "--no-chat", "--system",
+                                              "Be brief."), ("--system", "--no-chat")),
+    Case("sample/system-without-template", sample("--system", "Be brief."),
+         ("--system", "no chat template")),
+    Case("sample/system-too-long", sample("--model", "{s.chat}", "--system", "x" * 1_000_001),
+         ("--system", "1,000,000")),
+    Case("sample/chat-without-template", sample("--chat"), ("--chat", "no chat template")),
+    Case("sample/conversations-without-template", sample("--prompts", "{s.prompts[chats]}"),
+         ("no chat template",)),
+    Case("sample/conversations-with-no-chat", sample("--model", "{s.chat}", "--no-chat",
+                                                     "--prompts", "{s.prompts[chats]}"),
+         ("--prompts", "--no-chat")),
+    Case("sample/prompts-unknown-role", sample("--model", "{s.chat}", "--prompts",
+                                               "{s.prompts[bad-role]}"),
+         ("--prompts", "line 1", "wizard")),
+    Case("sample/prompts-messages-not-a-list", sample("--model", "{s.chat}", "--prompts",
+                                                      "{s.prompts[messages-not-list]}"),
+         ("line 1", "messages")),
+    Case("sample/prompts-huge-conversation", sample("--model", "{s.chat}", "--prompts",
+                                                    "{s.prompts[huge-conversation]}"),
+         ("line 1", "conversation", "1,000,000")),
+    Case("sample/truncate-prompt-unknown", sample("--truncate-prompt", "right"),
+         ("--truncate-prompt right",)),
+    Case("sample/prompt-over-context", raw("sample", "--model", "{s.llama}", "--prompt",
+                                           "Once upon a time " * 200, "--max-new-tokens", "2",
+                                           "--device", "cpu"),
+         ("prompt 1", "context of 256", "--truncate-prompt left")),
+    Case("sample/max-new-tokens-over-context", sample("--max-new-tokens", "5000"),
+         ("--max-new-tokens", "context of 256")),
+]
+
+SAMPLE_GGUF_CASES = [
+    Case("sample/gguf-truncated", sample("--model", "{s.gguf[truncated]}"),
+         ("--model", "not a readable GGUF")),
+    Case("sample/gguf-fake", sample("--model", "{s.gguf[fake]}"), ("not a readable GGUF",)),
+    Case("sample/gguf-several-in-dir", sample("--model", "{s.gguf[multi]}"),
+         ("holds 2 GGUF files", "--gguf-file NAME")),
+    Case("sample/gguf-file-missing", sample("--model", "{s.gguf[multi]}", "--gguf-file",
+                                            "nope.gguf"), ("--gguf-file nope.gguf", "no such")),
+    Case("sample/gguf-file-with-a-file", sample("--model", "{s.gguf[file]}", "--gguf-file",
+                                                "x.gguf"), ("--gguf-file x.gguf", "already")),
 ]
 
 TRAIN_MODEL_CASES = [
@@ -406,6 +461,52 @@ TRAIN_KNOB_CASES = [
     Case("train/betas-bad", train("--betas", "0.9"), ("--betas",)),
 ]
 
+TRAIN_VARIANT_CASES = [  # issue #15's LoRA variants, schedules and optimizers
+    Case("train/init-unknown", train("--init", "nope"), ("--init nope",)),
+    Case("train/dora-with-full", train("--method", "full", "--dora"), ("--dora", "--method")),
+    Case("train/quantize-unknown", train("--quantize", "2bit"), ("--quantize 2bit",)),
+    Case("train/quantize-on-cpu", train("--quantize", "4bit"), ("--quantize 4bit", "CUDA")),
+    Case("train/init-loftq-without-4bit", train("--init", "loftq"),
+         ("--init loftq", "--quantize 4bit")),
+    Case("train/init-pissa-with-dora", train("--init", "pissa", "--dora"),
+         ("--init pissa", "--dora")),
+    Case("train/optimizer-adamw8bit-cpu", train("--optimizer", "adamw8bit"),
+         ("--optimizer adamw8bit",)),
+    Case("train/rank-pattern-malformed", train("--rank-pattern", "q_proj"),
+         ("--rank-pattern",)),
+    Case("train/rank-pattern-unknown-module", train("--rank-pattern", "nope_proj=4"),
+         ("--rank-pattern", "nope_proj")),
+    Case("train/loraplus-ratio-zero", train("--loraplus-ratio", "0"), ("--loraplus-ratio 0",)),
+    Case("train/decay-shape-unknown", train("--decay-shape", "square"),
+         ("--decay-shape square",)),
+    Case("train/schedule-plateau-without-eval", train("--schedule", "plateau", "--eval-split",
+                                                      "0"), ("--schedule plateau",)),
+]
+
+TRAIN_CHAT_CASES = [  # issue #11's conversation data and GGUF bases
+    Case("train/data-format-unknown", train("--data-format", "tsv"), ("--data-format tsv",)),
+    Case("train/data-format-messages-with-prompt-field",
+         train("--data", "{s.data[pairs]}", "--data-format", "messages", "--prompt-field",
+               "prompt", "--completion-field", "completion"), ("--data-format messages",)),
+    Case("train/data-format-messages-on-text", train("--data-format", "messages"),
+         ("--data-format messages", "plain text")),
+    Case("train/chat-on-text-data", train("--chat", "--data-format", "text"), ("--chat",)),
+    Case("train/messages-field-missing", train("--model", "{s.chat}", "--data",
+                                               "{s.chat_data[no-messages]}", "--data-format",
+                                               "messages"), ("--messages-field messages",)),
+    Case("train/messages-unknown-role", train("--model", "{s.chat}", "--data",
+                                              "{s.chat_data[bad-role]}"),
+         ("--messages-field messages", "row 3", "wizard")),
+    Case("train/conversations-without-template", train("--data", "{s.chat_data[chats]}"),
+         ("--data", "no chat template")),
+    Case("train/gguf-truncated", train("--model", "{s.gguf[truncated]}"),
+         ("not a readable GGUF",)),
+    Case("train/gguf-several-in-dir", train("--model", "{s.gguf[multi]}"),
+         ("--gguf-file NAME",)),
+    Case("train/gguf-quantize", train("--model", "{s.gguf[file]}", "--quantize", "4bit"),
+         ("--quantize 4bit",)),
+]
+
 TRAIN_OUT_CASES = [
     Case("train/out-is-a-file", train(), ("is a file",), setup=out_is_file("run")),
     Case("train/out-users-dir-kept", train(), ("genlab did not write", "--force"),
@@ -457,6 +558,41 @@ MERGE_CASES = [
     Case("merge/out-genlab-run", merge(), ("genlab run output",),
          setup=out_is_genlab("merged", "run")),
     Case("merge/out-under-read-only-dir", merge("--out", "{t}/ro/merged"), ("{t}/ro",),
+         setup=ro_dir, read_only=in_ro),
+]
+
+MERGE_GGUF_CASES = [
+    Case("merge/gguf-file-missing", merge("--model", "{s.gguf[multi]}", "--gguf-file",
+                                          "nope.gguf"), ("--gguf-file nope.gguf",)),
+    Case("merge/gguf-base-truncated", merge("--model", "{s.gguf[truncated]}"),
+         ("not a readable GGUF",)),
+]
+
+LR_FIND_CASES = [
+    Case("lr-find/data-required", raw("lr-find", "--model", "{s.llama}"), ("--data",)),
+    Case("lr-find/data-missing", lr_find("--data", "{t}/nope.txt"), ("--data",)),
+    Case("lr-find/data-not-utf8", lr_find("--data", "{s.data[latin1]}"), ("not UTF-8",)),
+    Case("lr-find/model-missing", lr_find("--model", "./nope"), ("--model ./nope",)),
+    Case("lr-find/model-truncated", lr_find("--model", "{s.models[truncated]}"),
+         ("model.safetensors is damaged",)),
+    Case("lr-find/gguf-truncated", lr_find("--model", "{s.gguf[truncated]}"),
+         ("not a readable GGUF",)),
+    Case("lr-find/end-below-start", lr_find("--start-lr", "1", "--end-lr", "0.1"),
+         ("--end-lr 0.1",)),
+    Case("lr-find/steps-too-few", lr_find("--steps", "2"), ("--steps 2",)),
+    Case("lr-find/smoothing-1", lr_find("--smoothing", "1"), ("--smoothing 1",)),
+    Case("lr-find/device-tpu", lr_find("--device", "tpu"), ("--device tpu",)),
+    Case("lr-find/dora-with-full", lr_find("--method", "full", "--dora"), ("--dora",)),
+    Case("lr-find/quantize-on-cpu", lr_find("--quantize", "8bit"), ("--quantize 8bit", "CUDA")),
+    Case("lr-find/out-is-a-file", lr_find(), ("is a file",), setup=out_is_file("lrf")),
+    Case("lr-find/out-users-dir", lr_find(), ("genlab did not write", "--force"),
+         setup=out_is_users_dir("lrf")),
+    Case("lr-find/out-earlier-result", lr_find(), ("already holds an lr-find result",
+                                                   "--force"),
+         setup=out_is_genlab("lrf", "lr-find")),
+    Case("lr-find/out-genlab-run", lr_find(), ("genlab run output",),
+         setup=out_is_genlab("lrf", "run")),
+    Case("lr-find/out-under-read-only-dir", lr_find("--out", "{t}/ro/lrf"), ("{t}/ro",),
          setup=ro_dir, read_only=in_ro),
 ]
 
@@ -522,6 +658,12 @@ COMPARE_CASES = [
     Case("compare/out-other-spec", compare(), ("different spec",),
          setup=corrupt_results("compare", '{"kind": "compare", "identity": {"name": "x"}}',
                                name="cmp")),
+    Case("compare/spec-system-with-chat-false", compare("{s.specs[system-no-chat]}"),
+         ("system",)),
+    Case("compare/spec-truncate-prompt-unknown", compare("{s.specs[truncate-right]}"),
+         ("truncate_prompt", "right")),
+    Case("compare/spec-prompt-unknown-role", compare("{s.specs[bad-role]}"),
+         ("prompts[0]", "wizard")),
     Case("compare/out-under-read-only-dir", compare("{s.specs[compare]}", "--out",
                                                     "{t}/ro/cmp"), ("{t}/ro",),
          setup=ro_dir, read_only=in_ro),
@@ -586,12 +728,17 @@ TUI_CASES = [
     Case("tui/adapter-missing", raw("tui", "--model", "{s.llama}", "--adapter", "x={t}/nope"),
          ("no such directory",)),
     Case("tui/model-missing", raw("tui", "--model", "./nope"), ("./nope",)),
+    Case("tui/gguf-file-model-not-a-dir", raw("tui", "--model", "someone/repo", "--gguf-file",
+                                              "x.gguf"), ("--gguf-file x.gguf",)),
+    Case("tui/gguf-file-missing", raw("tui", "--model", "{s.gguf[multi]}", "--gguf-file",
+                                      "nope.gguf"), ("--gguf-file nope.gguf", "no such file")),
 ]
 
 CASES = [*ROOT_CASES, *SAMPLE_MODEL_CASES, *SAMPLE_ADAPTER_CASES, *SAMPLE_FLAG_CASES,
-         *SAMPLE_PROMPT_CASES, *SAMPLE_OUT_CASES, *TRAIN_MODEL_CASES, *TRAIN_DATA_CASES,
-         *TRAIN_KNOB_CASES, *TRAIN_OUT_CASES, *MERGE_CASES, *PRETRAIN_CASES, *COMPARE_CASES,
-         *SWEEP_CASES, *REPORT_CASES, *TUI_CASES]
+         *SAMPLE_PROMPT_CASES, *SAMPLE_OUT_CASES, *SAMPLE_CHAT_CASES, *SAMPLE_GGUF_CASES,
+         *TRAIN_MODEL_CASES, *TRAIN_DATA_CASES, *TRAIN_KNOB_CASES, *TRAIN_VARIANT_CASES,
+         *TRAIN_CHAT_CASES, *TRAIN_OUT_CASES, *MERGE_CASES, *MERGE_GGUF_CASES, *LR_FIND_CASES,
+         *PRETRAIN_CASES, *COMPARE_CASES, *SWEEP_CASES, *REPORT_CASES, *TUI_CASES]
 
 
 def test_the_table_is_big_and_ids_are_unique():

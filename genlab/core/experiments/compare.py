@@ -6,7 +6,8 @@ skips the cells already in ``results.jsonl``, runs the rest through ``iter_gener
 batches of whole cells (rows come from ``generation.grid.build_rows``, so sample i has the same
 seed in every cell), appends each cell's row as soon as all its generations are done, and
 writes the report at the end. A stop (or kill) loses at most the cells in flight; rerunning
-into the same directory finishes the rest.
+into the same directory finishes the rest. Every prompt is encoded (chat template, context
+check) before the output directory is opened, so a prompt that cannot run writes nothing.
 
 Events: ``CompareStarted``, then the generator's ``RowFinished`` per generation (for progress)
 and ``CellFinished`` per cell, then ``CompareFinished``.
@@ -20,9 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genlab.core.configs.sampling import message_dicts
 from genlab.core.events import RowFinished, StopToken
 from genlab.core.generation.decode import iter_generate
 from genlab.core.generation.grid import GridCell, build_rows
+from genlab.core.generation.prompting import (
+    ContextLimitError,
+    PromptError,
+    encode_requests,
+    sent_messages,
+    uses_chat,
+)
 from genlab.core.modeling.loading import load_model
 from genlab.core.reports.report import write_compare_report
 from genlab.core.reports.results import (
@@ -126,27 +135,32 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
         force: Replace an ``out_dir`` that holds something else (``--force``).
 
     Raises:
-        OutDirError, LookupError, ModelLoadError: Before anything is written.
+        OutDirError, LookupError, ModelLoadError, PromptError, ContextLimitError: Before
+            anything is written.
     """
 
     start = time.perf_counter()
     out, model, state = prepare_compare(spec, out_dir, force=force)
     if loaded is None:
-
         loaded = load_model(model, device=spec.device, dtype=spec.dtype,
-                            adapters=dict(spec.adapters) or None)
+                            adapters=dict(spec.adapters) or None, gguf_file=spec.gguf_file)
+    cells = spec.cells()
+    first = [GridCell(c.index, c.params, c.adapter) for c in cells]
+    _check_prompts(spec, loaded, first)
     stop = stop_token or StopToken()
     open_out_dir(out, spec.to_dict(), spec.identity(), state)
     results = out / RESULTS_FILE
     done = {row.get("key") for row in read_rows(results)}
-    cells = spec.cells()
     pending = [c for c in cells if c.key not in done]
-    yield CompareStarted(str(out), loaded.describe(), len(cells), len(cells) - len(pending),
+    memory = getattr(loaded, "memory_text", None)
+    yield CompareStarted(str(out), loaded.describe() + (f" · {memory()}" if memory else ""),
+                         len(cells), len(cells) - len(pending),
                          len(pending) * spec.rows_per_cell)
     finished = 0
     for chunk in _chunks(pending, spec.rows_per_cell, spec.batch_size):
         grid_cells = [GridCell(c.index, c.params, c.adapter) for c in chunk]
-        rows = build_rows(spec.prompts, grid_cells, spec.samples, spec.seed)
+        rows = build_rows(spec.prompt_items, grid_cells, spec.samples, spec.seed,
+                          **spec.prompting)
         by_cell: dict[int, list[tuple[Any, RowFinished]]] = {c.index: [] for c in chunk}
         for event in iter_generate(loaded, [r.request for r in rows],
                                    batch_size=spec.batch_size, stop_token=stop):
@@ -160,7 +174,7 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
             bucket.append((grid_row, event))
             if len(bucket) == spec.rows_per_cell:
                 cell = next(c for c in chunk if c.index == grid_row.cell.index)
-                row = cell_row(spec, cell, bucket)
+                row = cell_row(spec, cell, bucket, loaded.tokenizer)
                 append_row(results, row)
                 finished += 1
                 yield CellFinished(cell.index, cell.label, row)
@@ -175,6 +189,20 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
                           time.perf_counter() - start)
 
 
+def _check_prompts(spec: CompareSpec, loaded: Any, cells: list[GridCell]) -> None:
+    """Encode every prompt x cell once (template, context) before anything is written.
+
+    Raises:
+        PromptError: Naming the prompt (``prompts[i]``) and what is wrong with it.
+    """
+    rows = build_rows(spec.prompt_items, cells, 1, spec.seed, **spec.prompting)
+    try:
+        encode_requests(loaded, [r.request for r in rows])
+    except (ContextLimitError, PromptError) as err:
+        index = rows[getattr(err, "row", 0) or 0].prompt_index
+        raise PromptError(f"prompts[{index}]: {err}") from None
+
+
 def _chunks(cells: list[CompareCell], rows_per_cell: int, batch_size: int
             ) -> Iterator[list[CompareCell]]:
     """Whole cells per generator call, about ``batch_size`` rows each (at least one cell)."""
@@ -183,12 +211,15 @@ def _chunks(cells: list[CompareCell], rows_per_cell: int, batch_size: int
         yield cells[i:i + per_chunk]
 
 
-def cell_row(spec: CompareSpec, cell: CompareCell, done: list[tuple[Any, RowFinished]]
-             ) -> dict[str, Any]:
-    """The ``results.jsonl`` row of a finished cell (outputs prompt-major, then sample)."""
+def cell_row(spec: CompareSpec, cell: CompareCell, done: list[tuple[Any, RowFinished]],
+             tokenizer: Any = None) -> dict[str, Any]:
+    """The ``results.jsonl`` row of a finished cell (outputs prompt-major, then sample).
+
+    An output of a chat row also has ``messages``: the conversation sent (system included).
+    """
     outputs = []
     for grid_row, event in sorted(done, key=lambda d: (d[0].prompt_index, d[0].sample_index)):
-        outputs.append({
+        output = {
             "prompt_index": grid_row.prompt_index,
             "prompt": spec.prompts[grid_row.prompt_index],
             "sample": grid_row.sample_index,
@@ -196,7 +227,10 @@ def cell_row(spec: CompareSpec, cell: CompareCell, done: list[tuple[Any, RowFini
             "text": event.text,
             "finish_reason": event.reason,
             "new_tokens": len(event.token_ids),
-        })
+        }
+        if tokenizer is not None and uses_chat(tokenizer, grid_row.request):
+            output["messages"] = message_dicts(sent_messages(grid_row.request))
+        outputs.append(output)
     return {
         "cell": cell.index, "key": cell.key, "label": cell.label, "adapter": cell.adapter,
         "settings": cell.settings, "params": cell.params.to_dict(), "outputs": outputs,

@@ -10,6 +10,13 @@ generator (see ``genlab.core.generation.sampling``), and finished rows leave the
 Text is streamed as deltas whose concatenation is exactly the row's final text: a character
 split across tokens and text that could still become a stop string are held back until decided
 (``genlab.core.generation.streaming_text``).
+
+Prompts are encoded before the first event (``genlab.core.generation.prompting``: the chat
+template, the end-of-turn token, the context-length check), so a prompt that cannot run fails
+the whole call up front. Long prompts are prefilled in chunks of ``PREFILL_CHUNK`` tokens, so
+a 4k-token prompt never materialises 4k x 4k attention scores or 4k rows of MLP activations at
+once; memory for a grid is bounded by ``batch_size`` rows (one chunk of rows, and its KV cache,
+at a time).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from genlab.core.events import (
     TokenAlternative,
     TokenSampled,
 )
+from genlab.core.generation.prompting import EncodedPrompt, encode_requests
 from genlab.core.generation.sampling import (
     RowParams,
     fill_history_padding,
@@ -41,6 +49,8 @@ from genlab.core.generation.streaming_text import RowText
 from genlab.core.modeling.loading import LoadedModel
 
 Event = TokenSampled | RowFinished | GenerationFinished
+PREFILL_CHUNK = 512
+"""Prompt tokens per prefill forward pass (longer prompts are prefilled in several)."""
 
 
 def generate(loaded: LoadedModel, requests: Sequence[GenerationRequest], **kwargs: Any
@@ -57,6 +67,7 @@ def iter_generate(
     top_n: int = 0,
     batch_size: int | None = None,
     stop_token: StopToken | None = None,
+    prefill_chunk: int = PREFILL_CHUNK,
 ) -> Iterator[TokenSampled | RowFinished | GenerationFinished]:
     """Generate every request, yielding events as tokens are chosen.
 
@@ -67,6 +78,8 @@ def iter_generate(
             ``alternatives``; 0 skips that work.
         batch_size: Rows per batch (chunks run one after another); None = all rows at once.
         stop_token: Once set, unfinished rows end with reason ``cancelled`` at the next step.
+        prefill_chunk: Prompt tokens per prefill forward (the prompt's KV cache is filled in
+            chunks of this size).
 
     Yields:
         ``TokenSampled`` per row per step, one ``RowFinished`` per row, then one
@@ -74,8 +87,13 @@ def iter_generate(
 
     Raises:
         ConfigError: ``top_n``/``batch_size`` out of range or an unknown adapter name.
+        PromptError: A chat row without a chat template, or a conversation it refuses.
+        ContextLimitError: A prompt plus its new tokens does not fit the model's context.
     """
     _validate(loaded, requests, top_n, batch_size)
+    if not isinstance(prefill_chunk, int) or prefill_chunk < 1:
+        raise ConfigError("prefill_chunk", prefill_chunk, "an integer >= 1")
+    encoded = encode_requests(loaded, requests)
     start = time.perf_counter()
     size = batch_size or max(len(requests), 1)
     total, cancelled = 0, False
@@ -85,7 +103,8 @@ def iter_generate(
             for row in rows:
                 yield RowFinished(row, "cancelled", "", (), time.perf_counter() - start)
             continue
-        new, cancelled = yield from _iter_chunk(loaded, requests, rows, top_n, stop_token, start)
+        new, cancelled = yield from _iter_chunk(loaded, requests, encoded, rows, top_n,
+                                                stop_token, start, prefill_chunk)
         total += new
     yield GenerationFinished(len(requests), total, time.perf_counter() - start, cancelled)
 
@@ -100,6 +119,12 @@ def _validate(loaded: LoadedModel, requests: Sequence[GenerationRequest], top_n:
         if req.adapter is not None and req.adapter not in loaded.adapters:
             known = ", ".join(sorted(loaded.adapters)) or "none loaded"
             raise ConfigError("adapter", req.adapter, f"a loaded adapter name ({known})")
+    configs = getattr(loaded.model, "peft_config", {}) if loaded.adapters else {}
+    for name in loaded.adapters:
+        if getattr(configs.get(name), "use_dora", False):  # PEFT: no DoRA in mixed batches
+            raise ConfigError("adapter", name, "a LoRA adapter without DoRA: PEFT cannot run "
+                              "DoRA in a mixed-adapter batch; fold it into the base with "
+                              "genlab merge and sample the merged model")
 
 
 def _eos_ids(loaded: LoadedModel) -> frozenset[int]:
@@ -110,11 +135,14 @@ def _eos_ids(loaded: LoadedModel) -> frozenset[int]:
     return frozenset(i for i in ids if i is not None)
 
 
-def _iter_chunk(loaded: LoadedModel, all_requests: Sequence[GenerationRequest], rows: list[int],
-                top_n: int, stop_token: StopToken | None, start: float) -> Iterator[Event]:
+def _iter_chunk(loaded: LoadedModel, all_requests: Sequence[GenerationRequest],
+                encoded: Sequence[EncodedPrompt], rows: list[int], top_n: int,
+                stop_token: StopToken | None, start: float, prefill_chunk: int
+                ) -> Iterator[Event]:
     """Decode one chunk of rows; returns ``(new_tokens, cancelled)`` through ``yield from``."""
     requests = [all_requests[r] for r in rows]
     eos = _eos_ids(loaded)
+    ends = [eos | encoded[r].end_ids for r in rows]  # a chat row also ends at end of turn
 
     def cancel_all() -> Iterator[Event]:
         for row, text in zip(rows, texts, strict=True):
@@ -122,13 +150,13 @@ def _iter_chunk(loaded: LoadedModel, all_requests: Sequence[GenerationRequest], 
                               time.perf_counter() - start)
 
     # Phase 1: tensors and per-row text state, then the prompts' prefill.
-    batch = _Batch(loaded, requests, top_n)
+    batch = _Batch(loaded, requests, [encoded[r].ids for r in rows], top_n)
     texts = [RowText(loaded.tokenizer, p, r.params.stop)
              for p, r in zip(batch.prompts, requests, strict=True)]
     if stop_token is not None and stop_token.stopped:
         yield from cancel_all()
         return 0, True
-    batch.prefill()
+    batch.prefill(prefill_chunk)
     new_tokens = 0
     for step in range(batch.steps):
         # Phase 2: choose a token per row (tensor work), then emit the events (Python work).
@@ -138,7 +166,7 @@ def _iter_chunk(loaded: LoadedModel, all_requests: Sequence[GenerationRequest], 
             token_id = tokens[b]
             delta, hit_stop = text.push(token_id)
             reason: FinishReason | None = "stop" if hit_stop else None
-            if reason is None and token_id in eos and not req.params.ignore_eos:
+            if reason is None and token_id in ends[b] and not req.params.ignore_eos:
                 reason = "eos"
             elif reason is None and len(text.token_ids) >= req.params.max_new_tokens:
                 reason = "length"
@@ -159,7 +187,8 @@ def _iter_chunk(loaded: LoadedModel, all_requests: Sequence[GenerationRequest], 
             break
         if len(keep) < len(rows):
             batch.compact(keep)
-            rows, requests, texts = ([xs[b] for b in keep] for xs in (rows, requests, texts))
+            rows, requests, texts, ends = ([xs[b] for b in keep]
+                                           for xs in (rows, requests, texts, ends))
         if stop_token is not None and stop_token.stopped:
             yield from cancel_all()
             return new_tokens, True
@@ -175,10 +204,11 @@ class _Batch:
     """
 
     @torch.inference_mode()
-    def __init__(self, loaded: LoadedModel, requests: list[GenerationRequest], top_n: int):
+    def __init__(self, loaded: LoadedModel, requests: list[GenerationRequest],
+                 prompts: list[list[int]], top_n: int):
         self.model, self.device, self.top_n = loaded.model, loaded.device, top_n
         self.tokenizer = loaded.tokenizer
-        self.prompts = _tokenize_prompts(self.tokenizer, [r.prompt for r in requests])
+        self.prompts = prompts
         width = max(len(p) for p in self.prompts)
         pad = self.tokenizer.pad_token_id or 0
         ids = [[pad] * (width - len(p)) + p for p in self.prompts]  # left padding
@@ -204,17 +234,26 @@ class _Batch:
         self.logits = self.last_tokens = torch.empty(0)
         self.token_texts: dict[int, str] = {}
 
-    def _forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        mask = {} if self.mask is None else {"attention_mask": self.mask}
-        cache = {self.cache_arg: self.cache}
-        out = self.model(input_ids=input_ids, position_ids=positions, use_cache=True, **cache,
-                         **mask, **self.extra)
+    def _forward(self, input_ids: torch.Tensor, positions: torch.Tensor,
+                 mask: torch.Tensor | None) -> torch.Tensor:
+        masked = {} if mask is None else {"attention_mask": mask}
+        out = self.model(input_ids=input_ids, position_ids=positions, use_cache=True,
+                         **{self.cache_arg: self.cache}, **masked, **self.extra)
         return out.logits[:, -1, :].float()  # [B, V]
 
     @torch.inference_mode()
-    def prefill(self) -> None:
-        """Run the prompts through the model once, filling the cache."""
-        self.logits = self._forward(self.input_ids, self.positions)
+    def prefill(self, chunk: int = PREFILL_CHUNK) -> None:
+        """Run the prompts through the model, ``chunk`` positions per forward, filling the cache.
+
+        Each chunk attends to the cache of the chunks before it, so the result is the one-shot
+        prefill's (up to float rounding) with memory for ``chunk`` positions of activations.
+        """
+        width = self.input_ids.shape[1]
+        for begin in range(0, width, chunk):
+            end = min(begin + chunk, width)
+            mask = None if self.mask is None else self.mask[:, :end]  # [B, end]: cache + chunk
+            self.logits = self._forward(self.input_ids[:, begin:end],
+                                        self.positions[:, begin:end], mask)
         if "repetition_penalty" in self.params.uses:  # preallocated: one column per step
             prompt = self.input_ids if self.mask is None else \
                 fill_history_padding(self.input_ids, self.mask)
@@ -228,7 +267,7 @@ class _Batch:
         if self.mask is not None:
             ones = self.mask.new_ones(self.mask.shape[0], 1)
             self.mask = torch.cat([self.mask, ones], dim=1)  # [B, L + 1]
-        self.logits = self._forward(self.last_tokens.unsqueeze(1), self.next_pos)
+        self.logits = self._forward(self.last_tokens.unsqueeze(1), self.next_pos, self.mask)
         self.next_pos = self.next_pos + 1
 
     @torch.inference_mode()
@@ -289,13 +328,6 @@ class _Batch:
             self.extra = {**self.extra, "adapter_names": [names[i] for i in keep]}
 
 
-def _tokenize_prompts(tokenizer: Any, prompts: list[str]) -> list[list[int]]:
-    """Token ids per prompt; an empty prompt starts from BOS (or EOS when there is no BOS)."""
-    start = tokenizer.bos_token_id
-    start = tokenizer.eos_token_id if start is None else start
-    return [list(ids) or [start] for ids in tokenizer(prompts)["input_ids"]]
-
-
 def _draw_uniforms(requests: list[GenerationRequest], steps: int) -> torch.Tensor:
     """``[rows, steps]`` float64 uniforms, one per step, each row from its own seeded generator.
 
@@ -311,10 +343,12 @@ def _draw_uniforms(requests: list[GenerationRequest], steps: int) -> torch.Tenso
 
 
 def _cache_argument(loaded: LoadedModel) -> str:
-    """The forward argument that takes the KV cache: ``cache`` in transformers >= 5.2x (where
-    ``past_key_values`` is deprecated and warns on every call), ``past_key_values`` before."""
+    """The forward's KV-cache keyword: ``cache`` where the model takes it (transformers >= 5.2
+    deprecates ``past_key_values`` with a FutureWarning on every call), else
+    ``past_key_values``."""
     base = loaded.model.get_base_model() if loaded.adapters else loaded.model
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+    params = inspect.signature(base.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
 
 
 def _forward_kwargs(loaded: LoadedModel, requests: list[GenerationRequest]) -> dict[str, Any]:

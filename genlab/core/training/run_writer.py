@@ -25,6 +25,7 @@ from genlab.core.io import (
     write_json_atomic,
     write_marker,
 )
+from genlab.core.modeling.lora import save_adapter
 from genlab.core.training import checkpoint as ckpt_mod
 from genlab.core.training import run_dir as runs
 from genlab.core.training.setup import TrainSetupError
@@ -143,8 +144,10 @@ class RunFiles:
             shutil.rmtree(tmp, ignore_errors=True)  # a leftover of a kill mid-write
             try:
                 with named_os_errors(tmp):
-                    self.setup.unwrapped.save_pretrained(str(tmp))
-                    if method == "full":
+                    if method == "lora":  # PiSSA/OLoRA adapters are converted for the original
+                        save_adapter(self.setup.unwrapped, tmp, self.setup.initial_adapter)
+                    else:
+                        self.setup.unwrapped.save_pretrained(str(tmp))
                         self.setup.tokenizer.save_pretrained(str(tmp))
                 replace_dir(tmp, final)
             except BaseException:  # a full disk: the previous weights (if any) stay

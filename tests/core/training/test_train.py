@@ -100,7 +100,8 @@ def test_events_and_run_dir_layout(completed):
     assert started.device == "cpu" and started.dtype == "float32"
     steps = [e for e in events if isinstance(e, TrainStep)]
     assert [e.step for e in steps] == list(range(1, 31))
-    assert [e.step for e in events if isinstance(e, EvalResult)] == [10, 20, 30]
+    # the step-0 baseline first: every curve starts at the base model's loss
+    assert [e.step for e in events if isinstance(e, EvalResult)] == [0, 10, 20, 30]
     assert [e.step for e in events if isinstance(e, CheckpointSaved)] == [10, 20]
     assert finished.status == "completed" and finished.steps == 30
     assert finished.tokens == steps[-1].tokens > 0
@@ -129,12 +130,12 @@ def test_metrics_and_samples_files(completed):
     assert [r["loss"] for r in train] == [e.loss for e in steps]
     assert set(train[0]) == {"type", "step", "epoch", "loss", "lr", "grad_norm", "update_ratio",
                              "tokens", "tokens_per_s", "elapsed_s"}
-    assert [r["step"] for r in evals] == [10, 20, 30]
+    assert [r["step"] for r in evals] == [0, 10, 20, 30]
     assert all(r["perplexity"] == pytest.approx(math.exp(r["loss"])) for r in evals)
     assert all(r["bits_per_byte"] > 0 for r in evals)
     samples = runs.read_samples(out)
-    assert [(s["step"], s["prompt"]) for s in samples] == [(10, "the cat"), (20, "the cat"),
-                                                          (30, "the cat")]
+    assert [(s["step"], s["prompt"]) for s in samples] == [
+        (0, "the cat"), (10, "the cat"), (20, "the cat"), (30, "the cat")]
     last_eval = [e for e in events if isinstance(e, EvalResult)][-1]
     assert last_eval.samples == ({"prompt": "the cat", "text": samples[-1]["text"]},)
 
