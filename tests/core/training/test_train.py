@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -366,15 +367,21 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_llama, texts, t
     script = tmp_path / "ddp.py"
     script.write_text(_DDP_SCRIPT)
     config = _config(tiny_llama, texts, **kw)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    import genlab
+
+    # the script runs from tmp_path: make the genlab under test importable there too
+    root = str(Path(genlab.__file__).resolve().parent.parent)
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
          str(script), json.dumps(config.to_dict()), str(tmp_path / "two")],
         capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[:3000]
     lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("EVENTS"))
     assert lines[1] == 'EVENTS 1 ["RunFinished"] completed'  # only rank 0 yields the rest
-    assert lines[0].startswith('EVENTS 0 ["RunStarted", "TrainStep"')
+    # step-0 eval (eval_at_start) comes before the first step
+    assert lines[0].startswith('EVENTS 0 ["RunStarted", "EvalResult", "TrainStep"')
     one = runs.read_metrics(tmp_path / "one")
     two = runs.read_metrics(tmp_path / "two")
     assert [(r["type"], r["step"]) for r in two] == [(r["type"], r["step"]) for r in one]
