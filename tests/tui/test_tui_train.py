@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from textual.widgets import Input, TextArea
 
+from genlab.core.data.sources import DataError
 from genlab.core.training import run_dir as runs
 from genlab.tui.fake_source import FakeSource
 from genlab.tui.widgets.chart_view import ChartView
@@ -91,7 +92,7 @@ def test_train_stop_resume_and_offer_the_adapter(tmp_path, tui):
 def test_training_failure_is_reported(tmp_path, tui):
     class Broken(FakeSource):
         def iter_train(self, config, **kwargs):
-            raise RuntimeError("--data nowhere.txt: no such file")
+            raise DataError("--data nowhere.txt: no such file")  # as the core raises it
             yield  # pragma: no cover
 
     async def scenario():

@@ -27,8 +27,10 @@ from genlab.core.experiments.events import EstimateFinished, PointMeasured, Poin
 from genlab.core.experiments.trial import point_config
 from genlab.core.generation.decode import iter_generate
 from genlab.core.generation.grid import GridCell, build_rows
+from genlab.core.io import write_marker
 from genlab.core.specs.compare import CompareSpec
 from genlab.core.specs.sweep import SweepSpec
+from genlab.core.training.run_dir import RUN_KIND
 from genlab.core.training.train import iter_train
 
 PROBE_STEPS = 3
@@ -123,12 +125,14 @@ def measure_point(spec: SweepSpec, params: dict[str, Any], model: str, stop: Sto
     """Train ``params`` for a few steps in a temporary directory and time it."""
     with tempfile.TemporaryDirectory(prefix="genlab-estimate-") as tmp:
         run_dir = Path(tmp) / "probe"
+        run_dir.mkdir()
+        write_marker(run_dir, RUN_KIND)  # our own run dir, as a sweep trial's (owned below)
         start = time.perf_counter()
         config = point_config(spec, params, run_dir, model)
         token = StopToken()
         started: RunStarted | None = None
         setup_s, last, steps, evals = 0.0, 0.0, [], []
-        for event in iter_train(config, out_dir=run_dir, stop_token=token):
+        for event in iter_train(config, out_dir=run_dir, stop_token=token, owned=True):
             now = time.perf_counter()
             if stop.stopped:
                 token.stop()

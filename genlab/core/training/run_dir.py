@@ -4,6 +4,7 @@ A run directory is self-contained: it reproduces or resumes the run with nothing
 
 ```
 runs/<YYYYmmdd-HHMMSS>-<name>/
+  .genlab.json     the marker: {"kind": "run", "genlab_version", "created"} (genlab.core.io)
   config.json      TrainConfig.to_dict() (paths made absolute, target_modules resolved)
                    plus "resolved": total_steps, warmup_steps, lr, device, mixed precision,
                    genlab version, trainable/total params, data sizes, ...
@@ -23,6 +24,12 @@ runs/<YYYYmmdd-HHMMSS>-<name>/
 Every JSON file is written atomically (temp file + ``os.replace``); non-finite floats are
 stored as ``null`` so every line is strict JSON. A directory without ``summary.json`` is a run in
 progress (or one killed without a chance to write it).
+
+A run directory is recognised by its marker. Run directories written before markers existed
+(``config.json`` + ``metrics.jsonl``, no marker) are recognised by a ``config.json`` that reads
+as a ``TrainConfig`` (``is_legacy_run_dir``): they are listed, resumable, and get their marker
+when resumed. Anything else (a user's directory that happens to hold a ``metrics.jsonl``) is
+not a run directory, and ``genlab train --out`` refuses it without ``--force``.
 """
 
 from __future__ import annotations
@@ -30,13 +37,18 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
 from genlab.core.configs import TrainConfig
+from genlab.core.errors import GenlabError
 from genlab.core.io import (
+    MARKER_FILE,
     fresh_dir,
     read_jsonl,
+    read_marker,
+    read_text_limited,
     rewrite_jsonl_atomic,
     to_json_line,
     write_json_atomic,
@@ -50,6 +62,10 @@ ADAPTER_DIR = "adapter"
 MODEL_DIR = "model"
 CHECKPOINTS_DIR = "checkpoints"
 DEFAULT_ROOT = "runs"
+RUN_KIND = "run"
+"""The marker kind of a training run directory."""
+CONFIG_LIMIT = 16 << 20
+"""Largest ``config.json``/``summary.json`` read back (16 MiB; real ones are a few KiB)."""
 
 
 # ----------------------------------------------------------------------------- writing
@@ -112,7 +128,7 @@ def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
     path = Path(run_dir) / SUMMARY_FILE
     if not path.exists():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads(read_text_limited(path, CONFIG_LIMIT, str(path)))
 
 
 def read_config_dict(run_dir: str | Path) -> dict[str, Any]:
@@ -120,7 +136,7 @@ def read_config_dict(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / CONFIG_FILE
     if not path.exists():
         raise FileNotFoundError(f"{run_dir}: no {CONFIG_FILE}; not a genlab run directory")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads(read_text_limited(path, CONFIG_LIMIT, str(path)))
 
 
 def read_config(run_dir: str | Path) -> TrainConfig:
@@ -162,8 +178,22 @@ class RunInfo:
 
 
 def is_run_dir(path: str | Path) -> bool:
-    """True when ``path`` holds a ``config.json``."""
-    return (Path(path) / CONFIG_FILE).is_file()
+    """True when ``path`` is a genlab run directory: its marker, or a legacy one."""
+    return read_marker(path) == RUN_KIND or is_legacy_run_dir(path)
+
+
+def is_legacy_run_dir(path: str | Path) -> bool:
+    """True for a run directory of a genlab without markers: a ``config.json`` whose keys are
+    ``TrainConfig`` fields (plus ``resolved``), naming a model and data."""
+    config = Path(path) / CONFIG_FILE
+    if not config.is_file() or (Path(path) / MARKER_FILE).exists():
+        return False
+    try:
+        data = json.loads(read_text_limited(config, CONFIG_LIMIT, str(config)))
+    except (OSError, ValueError, GenlabError):
+        return False
+    known = {f.name for f in dataclass_fields(TrainConfig)} | {"resolved"}
+    return isinstance(data, dict) and {"model", "data"} <= set(data) <= known
 
 
 def list_runs(root: str | Path = DEFAULT_ROOT, *, nested: bool = False) -> list[RunInfo]:
@@ -176,31 +206,37 @@ def list_runs(root: str | Path = DEFAULT_ROOT, *, nested: bool = False) -> list[
     eval loss up to now.
     """
     root = Path(root)
-    if not root.is_dir():
+    try:
+        paths = [p for p in root.iterdir() if p.is_dir()]
+    except OSError:  # absent, a file, or unreadable: nothing to list
         return []
     found: list[tuple[Path, str]] = []
-    for path in root.iterdir():
-        if not path.is_dir():
-            continue
+    for path in paths:
         if is_run_dir(path):
             found.append((path, path.name))
         elif nested and (path / "spec.json").is_file():
-            trials = sorted((path / "trials").glob("*")) if (path / "trials").is_dir() else []
-            for trial in [*trials, path / "best"]:
+            for trial in [*_subdirs(path / "trials"), path / "best"]:
                 if trial.is_dir() and is_run_dir(trial):
                     found.append((trial, f"{path.name}/{trial.name}"))
     runs = [_run_info(path, name) for path, name in found]
     return sorted(runs, key=lambda info: (info.started, info.name))
 
 
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return sorted(p for p in path.iterdir() if p.is_dir())
+    except OSError:  # absent or unreadable: none
+        return []
+
+
 def _run_info(path: Path, name: str) -> RunInfo:
     try:
         config = read_config_dict(path)
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError, GenlabError):
         config = {}
     try:
         summary = read_summary(path)
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError, GenlabError):
         summary = None
     status = summary.get("status", "unknown") if summary else "running"
     try:
@@ -209,7 +245,10 @@ def _run_info(path: Path, name: str) -> RunInfo:
         started = 0.0
     best, steps = None, None
     if summary is None:
-        records = read_metrics(path)
+        try:
+            records = read_metrics(path)
+        except (OSError, ValueError, GenlabError):  # a damaged metrics file: no progress shown
+            records = []
         losses = [r["loss"] for r in records if r.get("type") == "eval"
                   and isinstance(r.get("loss"), (int, float)) and math.isfinite(r["loss"])]
         best = min(losses) if losses else None

@@ -65,6 +65,23 @@ def test_sweep_estimate_measures_each_cost_point_and_adds_up(tiny_llama):
     assert set(Path(tempfile.gettempdir()).glob("genlab-estimate-*")) == leftovers
 
 
+def test_a_from_scratch_point_is_probed_in_its_own_marked_run_dir(tiny_llama):
+    # the probe saves the fresh model under its run dir before training there (as a sweep
+    # trial does): that run dir is genlab's own, not an existing folder to refuse
+    base = {"data": str(FACTS / "train.jsonl"), "prompt_field": "prompt",
+            "completion_field": "completion", "seq_len": 32, "batch_size": 2, "max_steps": 6,
+            "eval_every": 3, "eval_max_batches": 1, "device": "cpu", "method": "full",
+            "model_shape": {"heads": 2, "kv_heads": 1, "context": 32, "hidden": 16,
+                            "mlp": 32}}
+    spec = load_spec({"kind": "sweep", "name": "scratch", "model": str(tiny_llama),
+                      "base": base, "search": {"model_shape.layers": [1, 2]},
+                      "method": "grid"})
+    events = list(iter_estimate_sweep(spec, str(tiny_llama)))
+    measured = [e for e in events if isinstance(e, PointMeasured)]
+    assert len(measured) == 2 and all(m.timing.step_s > 0 for m in measured)
+    assert isinstance(events[-1], EstimateFinished) and events[-1].runs == 2
+
+
 def test_a_stopped_estimate_yields_nothing_more(tiny_llama):
     stop = StopToken()
     stop.stop()
