@@ -75,7 +75,8 @@ def test_the_demo_facts_train_from_the_form_two_configs_side_by_side(tiny_llama,
             await pilot.pause(0.1)
             assert {k: len(s.steps) for k, s in charts.series.items()} == {
                 "A lr=0.0002": 3, "B lr=0.003": 3}
-            assert all(s.eval_steps == [1, 2, 3] for s in charts.series.values())
+            # the step-0 eval (eval_at_start), then every step
+            assert all(s.eval_steps == [0, 1, 2, 3] for s in charts.series.values())
             (out,) = (tmp_path / "runs").glob("sweep-*")
             rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
             assert sorted(r["status"] for r in rows) == ["completed", "completed"]

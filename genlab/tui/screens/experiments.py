@@ -232,8 +232,7 @@ class ExperimentsScreen(GenlabScreen):
 
     def _start(self, spec: Any, out: Path) -> None:
         app = self.app
-        app.bridge.stop(ESTIMATE_GROUP)
-        self._estimate_id = None
+        self._estimate_id = None  # the run below stops the probe, and starts once it ended
         if self._measure_timer is not None:
             self._measure_timer.stop()
             self._measure_timer = None
@@ -248,7 +247,8 @@ class ExperimentsScreen(GenlabScreen):
         else:
             make = lambda stop: source.iter_compare(spec, out_dir=out, stop_token=stop,  # noqa: E731
                                                     loaded=loaded)
-        handle = app.bridge.stream(self, GROUP, make, uses_model=loaded is not None)
+        handle = app.bridge.stream(self, GROUP, make, uses_model=loaded is not None,
+                                   after=ESTIMATE_GROUP)  # the probe shares torch's RNG
         self._run_id = handle.run_id
         self._layout_for(spec)
         self._render_run(full=True)
