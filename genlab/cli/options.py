@@ -140,7 +140,7 @@ def parse_knob(kf: KnobField, raw: Any, flag: str | None = None) -> Any:
     """The field value of a raw flag value; a value of the wrong form is a ``UsageError``."""
     flag = flag or kf.flag
     kind = kf.kind
-    if isinstance(raw, bool) or kind in ("str", "choice", "bool"):
+    if isinstance(raw, bool) or kind in ("str", "choice", "bool") or kf.knob.verbatim:
         return raw
     if kf.knob.repeat:
         return tuple(raw)

@@ -10,12 +10,19 @@ generator (see ``genlab.core.generation.sampling``), and finished rows leave the
 Text is streamed as deltas whose concatenation is exactly the row's final text: a character
 split across tokens and text that could still become a stop string are held back until decided
 (``genlab.core.generation.streaming_text``).
+
+Stateful samplers (penalties, DRY, mirostat, XTC, logit bias, min-tokens) keep their per-row
+state in a ``SamplerState`` that follows the batch. On CUDA the loop never waits for the device
+per token: each step's ids and log-probs are copied asynchronously into a pinned host buffer,
+and the host reads them every ``CUDA_SYNC_EVERY`` steps (rows that ended meanwhile drop the
+extra tokens they computed, so every row's output is the same as with a sync per step).
 """
 
 from __future__ import annotations
 
 import inspect
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -33,14 +40,18 @@ from genlab.core.events import (
 )
 from genlab.core.generation.sampling import (
     RowParams,
-    fill_history_padding,
+    SamplerState,
     pick_with_uniforms,
     process_logits,
+    resolve_logit_bias,
 )
 from genlab.core.generation.streaming_text import RowText
 from genlab.core.modeling.loading import LoadedModel
 
 Event = TokenSampled | RowFinished | GenerationFinished
+CUDA_SYNC_EVERY = 8
+"""Steps between host reads of the sampled ids on CUDA (1 elsewhere: nothing to wait for)."""
+_TOKEN_TEXTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def generate(loaded: LoadedModel, requests: Sequence[GenerationRequest], **kwargs: Any
@@ -129,32 +140,38 @@ def _iter_chunk(loaded: LoadedModel, all_requests: Sequence[GenerationRequest], 
         yield from cancel_all()
         return 0, True
     batch.prefill()
-    new_tokens = 0
-    for step in range(batch.steps):
-        # Phase 2: choose a token per row (tensor work), then emit the events (Python work).
-        tokens, logprobs, sampled_lps, alts = batch.sample(step)
-        keep: list[int] = []
-        for b, (row, req, text) in enumerate(zip(rows, requests, texts, strict=True)):
-            token_id = tokens[b]
-            delta, hit_stop = text.push(token_id)
-            reason: FinishReason | None = "stop" if hit_stop else None
-            if reason is None and token_id in eos and not req.params.ignore_eos:
-                reason = "eos"
-            elif reason is None and len(text.token_ids) >= req.params.max_new_tokens:
-                reason = "length"
-            if reason in ("eos", "length"):
-                delta += text.flush()
-            yield TokenSampled(row, step, token_id, delta, logprobs[b],
-                               0.0 if req.params.greedy else sampled_lps[b],
-                               batch.alternatives(alts[b]) if alts is not None else ())
-            if reason is None:
-                keep.append(b)
-            else:
-                yield RowFinished(row, reason, text.text, tuple(text.token_ids),
-                                  time.perf_counter() - start)
-        new_tokens += len(rows)
+    new_tokens, step = 0, 0
+    while step < batch.steps:
+        # Phase 2: a block of steps on the device, then their tokens read back at once.
+        count = batch.run_block(step, stop_token)
+        keep = list(range(len(rows)))
+        for offset, (tokens, logprobs, sampled_lps, alts) in enumerate(batch.flush()):
+            # Phase 3: the events of each step (Python work), for the rows still going.
+            still: list[int] = []
+            for b in keep:
+                row, req, text = rows[b], requests[b], texts[b]
+                token_id = tokens[b]
+                delta, hit_stop = text.push(token_id)
+                reason: FinishReason | None = "stop" if hit_stop else None
+                if reason is None and token_id in eos and not req.params.ignore_eos:
+                    reason = "eos"
+                elif reason is None and len(text.token_ids) >= req.params.max_new_tokens:
+                    reason = "length"
+                if reason in ("eos", "length"):
+                    delta += text.flush()
+                yield TokenSampled(row, step + offset, token_id, delta, logprobs[b],
+                                   0.0 if req.params.greedy else sampled_lps[b],
+                                   batch.alternatives(alts[b]) if alts is not None else ())
+                if reason is None:
+                    still.append(b)
+                else:
+                    yield RowFinished(row, reason, text.text, tuple(text.token_ids),
+                                      time.perf_counter() - start)
+            new_tokens += len(keep)
+            keep = still
+        step += count
 
-        # Phase 3: finished rows leave the batch (cache included); honour the stop token.
+        # Phase 4: finished rows leave the batch (cache included); honour the stop token.
         if not keep:
             break
         if len(keep) < len(rows):
@@ -191,17 +208,24 @@ class _Batch:
         self.mask = mask if any(len(p) < width for p in self.prompts) else None
         self.params = RowParams.from_params([r.params for r in requests], self.device)
         self.steps = max(r.params.max_new_tokens for r in requests)
-        self.uniforms = _draw_uniforms(requests, self.steps)  # [B, steps]
+        self.uniforms, self.xtc_uniforms = _draw_uniforms(requests, self.steps,
+                                                          "xtc" in self.params.uses)
         if self.device.type == "mps":  # no float64 there; keep u < 1 after rounding
             self.uniforms = self.uniforms.float().clamp_(max=1 - 2**-24)
         self.uniforms = self.uniforms.to(self.device)
         self.extra = _forward_kwargs(loaded, requests)
+        self.vocab = _vocab_size(loaded)
+        self.bias = [resolve_logit_bias(self.tokenizer, r.params.logit_bias, self.vocab)
+                     for r in requests] if "logit_bias" in self.params.uses else None
+        self.eos = sorted(_eos_ids(loaded))
 
         self.cache = DynamicCache(config=self.model.config)
-        self.history: torch.Tensor | None = None  # [B, L + steps] ids, if a row is penalised
-        self.history_len = 0  # columns of ``history`` filled so far
+        self.state: SamplerState | None = None
         self.logits = self.last_tokens = torch.empty(0)
         self.token_texts: dict[int, str] = {}
+        self.sync_every = CUDA_SYNC_EVERY if self.device.type == "cuda" else 1
+        self.pending: list[tuple[torch.Tensor, ...]] = []
+        self.host = _HostBuffer(len(requests), self.sync_every, top_n, self.device)
 
     def _forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         mask = {} if self.mask is None else {"attention_mask": self.mask}
@@ -211,14 +235,14 @@ class _Batch:
 
     @torch.inference_mode()
     def prefill(self) -> None:
-        """Run the prompts through the model once, filling the cache."""
+        """Run the prompts through the model once, filling the cache; start the samplers."""
         self.logits = self._forward(self.input_ids, self.positions)
-        if "repetition_penalty" in self.params.uses:  # preallocated: one column per step
-            prompt = self.input_ids if self.mask is None else \
-                fill_history_padding(self.input_ids, self.mask)
-            self.history_len = prompt.shape[1]
-            self.history = prompt.new_empty(prompt.shape[0], self.history_len + self.steps)
-            self.history[:, :self.history_len] = prompt
+        if self.params.uses:
+            self.state = SamplerState(
+                self.params, self.input_ids, None if self.mask is None else self.mask.bool(),
+                self.steps, self.logits.shape[-1], eos_ids=self.eos,
+                token_texts=lambda: _token_texts(self.tokenizer, self.logits.shape[-1]),
+                bias=self.bias, xtc_uniforms=self.xtc_uniforms)
 
     @torch.inference_mode()
     def advance(self) -> None:
@@ -229,37 +253,47 @@ class _Batch:
         self.logits = self._forward(self.last_tokens.unsqueeze(1), self.next_pos)
         self.next_pos = self.next_pos + 1
 
-    @torch.inference_mode()
-    def sample(self, step: int) -> tuple[list[int], list[float], list[float], list | None]:
-        """Choose this step's token for every row.
+    def run_block(self, step: int, stop_token: StopToken | None) -> int:
+        """Sample ``sync_every`` steps from ``step`` (fewer at the end or once stopped)."""
+        count = min(self.sync_every, self.steps - step)
+        for offset in range(count):
+            self.sample(step + offset)
+            if offset + 1 == count or (stop_token is not None and stop_token.stopped):
+                return offset + 1
+            self.advance()
+        return count
 
-        Returns:
-            Token ids, raw log-probs, post-transform log-probs (meaningless for greedy rows),
-            and per row ``(ids, raw_probs, sampled_probs)`` of the top-n alternatives (None
-            when top_n is 0).
-        """
+    @torch.inference_mode()
+    def sample(self, step: int) -> None:
+        """Choose this step's token for every row; the results wait in ``pending``."""
         logits, params = self.logits, self.params  # [B, V] float32
-        history = None if self.history is None else self.history[:, :self.history_len]
-        processed = process_logits(logits, params, history)
+        processed = process_logits(logits, params, self.state)
         tokens, probs = pick_with_uniforms(processed, params.greedy, self.uniforms[:, step],
                                            any_greedy=params.any_greedy,
                                            any_sample=params.any_sample)
-        if self.history is not None:
-            self.history[:, self.history_len] = tokens
-            self.history_len += 1
-        self.last_tokens = tokens
         chosen = tokens.unsqueeze(1)  # [B, 1]
         raw_lp = logits.log_softmax(dim=-1).gather(1, chosen).squeeze(1)  # [B]
-        sampled_lp = raw_lp if probs is None else probs.gather(1, chosen).squeeze(1).log()
-        alts = None
+        chosen_p = None if probs is None else probs.gather(1, chosen).squeeze(1)
+        if self.state is not None:
+            self.state.update(tokens, chosen_p)
+        self.last_tokens = tokens
+        sampled_lp = raw_lp if chosen_p is None else chosen_p.log()
+        alts: tuple[torch.Tensor, ...] = ()
         if self.top_n:
             raw_top, ids = logits.softmax(dim=-1).topk(min(self.top_n, logits.shape[-1]), dim=-1)
             sampled = (ids == chosen).float()  # [B, n]: a greedy row's post-sampler probs
             if probs is not None:
                 sampled = torch.where(params.greedy.unsqueeze(1), sampled, probs.gather(1, ids))
-            alts = list(zip(ids.tolist(), raw_top.tolist(), sampled.tolist(), strict=True))
-        raw_lps, sampled_lps = torch.stack([raw_lp, sampled_lp]).tolist()  # one transfer
-        return tokens.tolist(), raw_lps, sampled_lps, alts
+            alts = (ids, raw_top, sampled)
+        self.host.put(len(self.pending), tokens, torch.stack([raw_lp, sampled_lp]), alts)
+        self.pending.append(())
+
+    def flush(self) -> list[tuple[list[int], list[float], list[float], list | None]]:
+        """Per pending step: token ids, raw log-probs, post-transform log-probs (meaningless
+        for greedy rows) and per row ``(ids, raw_probs, sampled_probs)`` of the top-n
+        alternatives (None when top_n is 0); one host read for the whole block."""
+        steps, self.pending = len(self.pending), []
+        return self.host.read(steps, self.last_tokens.shape[0])
 
     def alternatives(self, row_alts: tuple[list[int], list[float], list[float]]
                      ) -> tuple[TokenAlternative, ...]:
@@ -277,14 +311,74 @@ class _Batch:
         """Keep only the rows at positions ``keep`` in every tensor (cache included)."""
         index = torch.tensor(keep, dtype=torch.long, device=self.device)
         self.cache.batch_select_indices(index)
-        for name in ("mask", "next_pos", "uniforms", "last_tokens", "history"):
+        for name in ("mask", "next_pos", "uniforms", "last_tokens"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value.index_select(0, index))
         self.params = self.params.select(index)
+        if self.state is not None:
+            self.state.select(index, self.params)
         if "adapter_names" in self.extra:
             names = self.extra["adapter_names"]
             self.extra = {**self.extra, "adapter_names": [names[i] for i in keep]}
+
+
+class _HostBuffer:
+    """Where each step's ids and log-probs wait for the host: pinned memory on CUDA.
+
+    On CUDA every step copies its results into its own slot with ``non_blocking=True``, and
+    ``read`` waits once for the whole block; elsewhere the tensors are kept as they are and
+    read together.
+    """
+
+    def __init__(self, rows: int, slots: int, top_n: int, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.slots: list[tuple[torch.Tensor, ...]] = []
+        if self.cuda:
+            pin = {"pin_memory": True}
+            self.ids = torch.empty(slots, rows, dtype=torch.long, **pin)
+            self.lps = torch.empty(slots, 2, rows, dtype=torch.float32, **pin)
+            k = max(top_n, 1)
+            self.alt_ids = torch.empty(slots, rows, k, dtype=torch.long, **pin)
+            self.alt_p = torch.empty(slots, 2, rows, k, dtype=torch.float32, **pin)
+
+    def put(self, slot: int, ids: torch.Tensor, lps: torch.Tensor,
+            alts: tuple[torch.Tensor, ...]) -> None:
+        """Store one step's results (``lps`` ``[2, B]``; ``alts`` (ids, raw, sampled) or ())."""
+        if not self.cuda:
+            self.slots.append((ids, lps, *alts))
+            return
+        rows = ids.shape[0]
+        self.ids[slot, :rows].copy_(ids, non_blocking=True)
+        self.lps[slot, :, :rows].copy_(lps, non_blocking=True)
+        if alts:
+            k = alts[0].shape[1]
+            self.alt_ids[slot, :rows, :k].copy_(alts[0], non_blocking=True)
+            self.alt_p[slot, :, :rows, :k].copy_(torch.stack(alts[1:]), non_blocking=True)
+        self.slots.append((rows, len(alts) and alts[0].shape[1]))
+
+    def read(self, steps: int, rows: int) -> list[tuple[list, list, list, list | None]]:
+        """The ``steps`` stored steps as Python lists (one wait for the device)."""
+        slots, self.slots = self.slots, []
+        if self.cuda:
+            torch.cuda.current_stream().synchronize()
+            ids = self.ids[:steps, :rows].tolist()
+            lps = self.lps[:steps, :, :rows].tolist()
+            k = slots[0][1] if slots else 0
+            alt_ids = self.alt_ids[:steps, :rows, :k].tolist() if k else None
+            alt_p = self.alt_p[:steps, :, :rows, :k].tolist() if k else None
+            return [(ids[s], lps[s][0], lps[s][1],
+                     list(zip(alt_ids[s], alt_p[s][0], alt_p[s][1], strict=True)) if k else None)
+                    for s in range(steps)]
+        out = []
+        for ids, lps, *alts in slots:
+            raw, sampled = lps.tolist()
+            alt = None
+            if alts:
+                alt = list(zip(alts[0].tolist(), alts[1].tolist(), alts[2].tolist(),
+                               strict=True))
+            out.append((ids.tolist(), raw, sampled, alt))
+        return out
 
 
 def _tokenize_prompts(tokenizer: Any, prompts: list[str]) -> list[list[int]]:
@@ -294,18 +388,41 @@ def _tokenize_prompts(tokenizer: Any, prompts: list[str]) -> list[list[int]]:
     return [list(ids) or [start] for ids in tokenizer(prompts)["input_ids"]]
 
 
-def _draw_uniforms(requests: list[GenerationRequest], steps: int) -> torch.Tensor:
+def _draw_uniforms(requests: list[GenerationRequest], steps: int, xtc: bool
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``[rows, steps]`` float64 uniforms, one per step, each row from its own seeded generator.
 
     Drawn on the CPU once per run: a row's draws are then the same on every device and
-    independent of the batch. Rows shorter than ``steps`` are zero-padded (never read).
+    independent of the batch. Rows shorter than ``steps`` are zero-padded (never read). With
+    ``xtc``, each XTC row then draws its XTC chances from the same generator, after its token
+    uniforms: switching XTC on leaves a row's token draws as they were.
     """
     out = torch.zeros(len(requests), steps, dtype=torch.float64)
+    chances = torch.ones(len(requests), steps, dtype=torch.float64) if xtc else None
     for i, req in enumerate(requests):
         gen = torch.Generator(device="cpu").manual_seed(req.seed)
         n = req.params.max_new_tokens
         out[i, :n] = torch.rand(n, generator=gen, dtype=torch.float64)
-    return out
+        if chances is not None and req.params.xtc_probability > 0 and not req.params.greedy:
+            chances[i, :n] = torch.rand(n, generator=gen, dtype=torch.float64)
+    return out, chances
+
+
+def _vocab_size(loaded: LoadedModel) -> int:
+    """Width of the model's logits (its config's vocabulary size, else the tokenizer's)."""
+    size = getattr(getattr(loaded.model, "config", None), "vocab_size", None)
+    return int(size) if size else len(loaded.tokenizer)
+
+
+def _token_texts(tokenizer: Any, vocab: int) -> list[str]:
+    """Every token's text (for DRY's breakers), decoded once per tokenizer."""
+    texts = _TOKEN_TEXTS.get(tokenizer)
+    if texts is None or len(texts) < vocab:
+        size = min(vocab, len(tokenizer))
+        texts = tokenizer.batch_decode([[i] for i in range(size)])
+        texts += [""] * (vocab - size)
+        _TOKEN_TEXTS[tokenizer] = texts
+    return texts
 
 
 def _forward_kwargs(loaded: LoadedModel, requests: list[GenerationRequest]) -> dict[str, Any]:

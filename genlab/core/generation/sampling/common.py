@@ -1,0 +1,58 @@
+"""Small tensor helpers every sampler stage shares: sorting, argmax, min-keep floors.
+
+NumPy sorts and takes argmaxes several times faster than torch on small CPU tensors, so the
+helpers use it there and torch everywhere else; results are the same values either way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+NEG_INF = float("-inf")
+POS_INF = float("inf")
+
+
+def numpy_ok(x: torch.Tensor) -> bool:
+    """True for CPU float tensors (NumPy's sort and argmax are faster there)."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+
+
+def sorted_values(x: torch.Tensor) -> torch.Tensor:
+    """Each row's values in ascending order (no indices: tied values are interchangeable)."""
+    if numpy_ok(x):
+        return torch.from_numpy(np.sort(x.detach().numpy(), axis=-1))
+    return torch.sort(x, dim=-1).values
+
+
+def argmax(x: torch.Tensor) -> torch.Tensor:
+    """Row-wise argmax, the first index on ties (as ``torch.argmax``)."""
+    if numpy_ok(x):
+        return torch.from_numpy(x.detach().numpy().argmax(axis=-1))
+    return x.argmax(dim=-1)
+
+
+def kth_largest(x: torch.Tensor, k: torch.Tensor, k_max: int) -> torch.Tensor:
+    """``[n, 1]``: each row's k-th largest value (``k`` ``[n, 1]`` int64 in 1..``k_max``)."""
+    k_max = min(k_max, x.shape[-1])
+    values = x.topk(k_max, dim=-1).values  # [n, k_max] descending
+    return values.gather(1, (k.clamp(max=k_max) - 1))
+
+
+def protect_top(remove: torch.Tensor, x: torch.Tensor, min_keep: tuple | None) -> torch.Tensor:
+    """``remove`` without each row's ``min_keep`` largest logits (ties with the last kept).
+
+    Args:
+        remove: ``[n, vocab]`` bool, True where a stage would drop the token.
+        x: ``[n, vocab]`` the logits the stage saw.
+        min_keep: ``(k [n, 1], k_max)`` for rows with min_keep > 1, or None (keep the top 1,
+            which every stage keeps by its own definition).
+    """
+    if min_keep is None:
+        return remove
+    return remove & (x < kth_largest(x, *min_keep))
+
+
+def finite_count(x: torch.Tensor) -> torch.Tensor:
+    """``[n, 1]`` number of tokens still in play (logit > -inf)."""
+    return (x > NEG_INF).sum(dim=-1, keepdim=True)
