@@ -8,7 +8,8 @@ three knobs that are not plain numbers:
   (``top_k,temperature`` or llama.cpp's ``top_k;typ_p;top_p;min_p;temperature``);
 * ``logit_bias``: ``TOKEN=BIAS`` entries, where TOKEN is a token id (``42``), a JSON string
   (``"42"``, ``" the"``: exactly that text) or bare text (everything before the last ``=``),
-  and BIAS a number or ``-inf`` (a ban);
+  and BIAS a number or ``-inf`` (a ban); or a mapping / pairs where an int is an id and a
+  string is always a text (YAML ``42: -5`` vs ``"42": -5``);
 * ``dry_sequence_breakers``: JSON strings separated by commas, as text-generation-webui writes
   them (``"\\n", ":", "\\"", "*"``), optionally in brackets; ``none`` for no breakers.
 
@@ -132,11 +133,13 @@ def parse_bias_entry(entry: str) -> tuple[Token, float]:
     token, sep, bias = entry.rpartition("=")
     if not sep or not token:
         raise ValueError(f"{BIAS_WORDS} ({entry!r} has no TOKEN=)")
-    return parse_token(token), parse_bias_value(bias)
+    return parse_token(token, digits_are_ids=True), parse_bias_value(bias)
 
 
-def parse_token(token: Any) -> Token:
-    """A token id (an int, or digits), or a text (a JSON string literal, or bare text)."""
+def parse_token(token: Any, digits_are_ids: bool = False) -> Token:
+    """A token id (an int; digits too in ``TOKEN=BIAS`` text), or a text (a JSON string
+    literal, or bare text). In mappings and pairs a string is always a text, so ``"42"``
+    round-trips through JSON as the text 42."""
     if isinstance(token, bool):
         raise ValueError(f"{BIAS_WORDS} (got {token!r})")
     if isinstance(token, int):
@@ -145,7 +148,7 @@ def parse_token(token: Any) -> Token:
         return token
     if not isinstance(token, str) or token == "":
         raise ValueError(f"{BIAS_WORDS} (got {token!r})")
-    if token.strip().isdigit():
+    if digits_are_ids and token.strip().isdigit():
         return int(token.strip())
     stripped = token.strip()
     if len(stripped) >= 2 and stripped[0] == stripped[-1] == '"':

@@ -14,7 +14,7 @@ split across tokens and text that could still become a stop string are held back
 Stateful samplers (penalties, DRY, mirostat, XTC, logit bias, min-tokens) keep their per-row
 state in a ``SamplerState`` that follows the batch. On CUDA the loop never waits for the device
 per token: each step's ids and log-probs are copied asynchronously into a pinned host buffer,
-and the host reads them every ``CUDA_SYNC_EVERY`` steps (rows that ended meanwhile drop the
+and the host reads them every ``SYNC_EVERY["cuda"]`` steps (rows that ended meanwhile drop the
 extra tokens they computed, so every row's output is the same as with a sync per step).
 """
 
@@ -49,8 +49,9 @@ from genlab.core.generation.streaming_text import RowText
 from genlab.core.modeling.loading import LoadedModel
 
 Event = TokenSampled | RowFinished | GenerationFinished
-CUDA_SYNC_EVERY = 8
-"""Steps between host reads of the sampled ids on CUDA (1 elsewhere: nothing to wait for)."""
+SYNC_EVERY = {"cuda": 8}
+"""Steps between host reads of the sampled ids, by device type (1 when absent: on the CPU
+there is nothing to wait for, and a finished row stops costing at once)."""
 _TOKEN_TEXTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -223,7 +224,7 @@ class _Batch:
         self.state: SamplerState | None = None
         self.logits = self.last_tokens = torch.empty(0)
         self.token_texts: dict[int, str] = {}
-        self.sync_every = CUDA_SYNC_EVERY if self.device.type == "cuda" else 1
+        self.sync_every = SYNC_EVERY.get(self.device.type, 1)
         self.pending: list[tuple[torch.Tensor, ...]] = []
         self.host = _HostBuffer(len(requests), self.sync_every, top_n, self.device)
 
