@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import re
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -41,6 +42,8 @@ def default_text(kf: KnobField, default: Any) -> str:
     if isinstance(default, bool):
         return "on" if default else "off"
     if isinstance(default, (tuple, list)):
+        if all(isinstance(v, str) for v in default):  # strings quoted: "\n", ":"
+            return ", ".join(json.dumps(v, ensure_ascii=False) for v in default)
         return ",".join(str(v) for v in default)
     return str(default)
 

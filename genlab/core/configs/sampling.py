@@ -81,20 +81,20 @@ class SamplingParams:
         label="typical-p", **_GRID_ADV,
         intuition="locally typical sampling: keep the tokens whose surprise is closest to the "
                   "average surprise, until they hold p of the mass. 1 = off.")
-    """Locally typical sampling (as transformers' ``TypicalLogitsWarper``): keep the tokens whose
+    """Locally typical sampling (as transformers' TypicalLogitsWarper): keep the tokens whose
     -log p is closest to the distribution's entropy, up to a total probability of P."""
     epsilon_cutoff: float = knob(
         0.0, short="eps", low=0, high=1, high_open=True, note="0 = off", metavar="E[,E...]",
         label="epsilon", **_GRID_ADV,
         intuition="drop every token less likely than epsilon (e.g. 3e-4): a fixed floor. "
                   "0 = off.")
-    """Drop tokens with probability below E (truncation sampling; ``EpsilonLogitsWarper``)."""
+    """Drop tokens with probability below E (truncation sampling; EpsilonLogitsWarper)."""
     eta_cutoff: float = knob(
         0.0, short="eta", low=0, high=1, high_open=True, note="0 = off", metavar="E[,E...]",
         label="eta", **_GRID_ADV,
         intuition="like epsilon, but the floor drops when the model is unsure (high entropy): "
                   "min(eta, sqrt(eta) x exp(-entropy)). 0 = off.")
-    """Drop tokens below min(E, sqrt(E) x exp(-entropy)) (``EtaLogitsWarper``)."""
+    """Drop tokens below min(E, sqrt(E) x exp(-entropy)) (EtaLogitsWarper)."""
     top_n_sigma: float = knob(
         0.0, short="nsigma", low=0, note="0 = off", metavar="N[,N...]", label="top-nσ",
         **_GRID_ADV,
@@ -130,7 +130,7 @@ class SamplingParams:
         intuition="ban any token that would repeat an n-gram already in the text; a hard "
                   "stop for loops. 0 = off.")
     """Ban tokens that would repeat an N-gram of the prompt or output
-    (``NoRepeatNGramLogitsProcessor``)."""
+    (NoRepeatNGramLogitsProcessor)."""
     dry_multiplier: float = knob(
         0.0, short="dry", low=0, note="0 = off", metavar="M[,M...]", label="DRY mult",
         **_GRID_ADV,
@@ -198,14 +198,14 @@ class SamplingParams:
         **_GRID_ADV,
         intuition="end-of-text is impossible until this many tokens are generated.")
     """Mask the end-of-sequence tokens until N tokens are generated
-    (``MinNewTokensLengthLogitsProcessor``)."""
+    (MinNewTokensLengthLogitsProcessor)."""
     logit_bias: tuple[tuple[int | str, float], ...] = knob(
         (), short="bias", metavar="TOKEN=BIAS", label="logit bias", repeat=True, **_ADV,
         intuition='add BIAS to a token\'s logit, e.g. " the"=-inf bans " the", 42=2 favours '
                   "token 42.")
     """Add BIAS to TOKEN's logit (a token id, a "quoted" text or bare text; -inf bans it). A
     text of several tokens biases its last token when the others were just generated
-    (transformers' ``sequence_bias``). Repeatable."""
+    (transformers' sequence_bias). Repeatable."""
     sampler_order: str = knob(
         text.DEFAULT_ORDER, short="order", metavar="NAME|S,S...", label="order", **_ADV,
         intuition="the order of the stages; transformers (default) or llama.cpp (temperature "
