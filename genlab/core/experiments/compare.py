@@ -8,6 +8,10 @@ seed in every cell), appends each cell's row as soon as all its generations are 
 writes the report at the end. A stop (or kill) loses at most the cells in flight; rerunning
 into the same directory finishes the rest.
 
+Each output also records ``base_logprob``: the summed log-probability of its tokens under the
+base model (``generation.scoring``, one batched forward per finished cell), the report's
+quality measure beside distinct bigrams.
+
 Events: ``CompareStarted``, then the generator's ``RowFinished`` per generation (for progress)
 and ``CellFinished`` per cell, then ``CompareFinished``.
 """
@@ -23,6 +27,7 @@ from typing import Any
 from genlab.core.events import RowFinished, StopToken
 from genlab.core.generation.decode import iter_generate
 from genlab.core.generation.grid import GridCell, build_rows
+from genlab.core.generation.scoring import score_continuations
 from genlab.core.modeling.loading import load_model
 from genlab.core.reports.report import write_compare_report
 from genlab.core.reports.results import (
@@ -158,7 +163,7 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
             bucket.append((grid_row, event))
             if len(bucket) == spec.rows_per_cell:
                 cell = next(c for c in chunk if c.index == grid_row.cell.index)
-                row = cell_row(spec, cell, bucket)
+                row = cell_row(spec, cell, bucket, _base_logprobs(loaded, bucket))
                 append_row(results, row)
                 finished += 1
                 yield CellFinished(cell.index, cell.label, row)
@@ -181,11 +186,23 @@ def _chunks(cells: list[CompareCell], rows_per_cell: int, batch_size: int
         yield cells[i:i + per_chunk]
 
 
-def cell_row(spec: CompareSpec, cell: CompareCell, done: list[tuple[Any, RowFinished]]
-             ) -> dict[str, Any]:
-    """The ``results.jsonl`` row of a finished cell (outputs prompt-major, then sample)."""
+def _base_logprobs(loaded: Any, done: list[tuple[Any, RowFinished]]) -> list[float | None]:
+    """Each generation's summed log-probability under the base model (compare's quality)."""
+    return score_continuations(loaded, [g.request.prompt for g, _ in done],
+                               [e.token_ids for _, e in done])
+
+
+def cell_row(spec: CompareSpec, cell: CompareCell, done: list[tuple[Any, RowFinished]],
+             base_logprobs: list[float | None] | None = None) -> dict[str, Any]:
+    """The ``results.jsonl`` row of a finished cell (outputs prompt-major, then sample).
+
+    ``base_logprobs`` (in the order of ``done``) are the summed log-probabilities of each
+    output's tokens under the base model; the report turns them into a mean and perplexity.
+    """
+    scores = dict(zip((id(d) for d in done), base_logprobs or [None] * len(done), strict=True))
     outputs = []
-    for grid_row, event in sorted(done, key=lambda d: (d[0].prompt_index, d[0].sample_index)):
+    for pair in sorted(done, key=lambda d: (d[0].prompt_index, d[0].sample_index)):
+        grid_row, event = pair
         outputs.append({
             "prompt_index": grid_row.prompt_index,
             "prompt": spec.prompts[grid_row.prompt_index],
@@ -194,6 +211,7 @@ def cell_row(spec: CompareSpec, cell: CompareCell, done: list[tuple[Any, RowFini
             "text": event.text,
             "finish_reason": event.reason,
             "new_tokens": len(event.token_ids),
+            "base_logprob": scores[id(pair)],
         })
     return {
         "cell": cell.index, "key": cell.key, "label": cell.label, "adapter": cell.adapter,

@@ -38,6 +38,7 @@ from genlab.core.events import (
     TokenAlternative,
     TokenSampled,
 )
+from genlab.core.generation.prompts import tokenize_prompts
 from genlab.core.generation.sampling import (
     RowParams,
     SamplerState,
@@ -196,7 +197,7 @@ class _Batch:
     def __init__(self, loaded: LoadedModel, requests: list[GenerationRequest], top_n: int):
         self.model, self.device, self.top_n = loaded.model, loaded.device, top_n
         self.tokenizer = loaded.tokenizer
-        self.prompts = _tokenize_prompts(self.tokenizer, [r.prompt for r in requests])
+        self.prompts = tokenize_prompts(self.tokenizer, [r.prompt for r in requests])
         width = max(len(p) for p in self.prompts)
         pad = self.tokenizer.pad_token_id or 0
         ids = [[pad] * (width - len(p)) + p for p in self.prompts]  # left padding
@@ -380,13 +381,6 @@ class _HostBuffer:
                                strict=True))
             out.append((ids.tolist(), raw, sampled, alt))
         return out
-
-
-def _tokenize_prompts(tokenizer: Any, prompts: list[str]) -> list[list[int]]:
-    """Token ids per prompt; an empty prompt starts from BOS (or EOS when there is no BOS)."""
-    start = tokenizer.bos_token_id
-    start = tokenizer.eos_token_id if start is None else start
-    return [list(ids) or [start] for ids in tokenizer(prompts)["input_ids"]]
 
 
 def _draw_uniforms(requests: list[GenerationRequest], steps: int, xtc: bool

@@ -7,13 +7,16 @@ Two formats, chosen by the file's extension:
 * anything else (``.txt``): one prompt per line, the line ending removed; blank lines skipped.
 
 Every failure raises ``PromptFileError`` with a one-line message that names the line when
-there is one; faces prefix their own flag or spec key.
+there is one; faces prefix their own flag or spec key. ``tokenize_prompts`` is the one rule for
+turning prompts into ids (the decode loop and the scorer share it).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
@@ -83,3 +86,10 @@ def _parse_jsonl(text: str) -> list[str]:
             raise PromptFileError(f'line {number}: "prompt" must be a non-empty string')
         prompts.append(row["prompt"])
     return prompts
+
+
+def tokenize_prompts(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
+    """Token ids per prompt; an empty prompt starts from BOS (or EOS when there is no BOS)."""
+    start = tokenizer.bos_token_id
+    start = tokenizer.eos_token_id if start is None else start
+    return [list(ids) or [start] for ids in tokenizer(list(prompts))["input_ids"]]

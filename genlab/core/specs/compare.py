@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from genlab.core.configs import ConfigError, SamplingParams
-from genlab.core.generation.grid import GRID_FIELDS, SHORT_NAMES, format_value
+from genlab.core.configs import SAMPLING_FIELDS, ConfigError, SamplingParams
+from genlab.core.generation.grid import SHORT_NAMES, format_param
 from genlab.core.generation.prompts import PromptFileError, load_prompts
 from genlab.core.specs.common import (
     DEFAULT_MODEL,
@@ -36,9 +36,11 @@ from genlab.core.specs.common import (
 
 COMPARE_KEYS = ("kind", "name", "description", "vars", "model", "device", "dtype", "adapters",
                 "prompts", "base", "axes", "paired", "samples", "seed", "batch_size")
-BASE_KEYS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens",
-             "stop", "ignore_eos")
-AXIS_FIELDS = (*GRID_FIELDS, "adapter")
+BASE_KEYS = SAMPLING_FIELDS
+"""``base`` takes every sampling knob (``SamplingParams``' fields), by its field name."""
+AXIS_FIELDS = (*SAMPLING_FIELDS, "adapter")
+"""An axis may vary any sampling knob (numbers, ``sampler_order``, ``logit_bias``...) or the
+adapter."""
 BASE_ADAPTER = "base"
 
 
@@ -147,7 +149,7 @@ def cell_label(settings: dict[str, Any], show_adapter: bool) -> str:
     parts = []
     if show_adapter:
         parts.append(str(settings.get("adapter") or BASE_ADAPTER))
-    parts += [f"{SHORT_NAMES.get(k, k)}={format_value(v)}" for k, v in settings.items()
+    parts += [f"{SHORT_NAMES.get(k, k)}={format_param(k, v)}" for k, v in settings.items()
               if k != "adapter"]
     return " ".join(parts) or "output"
 
