@@ -260,20 +260,23 @@ def _axes(crossed: Any, paired: Any, base: SamplingParams,
             if field_name in seen:
                 raise ctx.error(path, f"{field_name} is already an axis at {seen[field_name]}")
             seen[field_name] = path
-            column = _axis_values(field_name, values, path, base, names, ctx)
+            column = _axis_values(field_name, values, path, base, names, ctx, distinct=False)
             if first is not None and len(column) != len(first[1]):
                 raise ctx.error(path, f"has {len(column)} values but {first[0]} has "
                                       f"{len(first[1])}; paired axes need equal lengths")
             first = first or (path, column)
             columns.append(column)
-        axes.append(Axis(tuple(group), tuple(zip(*columns, strict=True))))
+        combos = tuple(zip(*columns, strict=True))
+        if len(set(map(repr, combos))) != len(combos):  # a column may repeat; a setting not
+            raise ctx.error(gpath, "lists the same combination twice")
+        axes.append(Axis(tuple(group), combos))
     if adapters and "adapter" not in seen:
         axes.append(Axis(("adapter",), tuple((v,) for v in (BASE_ADAPTER, *names))))
     return tuple(axes)
 
 
 def _axis_values(field_name: str, values: Any, path: str, base: SamplingParams,
-                 adapters: set[str], ctx: SpecContext) -> list[Any]:
+                 adapters: set[str], ctx: SpecContext, distinct: bool = True) -> list[Any]:
     items = want_list(values, path, ctx)
     for i, value in enumerate(items):
         where = f"{path}[{i}]"
@@ -287,6 +290,6 @@ def _axis_values(field_name: str, values: Any, path: str, base: SamplingParams,
             replace(base, **{field_name: value})
         except ConfigError as err:
             raise ctx.error(where, f"expected {err.expected}, got {describe(value)}") from None
-    if len(set(map(repr, items))) != len(items):
+    if distinct and len(set(map(repr, items))) != len(items):
         raise ctx.error(path, "lists a value twice")
     return items

@@ -75,6 +75,11 @@ def test_base_settings_apply_to_every_cell_and_adapters_become_an_axis():
     assert cells[1].label == "kind T=0"
 
 
+def test_a_paired_column_may_repeat_values_as_long_as_each_setting_differs():
+    spec = load_spec(compare_spec(paired=[{"top_k": [0, 40, 0], "min_p": [0.0, 0.0, 0.1]}]))
+    assert [c.label for c in spec.cells()] == ["k=0 min-p=0", "k=40 min-p=0", "k=0 min-p=0.1"]
+
+
 def test_every_sampling_knob_is_a_base_key_and_an_axis():
     spec = load_spec(compare_spec(
         base={"logit_bias": {" the": float("-inf"), 42: 2}, "dry_sequence_breakers": ["\n"],
@@ -109,6 +114,8 @@ def test_no_axes_is_one_cell_and_prompts_can_come_from_a_file(tmp_path):
     ({"samples": 0}, "samples", ">= 1"),
     ({"base": {"top_p": 2}}, "base.top_p", "got 2"),
     ({"bogus": 1}, "bogus", "unknown key"),
+    ({"paired": [{"top_k": [0, 0], "min_p": [0.1, 0.1]}]}, "paired[0]", "combination twice"),
+    ({"axes": {"top_k": [0, 0]}}, "axes.top_k", "lists a value twice"),
     ({"base": {"dry_multiplyer": 1}}, "base.dry_multiplyer", "did you mean 'dry_multiplier'"),
     ({"base": {"mirostat": 3}}, "base.mirostat", "[0, 2]"),
     ({"base": {"logit_bias": {"x": "high"}}}, "base.logit_bias", "not a number"),
