@@ -214,3 +214,23 @@ def test_combined_stages_follow_transformers_order_row_by_row(seed):
     out = run(x, HF_COMBOS, history)
     for i, p in enumerate(HF_COMBOS):
         assert torch.equal(out[i], hf_row(x[i], history[i], p)), f"row {i}: {p}"
+
+
+@pytest.mark.parametrize("vocab, scale", [(2048, 0.05), (2048, 1.0), (2048, 4.0), (5000, 2.0),
+                                          (300, 8.0)])
+def test_top_p_and_top_k_equal_hf_on_large_vocabularies(vocab, scale):
+    gen = torch.Generator().manual_seed(vocab + int(scale * 10))
+    x = torch.randn(64, vocab, generator=gen) * scale
+    x[::9, : vocab // 3] = float("-inf")  # rows already cut by an earlier stage
+    x[5::16, 10:20] = x[5::16, 9:10]  # ties
+    ps = [0.05, 0.3, 0.5, 0.8, 0.9, 0.95, 0.99, 0.999]
+    keeps = [1, 1, 1, 3, 1, 1, 2, 1]
+    settings = [SamplingParams(top_p=ps[i % 8], min_keep=keeps[i % 8],
+                               top_k=[0, 0, 0, 50][i % 4]) for i in range(64)]
+    out = S.process_logits(x, S.RowParams.from_params(settings))
+    for i, p in enumerate(settings):
+        row = x[i: i + 1].clone()
+        if p.top_k:
+            row = TopKLogitsWarper(p.top_k, min_tokens_to_keep=p.min_keep)(None, row)
+        expected = TopPLogitsWarper(p.top_p, min_tokens_to_keep=p.min_keep)(None, row)
+        assert torch.equal(out[i: i + 1], expected), f"row {i}: p={p.top_p} k={p.top_k}"

@@ -1,7 +1,8 @@
-"""Small tensor helpers every sampler stage shares: sorting, argmax, min-keep floors.
+"""Small tensor helpers every sampler stage shares: sorting, selection, argmax, min-keep floors.
 
-NumPy sorts and takes argmaxes several times faster than torch on small CPU tensors, so the
-helpers use it there and torch everywhere else; results are the same values either way.
+On the CPU NumPy sorts, selects (``np.partition``) and takes argmaxes several times faster than
+torch on decode-sized tensors (``torch.topk`` on real logits often costs more than NumPy's full
+sort), so the helpers use it there and torch everywhere else; results are the same values.
 """
 
 from __future__ import annotations
@@ -32,11 +33,27 @@ def argmax(x: torch.Tensor) -> torch.Tensor:
     return x.argmax(dim=-1)
 
 
+def extreme_values(x: torch.Tensor, k: int, largest: bool = True) -> torch.Tensor:
+    """``[n, k]`` each row's ``k`` largest values in descending order (or smallest, ascending)."""
+    k = min(k, x.shape[-1])
+    if not numpy_ok(x):
+        return x.topk(k, dim=-1, largest=largest).values
+    a, vocab = x.detach().numpy(), x.shape[-1]
+    if largest:
+        part = np.partition(a, vocab - k, axis=-1)[:, vocab - k:] if k < vocab else a
+        return torch.from_numpy(np.ascontiguousarray(np.sort(part, axis=-1)[:, ::-1]))
+    part = np.partition(a, k - 1, axis=-1)[:, :k] if k < vocab else a
+    return torch.from_numpy(np.sort(part, axis=-1))
+
+
 def kth_largest(x: torch.Tensor, k: torch.Tensor, k_max: int) -> torch.Tensor:
     """``[n, 1]``: each row's k-th largest value (``k`` ``[n, 1]`` int64 in 1..``k_max``)."""
     k_max = min(k_max, x.shape[-1])
-    values = x.topk(k_max, dim=-1).values  # [n, k_max] descending
-    return values.gather(1, (k.clamp(max=k_max) - 1))
+    if numpy_ok(x) and bool((k == k_max).all()):  # one k for every row: a single partition
+        vocab = x.shape[-1]
+        return torch.from_numpy(np.partition(x.detach().numpy(), vocab - k_max, axis=-1)
+                                [:, vocab - k_max: vocab - k_max + 1].copy())
+    return extreme_values(x, k_max).gather(1, (k.clamp(max=k_max) - 1))
 
 
 def protect_top(remove: torch.Tensor, x: torch.Tensor, min_keep: tuple | None) -> torch.Tensor:

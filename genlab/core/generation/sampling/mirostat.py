@@ -16,7 +16,13 @@ from __future__ import annotations
 
 import torch
 
-from genlab.core.generation.sampling.common import NEG_INF, finite_count, protect_top
+from genlab.core.generation.sampling.common import (
+    NEG_INF,
+    extreme_values,
+    finite_count,
+    kth_largest,
+    protect_top,
+)
 
 ZIPF_TOKENS = 100
 
@@ -38,8 +44,7 @@ def mirostat_kernel(x: torch.Tensor, mu: torch.Tensor, version: torch.Tensor,
     if has_v1:
         k = zipf_top_k(probs, mu)  # [n, 1]
         k_max = int(k.max())
-        kth = probs.topk(min(k_max, x.shape[-1]), dim=-1).values.gather(
-            1, (k.clamp(max=x.shape[-1]) - 1))
+        kth = kth_largest(probs, k, k_max)
         remove = torch.where(version == 1, probs < kth, remove_v2)
     return x.masked_fill_(protect_top(remove, x, keep), NEG_INF)
 
@@ -48,7 +53,7 @@ def zipf_top_k(probs: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
     """``[n, 1]`` int64 mirostat v1's k from the top-100 probabilities (at least 1)."""
     vocab = probs.shape[-1]
     m = min(ZIPF_TOKENS, vocab)
-    top = probs.topk(m, dim=-1).values.double()  # [n, m] descending
+    top = extreme_values(probs, m).double()  # [n, m] descending
     count = finite_count(probs.log()).clamp(max=m)  # tokens in play among the top m
     i = torch.arange(m - 1, device=probs.device, dtype=torch.float64)
     t = torch.log((i + 2) / (i + 1))  # [m - 1]
