@@ -9,7 +9,11 @@ after a warm-up):
 * ``overhead``: the 8-row genlab run vs the same forward calls alone (prefill + new_tokens - 1
   cached steps, same batch, same arguments, argmax feeding the next step) (goal: <= 5%).
 * ``overhead_common``: the same, for one common setting (T 0.8, top-p 0.95) on all 8 rows, each
-  row with its own seed: the grid above uses every transform, so it is the costly case.
+  row with its own seed; ``overhead_common_top_k``: T 0.8, top-k 40 on all 8 rows.
+* ``overhead_full``: the same, for ``FULL``: 8 rows that between them switch on every sampler
+  stage (typical-p, epsilon, eta, top-nσ, min-keep, presence/frequency with a window,
+  no-repeat-ngram, DRY, XTC, dynamic temperature, mirostat v1 and v2, min-tokens, logit bias,
+  llama.cpp's order) besides the original ones: the most expensive mix.
 
 Runners take turns within each repeat; both wall-clock and CPU time (``time.process_time``)
 medians are reported, since on a shared machine CPU time is the steadier measure.
@@ -49,6 +53,17 @@ GRID = [  # (temperature, top_k, top_p, min_p, repetition_penalty)
     (0.8, 50, 0.95, 0.0, 1.2),
 ]
 SINGLE = (0.8, 0, 0.95, 0.0, 1.0)
+COMMON_TOP_K = (0.8, 40, 1.0, 0.0, 1.0)
+FULL = [  # SamplingParams keywords: every stage is on in at least one row
+    dict(temperature=0.7, typical_p=0.9, epsilon_cutoff=3e-4),
+    dict(eta_cutoff=3e-4, min_keep=2, top_k=50, top_p=0.95, repetition_penalty=1.2),
+    dict(presence_penalty=0.5, frequency_penalty=0.3, repeat_last_n=64, top_k=40),
+    dict(no_repeat_ngram=3, temperature=0.9, top_p=0.9),
+    dict(dry_multiplier=0.8, min_p=0.05),
+    dict(xtc_probability=0.5, xtc_threshold=0.1, min_p=0.02, sampler_order="llama.cpp"),
+    dict(top_n_sigma=1.0, dynatemp_range=0.5, temperature=1.2, mirostat=1),
+    dict(mirostat=2, mirostat_tau=5.0, min_tokens=8, logit_bias=["0=-inf"]),
+]
 
 
 def corpus_lines() -> list[str]:
@@ -114,16 +129,20 @@ def measure(runners: dict, repeats: int) -> dict[str, dict[str, float]]:
             for name in runners}
 
 
-def genlab_runner(loaded, settings: list[tuple], new_tokens: int):
+def genlab_runner(loaded, settings: list, new_tokens: int):
+    """One genlab batch, a row per setting: a (T, k, p, min-p, penalty) tuple or a dict of
+    ``SamplingParams`` keywords."""
     from genlab.core.configs import GenerationRequest, SamplingParams
     from genlab.core.generation.decode import generate
 
-    requests = [
-        GenerationRequest(PROMPT, SamplingParams(temperature=t, top_k=k, top_p=p, min_p=m,
-                                                 repetition_penalty=r, ignore_eos=True,
-                                                 max_new_tokens=new_tokens), seed=i)
-        for i, (t, k, p, m, r) in enumerate(settings)
-    ]
+    def params(setting) -> SamplingParams:
+        if isinstance(setting, dict):
+            return SamplingParams(**setting, ignore_eos=True, max_new_tokens=new_tokens)
+        t, k, p, m, r = setting
+        return SamplingParams(temperature=t, top_k=k, top_p=p, min_p=m, repetition_penalty=r,
+                              ignore_eos=True, max_new_tokens=new_tokens)
+
+    requests = [GenerationRequest(PROMPT, params(s), seed=i) for i, s in enumerate(settings)]
     return lambda: generate(loaded, requests)
 
 
@@ -208,6 +227,8 @@ def main() -> None:
             "single_genlab": genlab_runner(loaded, [SINGLE], n),
             "single_hf": hf_runner(loaded, [SINGLE], n),
             "common_genlab": genlab_runner(loaded, [SINGLE] * len(GRID), n),  # seeds 0..7
+            "common_top_k_genlab": genlab_runner(loaded, [COMMON_TOP_K] * len(GRID), n),
+            "full_genlab": genlab_runner(loaded, FULL, n),
             "bare": bare_runner(loaded, len(GRID), n),
         }, args.repeats)
 
@@ -216,6 +237,11 @@ def main() -> None:
 
     def secs(name: str) -> dict[str, float]:
         return {k: round(v, 4) for k, v in t[name].items()}
+
+    def overhead(name: str, setting: str) -> dict:
+        return {"setting": setting, "genlab": secs(name), "bare_forward": secs("bare"),
+                "overhead_pct": {k: round(100 * (v - 1), 2) for k, v in
+                                 ratios(name, "bare").items()}, "goal": "<= 5"}
 
     report = {
         "model": args.model or "random-init llama (default shipped size)",
@@ -234,11 +260,10 @@ def main() -> None:
                      "overhead_pct": {k: round(100 * (v - 1), 2)
                                       for k, v in ratios("grid_genlab", "bare").items()},
                      "goal": "<= 5"},
-        "overhead_common": {"setting": "T 0.8, top-p 0.95 on all 8 rows, seeds 0-7",
-                            "genlab": secs("common_genlab"), "bare_forward": secs("bare"),
-                            "overhead_pct": {k: round(100 * (v - 1), 2) for k, v in
-                                             ratios("common_genlab", "bare").items()},
-                            "goal": "<= 5"},
+        "overhead_common": overhead("common_genlab", "T 0.8, top-p 0.95 on all 8 rows, seeds 0-7"),
+        "overhead_common_top_k": overhead("common_top_k_genlab",
+                                          "T 0.8, top-k 40 on all 8 rows, seeds 0-7"),
+        "overhead_full": overhead("full_genlab", "FULL: every sampler stage on in some row"),
         "genlab_grid_tokens_per_s": round(len(GRID) * n / t["grid_genlab"]["wall_s"], 1),
         "load_avg_1min": round(os.getloadavg()[0], 2),
     }

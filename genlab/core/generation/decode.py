@@ -142,27 +142,32 @@ def _iter_chunk(loaded: LoadedModel, all_requests: Sequence[GenerationRequest], 
         yield from cancel_all()
         return 0, True
     batch.prefill()
+    # Per row, what the loop checks every step: its row, text, length limit, whether EOS ends it.
+    info = [(row, text, r.params.max_new_tokens, not r.params.ignore_eos, r.params.greedy)
+            for row, text, r in zip(rows, texts, requests, strict=True)]
     new_tokens, step = 0, 0
     while step < batch.steps:
         # Phase 2: a block of steps on the device, then their tokens read back at once.
         count = batch.run_block(step, stop_token)
-        keep = list(range(len(rows)))
+        keep = list(range(len(info)))
         for offset, (tokens, logprobs, sampled_lps, alts) in enumerate(batch.flush()):
             # Phase 3: the events of each step (Python work), for the rows still going.
             still: list[int] = []
             for b in keep:
-                row, req, text = rows[b], requests[b], texts[b]
+                row, text, limit, eos_ends, greedy = info[b]
                 token_id = tokens[b]
                 delta, hit_stop = text.push(token_id)
-                reason: FinishReason | None = "stop" if hit_stop else None
-                if reason is None and token_id in eos and not req.params.ignore_eos:
+                reason: FinishReason | None = None
+                if hit_stop:
+                    reason = "stop"
+                elif eos_ends and token_id in eos:
                     reason = "eos"
-                elif reason is None and len(text.token_ids) >= req.params.max_new_tokens:
+                elif len(text.token_ids) >= limit:
                     reason = "length"
-                if reason in ("eos", "length"):
+                if reason is not None and reason != "stop":
                     delta += text.flush()
                 yield TokenSampled(row, step + offset, token_id, delta, logprobs[b],
-                                   0.0 if req.params.greedy else sampled_lps[b],
+                                   0.0 if greedy else sampled_lps[b],
                                    batch.alternatives(alts[b]) if alts is not None else ())
                 if reason is None:
                     still.append(b)
@@ -176,13 +181,13 @@ def _iter_chunk(loaded: LoadedModel, all_requests: Sequence[GenerationRequest], 
         # Phase 4: finished rows leave the batch (cache included); honour the stop token.
         if not keep:
             break
-        if len(keep) < len(rows):
+        if len(keep) < len(info):
             batch.compact(keep)
-            rows, requests, texts = ([xs[b] for b in keep] for xs in (rows, requests, texts))
+            info = [info[b] for b in keep]
+            rows, texts = [i[0] for i in info], [i[1] for i in info]
         if stop_token is not None and stop_token.stopped:
             yield from cancel_all()
             return new_tokens, True
-        batch.advance()
     return new_tokens, False
 
 
@@ -246,8 +251,7 @@ class _Batch:
                 token_texts=lambda: _token_texts(self.tokenizer, self.logits.shape[-1]),
                 bias=self.bias, xtc_uniforms=self.xtc_uniforms)
 
-    @torch.inference_mode()
-    def advance(self) -> None:
+    def _advance(self) -> None:
         """One forward over the tokens chosen last; every row moves one position on."""
         if self.mask is not None:
             ones = self.mask.new_ones(self.mask.shape[0], 1)
@@ -255,17 +259,21 @@ class _Batch:
         self.logits = self._forward(self.last_tokens.unsqueeze(1), self.next_pos)
         self.next_pos = self.next_pos + 1
 
+    @torch.inference_mode()
     def run_block(self, step: int, stop_token: StopToken | None) -> int:
-        """Sample ``sync_every`` steps from ``step`` (fewer at the end or once stopped)."""
+        """Sample ``sync_every`` steps from ``step`` (fewer at the end or once stopped).
+
+        Each step but the very first starts with the forward over the previous step's tokens.
+        """
         count = min(self.sync_every, self.steps - step)
         for offset in range(count):
+            if step + offset > 0:
+                self._advance()
             self.sample(step + offset)
-            if offset + 1 == count or (stop_token is not None and stop_token.stopped):
+            if stop_token is not None and stop_token.stopped:
                 return offset + 1
-            self.advance()
         return count
 
-    @torch.inference_mode()
     def sample(self, step: int) -> None:
         """Choose this step's token for every row; the results wait in ``pending``."""
         logits, params = self.logits, self.params  # [B, V] float32

@@ -26,6 +26,15 @@ def sorted_values(x: torch.Tensor) -> torch.Tensor:
     return torch.sort(x, dim=-1).values
 
 
+def sort_with_indices(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values, indices)`` of each row sorted ascending (ties in any order among equals)."""
+    if numpy_ok(x):
+        idx = np.argsort(x.detach().numpy(), axis=-1)
+        return torch.from_numpy(np.take_along_axis(x.detach().numpy(), idx, -1)), \
+            torch.from_numpy(idx)
+    return torch.sort(x, dim=-1)
+
+
 def argmax(x: torch.Tensor) -> torch.Tensor:
     """Row-wise argmax, the first index on ties (as ``torch.argmax``)."""
     if numpy_ok(x):
@@ -54,6 +63,14 @@ def kth_largest(x: torch.Tensor, k: torch.Tensor, k_max: int) -> torch.Tensor:
         return torch.from_numpy(np.partition(x.detach().numpy(), vocab - k_max, axis=-1)
                                 [:, vocab - k_max: vocab - k_max + 1].copy())
     return extreme_values(x, k_max).gather(1, (k.clamp(max=k_max) - 1))
+
+
+def kth_largest_any(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """``kth_largest`` for a ``k`` only the device knows: no host sync off the CPU."""
+    if numpy_ok(x):
+        return kth_largest(x, k, int(k.max()))
+    descending = torch.sort(x, dim=-1, descending=True).values
+    return descending.gather(1, k.clamp(1, x.shape[-1]) - 1)
 
 
 def protect_top(remove: torch.Tensor, x: torch.Tensor, min_keep: tuple | None) -> torch.Tensor:

@@ -20,7 +20,7 @@ from genlab.core.generation.sampling.common import (
     NEG_INF,
     extreme_values,
     finite_count,
-    kth_largest,
+    kth_largest_any,
     protect_top,
 )
 
@@ -38,28 +38,30 @@ def mirostat_kernel(x: torch.Tensor, mu: torch.Tensor, version: torch.Tensor,
     """
     probs = x.softmax(dim=-1)
     mu = mu.unsqueeze(1).to(x.dtype)  # [n, 1]
-    # v2: surprise above mu goes; the most likely token always stays.
-    remove_v2 = (-torch.log2(probs) > mu) & (probs < probs.amax(dim=-1, keepdim=True))
-    remove = remove_v2
+    # v2: surprise -log2 p above mu goes (p below 2^-mu); the most likely token always stays.
+    floor = torch.minimum(torch.exp2(-mu), probs.amax(dim=-1, keepdim=True))
+    remove = probs < floor
     if has_v1:
-        k = zipf_top_k(probs, mu)  # [n, 1]
-        k_max = int(k.max())
-        kth = kth_largest(probs, k, k_max)
-        remove = torch.where(version == 1, probs < kth, remove_v2)
+        k = zipf_top_k(probs, mu, finite_count(x))  # [n, 1]
+        kth = kth_largest_any(probs, k)
+        remove = torch.where(version == 1, probs < kth, remove)
     return x.masked_fill_(protect_top(remove, x, keep), NEG_INF)
 
 
-def zipf_top_k(probs: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
-    """``[n, 1]`` int64 mirostat v1's k from the top-100 probabilities (at least 1)."""
+def zipf_top_k(probs: torch.Tensor, mu: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+    """``[n, 1]`` int64 mirostat v1's k from the top-100 probabilities (at least 1).
+
+    ``alive`` ``[n, 1]``: how many tokens are still in play (earlier stages may have cut some).
+    Torch ops only, so nothing waits for the device.
+    """
     vocab = probs.shape[-1]
     m = min(ZIPF_TOKENS, vocab)
     top = extreme_values(probs, m).double()  # [n, m] descending
-    count = finite_count(probs.log()).clamp(max=m)  # tokens in play among the top m
+    count = alive.clamp(max=m)  # tokens in play among the top m
     i = torch.arange(m - 1, device=probs.device, dtype=torch.float64)
     t = torch.log((i + 2) / (i + 1))  # [m - 1]
     pairs = i.unsqueeze(0) < (count - 1)  # [n, m - 1] both p_i and p_i+1 in play
-    b = torch.log(top[:, :-1] / top[:, 1:])
-    b = torch.where(pairs, b, 0.0)
+    b = torch.where(pairs, torch.log(top[:, :-1] / top[:, 1:]), 0.0)
     s_hat = (t * b).sum(dim=-1, keepdim=True) / (torch.where(pairs, t * t, 0.0)
                                                 .sum(dim=-1, keepdim=True).clamp(min=1e-300))
     eps = s_hat - 1

@@ -6,7 +6,9 @@ these ops give the same floats, so the dropped set is "every token below the sma
 value", unless equal values straddle the cut: then the sort order decides which of them
 survive, and the caller must use the index sort itself (``top_p_threshold`` returns None).
 
-The one sort is NumPy's on the CPU (several times faster than torch's there). A sort-free
+On the CPU the one sort is NumPy's (several times faster than torch's there). Elsewhere
+(CUDA, MPS) ``top_p_threshold`` returns None at once, so the caller runs transformers' index
+sort directly: no data-dependent branch, nothing waits for the device. A sort-free
 search (a partial selection of either end of the distribution, with the boundary certified
 against transformers' rounding) was tried and measured slower in the decode loop: the cumulative
 mass must be exact to the last bit at the cut, and transformers' softmax normaliser depends on
@@ -30,6 +32,8 @@ def top_p_threshold(x: torch.Tensor, cut: torch.Tensor, keep_count: torch.Tensor
         keep_count: ``[n, 1]`` min-keep above 1, or None.
         s: ``x`` sorted ascending, when the caller has it.
     """
+    if x.device.type != "cpu":
+        return None
     s = sorted_values(x) if s is None else s
     vocab = s.shape[-1]
     cum = s.softmax(dim=-1).cumsum(dim=-1)

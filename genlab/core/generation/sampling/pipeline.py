@@ -113,7 +113,8 @@ def _run(x: torch.Tensor, plan: Plan, state: Any, owned: bool) -> torch.Tensor:
                        for t in stage.inputs(state))
         shared = stage.shared(state)
     if plan.rows is None:
-        return stage.kernel(x if owned else x.clone(), *inputs, *plan.args, *shared)
+        return stage.kernel(x if owned or stage.fresh else x.clone(), *inputs, *plan.args,
+                            *shared)
     part = stage.kernel(x.index_select(0, plan.rows), *inputs, *plan.args, *shared)
     out = x if owned else x.clone()
     return out.index_copy_(0, plan.rows, part)

@@ -60,6 +60,8 @@ class Stage:
     live: Callable[[Any, Args], bool] = lambda state, args: True
     batch_wide: bool = False
     needs_state: bool = False
+    fresh: bool = False
+    """The kernel returns a new tensor and never writes its input (no defensive copy)."""
 
 
 def _temperature_args(pick: Pick) -> Args:
@@ -75,7 +77,7 @@ def _temperature_args(pick: Pick) -> Args:
 
 def _temperature_kernel(x: torch.Tensor, divisor: torch.Tensor, dyn: tuple | None
                         ) -> torch.Tensor:
-    x = temperature.temperature_kernel(x, divisor)
+    x = x / divisor  # a new tensor: x / 1.0 is exact, so rows at 1 share the op
     if dyn is not None:
         rows, *args = dyn
         x.index_copy_(0, rows, temperature.dynatemp_kernel(x.index_select(0, rows), *args))
@@ -130,7 +132,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           lambda pick: (pick("min_tokens"), int(pick("min_tokens").max())),
           shared=lambda state: (state.eos, state.step), live=_min_tokens_live,
           needs_state=True),
-    Stage("temperature", _temperature_kernel, _temperature_args, batch_wide=True),
+    Stage("temperature", _temperature_kernel, _temperature_args, batch_wide=True, fresh=True),
     Stage("top_k", truncation.top_k_kernel, _top_k_args),
     Stage("top_p", truncation.filter_kernel,
           lambda pick: (None, _cut(pick), pick.keep_count())),

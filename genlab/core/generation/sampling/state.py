@@ -75,6 +75,8 @@ class SamplerState:
                 self.real[:, :width] = prompt_mask.bool()
         if "presence_frequency" in uses:
             self.counts = torch.zeros(rows, vocab, dtype=torch.float32, device=device)
+            self._one = torch.ones(rows, 1, dtype=torch.float32, device=device)
+            self._windowed = bool((params.cols["repeat_last_n"] > 0).any())
         if "dry" in uses:
             self._start_dry(params, token_texts, vocab, width, steps)
         if "mirostat" in uses:
@@ -166,9 +168,9 @@ class SamplerState:
             self.history[:, self.length] = tokens
         self.length += 1
         if self.counts is not None:
-            self.counts.scatter_add_(1, tokens.unsqueeze(1), torch.ones_like(
-                tokens, dtype=torch.float32).unsqueeze(1))
-            self._leave_window(cols["repeat_last_n"])
+            self.counts.scatter_add_(1, tokens.unsqueeze(1), self._one)
+            if self._windowed:
+                self._leave_window(cols["repeat_last_n"])
         if self.matches is not None:
             dry.advance_matches(self.matches, self.history, self.real, self.breakers,
                                 self.length)
@@ -187,6 +189,8 @@ class SamplerState:
     def select(self, index: torch.Tensor, params: RowParams) -> None:
         """Keep only the rows in ``index`` (``params`` = the batch's settings, compacted)."""
         self.params = params
+        if self.counts is not None:
+            self._one = self._one[: index.numel()]
         for name in ("history", "real", "counts", "matches", "breakers", "mu", "xtc_uniforms"):
             value = getattr(self, name)
             if value is not None:

@@ -16,6 +16,7 @@ from genlab.core.generation.sampling.common import (
     finite_count,
     kth_largest,
     protect_top,
+    sort_with_indices,
     sorted_values,
 )
 from genlab.core.generation.sampling.nucleus import top_p_threshold
@@ -91,7 +92,7 @@ def typical_kernel(x: torch.Tensor, mass: torch.Tensor, keep_count: torch.Tensor
     p = torch.exp(normalized)
     ent = -(normalized * p).nansum(-1, keepdim=True)
     shifted = torch.abs((-normalized) - ent)
-    sorted_scores, sorted_idx = torch.sort(shifted, descending=False)
+    sorted_scores, sorted_idx = sort_with_indices(shifted)
     cumulative = x.gather(-1, sorted_idx).softmax(dim=-1).cumsum(dim=-1)
     last = (cumulative < mass).sum(dim=1).clamp_(max=x.shape[-1] - 1)
     sorted_remove = sorted_scores > sorted_scores.gather(1, last.view(-1, 1))
