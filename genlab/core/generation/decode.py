@@ -282,8 +282,11 @@ class _Batch:
                                            any_greedy=params.any_greedy,
                                            any_sample=params.any_sample)
         chosen = tokens.unsqueeze(1)  # [B, 1]
-        raw_lp = logits.log_softmax(dim=-1).gather(1, chosen).squeeze(1)  # [B]
         chosen_p = None if probs is None else probs.gather(1, chosen).squeeze(1)
+        if chosen_p is not None and processed is logits:  # no stage ran: the same distribution
+            raw_lp = chosen_p.log()
+        else:
+            raw_lp = logits.log_softmax(dim=-1).gather(1, chosen).squeeze(1)  # [B]
         if self.state is not None:
             self.state.update(tokens, chosen_p)
         self.last_tokens = tokens

@@ -107,11 +107,15 @@ def _run(x: torch.Tensor, plan: Plan, state: Any, owned: bool) -> torch.Tensor:
     if stage.needs_state:
         if state is None:
             raise ValueError(f"process_logits: a row uses {stage.name}; pass its SamplerState")
-        if not stage.live(state, plan.args):
+        if stage.live is not None and not stage.live(state, plan.args):
             return x
-        inputs = tuple(t if t is None or plan.absolute is None else t.index_select(0, plan.absolute)
-                       for t in stage.inputs(state))
-        shared = stage.shared(state)
+        if stage.inputs is not None:
+            inputs = stage.inputs(state)
+            if plan.absolute is not None:
+                inputs = tuple(t if t is None else t.index_select(0, plan.absolute)
+                               for t in inputs)
+        if stage.shared is not None:
+            shared = stage.shared(state)
     if plan.rows is None:
         return stage.kernel(x if owned or stage.fresh else x.clone(), *inputs, *plan.args,
                             *shared)

@@ -55,9 +55,9 @@ class Stage:
     name: str
     kernel: Callable[..., torch.Tensor]
     build: Callable[[Pick], Args]
-    inputs: Callable[[Any], tuple[torch.Tensor | None, ...]] = lambda state: ()
-    shared: Callable[[Any], tuple[Any, ...]] = lambda state: ()
-    live: Callable[[Any, Args], bool] = lambda state, args: True
+    inputs: Callable[[Any], tuple[torch.Tensor | None, ...]] | None = None
+    shared: Callable[[Any], tuple[Any, ...]] | None = None
+    live: Callable[[Any, Args], bool] | None = None
     batch_wide: bool = False
     needs_state: bool = False
     fresh: bool = False
