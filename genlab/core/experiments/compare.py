@@ -151,7 +151,7 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
         grid_cells = [GridCell(c.index, c.params, c.adapter) for c in chunk]
         rows = build_rows(spec.prompts, grid_cells, spec.samples, spec.seed)
         by_cell: dict[int, list[tuple[Any, RowFinished]]] = {c.index: [] for c in chunk}
-        for event in iter_generate(loaded, [r.request for r in rows],
+        for event in iter_generate(loaded, [r.request for r in rows], token_events=False,
                                    batch_size=spec.batch_size, stop_token=stop):
             if not isinstance(event, RowFinished):
                 continue

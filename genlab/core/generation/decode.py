@@ -58,7 +58,11 @@ _TOKEN_TEXTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def generate(loaded: LoadedModel, requests: Sequence[GenerationRequest], **kwargs: Any
              ) -> list[RowFinished]:
-    """Run ``iter_generate`` to the end; return every row's ``RowFinished``, ordered by row."""
+    """Run ``iter_generate`` to the end; return every row's ``RowFinished``, ordered by row.
+
+    No per-token events are built (``token_events=False``): the rows are the same.
+    """
+    kwargs.setdefault("token_events", False)
     done = [e for e in iter_generate(loaded, requests, **kwargs) if isinstance(e, RowFinished)]
     return sorted(done, key=lambda r: r.row)
 
@@ -70,6 +74,7 @@ def iter_generate(
     top_n: int = 0,
     batch_size: int | None = None,
     stop_token: StopToken | None = None,
+    token_events: bool = True,
 ) -> Iterator[TokenSampled | RowFinished | GenerationFinished]:
     """Generate every request, yielding events as tokens are chosen.
 
@@ -80,10 +85,12 @@ def iter_generate(
             ``alternatives``; 0 skips that work.
         batch_size: Rows per batch (chunks run one after another); None = all rows at once.
         stop_token: Once set, unfinished rows end with reason ``cancelled`` at the next step.
+        token_events: False skips the ``TokenSampled`` events (and ``top_n``), for callers
+            that only want finished rows; every row's tokens and text are the same.
 
     Yields:
-        ``TokenSampled`` per row per step, one ``RowFinished`` per row, then one
-        ``GenerationFinished``.
+        ``TokenSampled`` per row per step (unless ``token_events`` is False), one
+        ``RowFinished`` per row, then one ``GenerationFinished``.
 
     Raises:
         ConfigError: ``top_n``/``batch_size`` out of range or an unknown adapter name.
@@ -98,7 +105,9 @@ def iter_generate(
             for row in rows:
                 yield RowFinished(row, "cancelled", "", (), time.perf_counter() - start)
             continue
-        new, cancelled = yield from _iter_chunk(loaded, requests, rows, top_n, stop_token, start)
+        new, cancelled = yield from _iter_chunk(loaded, requests, rows,
+                                                top_n if token_events else 0, stop_token, start,
+                                                token_events)
         total += new
     yield GenerationFinished(len(requests), total, time.perf_counter() - start, cancelled)
 
@@ -124,7 +133,8 @@ def _eos_ids(loaded: LoadedModel) -> frozenset[int]:
 
 
 def _iter_chunk(loaded: LoadedModel, all_requests: Sequence[GenerationRequest], rows: list[int],
-                top_n: int, stop_token: StopToken | None, start: float) -> Iterator[Event]:
+                top_n: int, stop_token: StopToken | None, start: float,
+                token_events: bool = True) -> Iterator[Event]:
     """Decode one chunk of rows; returns ``(new_tokens, cancelled)`` through ``yield from``."""
     requests = [all_requests[r] for r in rows]
     eos = _eos_ids(loaded)
@@ -166,9 +176,10 @@ def _iter_chunk(loaded: LoadedModel, all_requests: Sequence[GenerationRequest], 
                     reason = "length"
                 if reason is not None and reason != "stop":
                     delta += text.flush()
-                yield TokenSampled(row, step + offset, token_id, delta, logprobs[b],
-                                   0.0 if greedy else sampled_lps[b],
-                                   batch.alternatives(alts[b]) if alts is not None else ())
+                if token_events:
+                    yield TokenSampled(row, step + offset, token_id, delta, logprobs[b],
+                                       0.0 if greedy else sampled_lps[b],
+                                       batch.alternatives(alts[b]) if alts is not None else ())
                 if reason is None:
                     still.append(b)
                 else:

@@ -100,6 +100,11 @@ def test_deltas_concatenate_to_the_final_text(loaded):
             assert request.params.stop[0] not in result.text
     assert isinstance(events[-1], GenerationFinished)
     assert events[-1].rows == len(MIXED)
+    quiet = generate(loaded, MIXED)  # no token events: the same rows
+    assert [(r.token_ids, r.text, r.reason) for r in quiet] == [
+        (r.token_ids, r.text, r.reason) for r in finished]
+    assert not any(isinstance(e, TokenSampled) for e in iter_generate(
+        loaded, MIXED[:2], token_events=False))
     assert events[-1].new_tokens == sum(len(r.token_ids) for r in finished)
 
 
