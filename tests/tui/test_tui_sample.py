@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual.widgets import Collapsible, Input, Select
+from textual.widgets._collapsible import CollapsibleTitle
 
 from genlab.tui.fake_source import FakeSource
 from genlab.tui.screens.sample import SampleScreen
@@ -116,8 +117,10 @@ def test_advanced_samplers_sit_under_a_fold_and_reach_the_request(tmp_path, tui)
             assert {f.name for f in ADVANCED_FIELDS} >= {"typical_p", "dry_multiplier",
                                                          "mirostat", "logit_bias",
                                                          "sampler_order"}
-            fold.collapsed = False
+            fold.query_one(CollapsibleTitle).focus()
+            await pilot.press("enter")  # the keyboard opens the fold
             await pilot.pause()
+            assert not fold.collapsed
             column.panel.set_value("dry_multiplier", "0.8")
             column.panel.set_value("logit_bias", '" the"=-inf, 5=2')
             column.panel.set_value("sampler_order", "llama.cpp")
