@@ -16,8 +16,7 @@ from genlab.core.configs.knobs import ConfigError, knob, knob_fields, validate_k
 
 GRID_PANEL = ("Sampling grid (each takes one value or a comma-separated list; columns = cross "
               "product)")
-ADVANCED_PANEL = ("Advanced samplers (numbers take one value or a comma-separated list, part of "
-                  "the grid; see docs/sampling.md)")
+ADVANCED_PANEL = "Advanced samplers (numbers: one value or a comma list; docs/sampling.md)"
 _ADV = {"panel": ADVANCED_PANEL, "advanced": True}
 _GRID_ADV = {**_ADV, "grid": True}
 
