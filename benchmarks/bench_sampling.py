@@ -23,12 +23,14 @@ after a warm-up):
 Runners take turns within each repeat; both wall-clock and CPU time (``time.process_time``)
 medians are reported, since on a shared machine CPU time is the steadier measure.
 
-Every row ignores EOS so all rows run full length. Without ``--model`` a random-init Llama of
-the shipped model's size (hidden 256, 4 layers, 8 heads / 4 KV heads, MLP 688, vocab 2048,
-~3.4M params) with a freshly trained byte-level BPE tokenizer is built in a temp dir.
+Every row ignores EOS so all rows run full length, and prompts are raw text on both sides
+(no chat template). Without ``--model`` a random-init Llama of the shipped model's size (hidden
+256, 4 layers, 8 heads / 4 KV heads, MLP 688, vocab 2048, ~3.4M params) with a freshly trained
+byte-level BPE tokenizer is built in a temp dir; ``--preset smollm2-135m-shape`` builds a
+random-init model of SmolLM2-135M's shape instead (``benchmarks/presets.py``).
 
-    python benchmarks/bench_sampling.py [--model DIR] [--repeats 5] [--new-tokens 128]
-        [--device cpu] [--dtype float32]
+    python benchmarks/bench_sampling.py [--model DIR | --preset smollm2-135m-shape]
+        [--repeats 5] [--new-tokens 128] [--device cpu] [--dtype float32]
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from presets import SHAPES, build_preset
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -176,7 +180,8 @@ def genlab_runner(loaded, settings: list, new_tokens: int):
         return SamplingParams(temperature=t, top_k=k, top_p=p, min_p=m, repetition_penalty=r,
                               ignore_eos=True, max_new_tokens=new_tokens)
 
-    requests = [GenerationRequest(PROMPT, params(s), seed=i) for i, s in enumerate(settings)]
+    requests = [GenerationRequest(PROMPT, params(s), seed=i, chat=False)
+                for i, s in enumerate(settings)]
     return lambda: generate(loaded, requests)
 
 
@@ -210,23 +215,28 @@ def bare_runner(loaded, rows: int, new_tokens: int):
     The forward arguments are the ones genlab passes for an unpadded batch (no attention
     mask: the model's causal mask is exact), so the difference is genlab's own work.
     """
+    import inspect
+
     import torch
     from transformers import DynamicCache
 
     model, tok = loaded.model, loaded.tokenizer
     ids = torch.tensor([tok(PROMPT)["input_ids"]] * rows, device=loaded.device)
     pos0 = torch.arange(ids.shape[1], device=loaded.device).expand(rows, -1)
+    # The cache keyword genlab passes (transformers >= 5.2 deprecates past_key_values).
+    key = "cache" if "cache" in inspect.signature(model.forward).parameters else \
+        "past_key_values"
 
     @torch.inference_mode()
     def run() -> None:
         cache = DynamicCache(config=model.config)
-        out = model(input_ids=ids, position_ids=pos0, past_key_values=cache, use_cache=True,
-                    logits_to_keep=1)
+        out = model(input_ids=ids, position_ids=pos0, use_cache=True, logits_to_keep=1,
+                    **{key: cache})
         pos = pos0[:, -1:] + 1
         for _ in range(new_tokens - 1):
             nxt = out.logits[:, -1, :].float().argmax(-1, keepdim=True)
-            out = model(input_ids=nxt, position_ids=pos, past_key_values=cache, use_cache=True,
-                        logits_to_keep=1)
+            out = model(input_ids=nxt, position_ids=pos, use_cache=True, logits_to_keep=1,
+                        **{key: cache})
             pos = pos + 1
         out.logits[:, -1, :].float().argmax(-1)
 
@@ -237,6 +247,9 @@ def main() -> None:
     """Measure the three comparisons and print them as JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="HF model directory (default: build the shipped-size Llama)")
+    ap.add_argument("--preset", choices=sorted(SHAPES),
+                    help="build a random-init model of this shape instead (e.g. "
+                         "smollm2-135m-shape: 30 layers, hidden 576, 134.5M params)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=1,
@@ -251,8 +264,13 @@ def main() -> None:
     from genlab.core.modeling.loading import load_model
 
     torch.set_num_threads(args.threads)
+    if args.model and args.preset:
+        ap.error("--model and --preset are alternatives; give one")
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = args.model or str(build_default_model(Path(tmp)))
+        if args.preset:
+            model_dir = str(build_preset(args.preset, Path(tmp) / args.preset))
+        else:
+            model_dir = args.model or str(build_default_model(Path(tmp)))
         loaded = load_model(model_dir, device=args.device, dtype=args.dtype)
         clock = ForwardClock(loaded.model)
         n = args.new_tokens
@@ -282,7 +300,8 @@ def main() -> None:
                 "goal": "<= 5"}
 
     report = {
-        "model": args.model or "random-init llama (default shipped size)",
+        "model": args.model or (f"random-init {args.preset}" if args.preset else
+                                "random-init llama (default shipped size)"),
         "params": loaded.num_parameters,
         "device": str(loaded.device),
         "dtype": str(loaded.dtype).removeprefix("torch."),

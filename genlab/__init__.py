@@ -2,15 +2,17 @@
 
 The package root stays light (no torch import) so that ``genlab --help`` starts instantly;
 the heavy machinery lives in ``genlab.core`` and is imported on first use. The public API
-(``genlab.compare``, ``genlab.sweep``, ``genlab.report``, ``genlab.load_spec`` and their result
-types) is resolved lazily from ``genlab.api`` on first attribute access.
+(``genlab.sample``, ``genlab.compare``, ``genlab.sweep``, ``genlab.report``, ``genlab.lr_find``,
+``genlab.load_spec`` and their result types) is resolved lazily from ``genlab.api`` on first
+attribute access.
 """
 
 from typing import Any
 
 from genlab.version import __version__
 
-_API = ("compare", "sweep", "report", "load_spec", "CompareResult", "SweepResult")
+_API = ("sample", "compare", "sweep", "report", "lr_find", "load_spec", "CompareResult",
+        "SweepResult")
 __all__ = ["__version__", *_API]
 
 

@@ -1,9 +1,15 @@
-"""genlab's Python API for comparisons and sweeps: ``genlab.compare`` and ``genlab.sweep``.
+"""genlab's Python API: ``genlab.sample``, ``genlab.compare``, ``genlab.sweep``,
+``genlab.report`` and ``genlab.lr_find`` (the learning-rate range test).
 
-The CLI's ``genlab compare`` and ``genlab sweep`` call exactly these functions; a notebook gets
-the same behaviour (same output directory, same ``results.jsonl``, same report, same resume)::
+``genlab.sample`` runs a grid of sampling settings over prompts (or conversations) in memory
+and returns the rows ``genlab sample -f jsonl`` writes. The CLI's ``genlab compare`` and
+``genlab sweep`` call exactly ``compare``/``sweep``; a notebook gets the same behaviour (same
+output directory, same ``results.jsonl``, same report, same resume)::
 
     import genlab
+    rows = genlab.sample("What is the capital of France?", "./qwen2.5-0.5b-instruct",
+                         grid={"temperature": [0, 0.7]}, system="Answer in one word.")
+    rows[0]["text"], rows[0]["messages"]
     result = genlab.compare("prompts/specs/temperature-top-k.yaml", model="./my-model")
     result.rows[0]["outputs"][0]["text"]
     sweep = genlab.sweep("prompts/specs/learning-rate.yaml", overrides=["trials=2"])
@@ -16,7 +22,7 @@ the model before it writes anything, then drains the core iterator, handing ever
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +80,93 @@ class SweepResult:
     stopped: bool = False
     best_run_dir: str = ""
     spec: Any = None
+
+
+def sample(prompts: Any, model: str | None = None, *,
+           grid: Mapping[str, Sequence[Any]] | None = None, base: Any = None,
+           num_samples: int = 1, seed: int = 0, batch_size: int = 16,
+           adapters: Mapping[str, str] | None = None, chat: bool | None = None,
+           system: str | None = None, truncate_prompt: str = "error", device: str = "auto",
+           dtype: str = "auto", gguf_file: str | None = None, loaded: Any = None,
+           on_event: Callable[[Any], None] | None = None, stop_token: Any = None
+           ) -> list[dict[str, Any]]:
+    """Sample ``model`` under every combination of ``grid`` for every prompt; return the rows.
+
+    Args:
+        prompts: A string, an OpenAI-style conversation (a list of ``{"role", "content"}``),
+            or a list of prompts, each a string, a conversation, or ``{"prompt": ...}`` /
+            ``{"messages": [...]}``.
+        model: Hub id, local directory or ``.gguf`` file (or a directory holding one);
+            None: the shipped model.
+        grid: Sampling field -> values (``{"temperature": [0, 0.7], "top_k": [0, 40]}``);
+            the columns are their cross product, as ``genlab sample``'s grid flags.
+        base: Settings every column shares: a ``SamplingParams`` or a mapping of its fields.
+        num_samples: Samples per setting; sample ``i`` has the same seed in every column.
+        seed: Base seed.
+        batch_size: Rows per forward pass (bounds the KV cache's memory).
+        adapters: Adapter name -> PEFT directory; each setting also runs on each adapter.
+        chat: Send prompts through the chat template (None: when the model has one).
+        system: System message in front of each conversation (chat only).
+        truncate_prompt: ``error`` or ``left`` when a prompt does not fit the context.
+        device, dtype, gguf_file: As for ``genlab sample``.
+        loaded: An already-loaded model (``genlab.core.modeling.loading.load_model``).
+        on_event: Called with every generation event (progress).
+        stop_token: A ``genlab.core.events.StopToken``; unfinished rows end ``cancelled``.
+
+    Returns:
+        One dict per row, prompt-major, then setting (and adapter), then sample, with the keys
+        of ``genlab sample -f jsonl``: ``prompt``, ``messages`` (the conversation sent, or None
+        for raw text), ``params``, ``seed``, ``sample_index``, ``text`` (the reply only),
+        ``token_ids``, ``finish_reason``, ``adapter``.
+
+    Raises:
+        ConfigError: A grid value or setting out of range.
+        ModelLoadError: The model or an adapter cannot be loaded.
+        PromptError, ContextLimitError: A prompt the template refuses or that does not fit.
+    """
+    from genlab.core.configs import SamplingParams
+    from genlab.core.configs.sampling import message_dicts
+    from genlab.core.events import RowFinished
+    from genlab.core.generation.decode import iter_generate
+    from genlab.core.generation.grid import build_cells, build_rows, expand_grid, sample_record
+    from genlab.core.generation.prompting import sent_messages, uses_chat
+    from genlab.core.modeling.loading import load_model
+
+    params = base if isinstance(base, SamplingParams) else SamplingParams(**dict(base or {}))
+    cells = build_cells(expand_grid(dict(grid or {}), params), [None, *(adapters or {})])
+    rows = build_rows(_prompt_items(prompts), cells, num_samples, seed, chat=chat,
+                      system=system, truncate_prompt=truncate_prompt)
+    if loaded is None:
+        loaded = load_model(model, device=device, dtype=dtype, adapters=dict(adapters or {}),
+                            gguf_file=gguf_file)
+    finished: dict[int, Any] = {}
+    for event in iter_generate(loaded, [r.request for r in rows], batch_size=batch_size,
+                               stop_token=stop_token):
+        if on_event is not None:
+            on_event(event)
+        if isinstance(event, RowFinished):
+            finished[event.row] = event
+    out = []
+    for i, row in enumerate(rows):
+        fin = finished[i]
+        chatted = uses_chat(loaded.tokenizer, row.request)
+        messages = message_dicts(sent_messages(row.request)) if chatted else None
+        out.append(sample_record(row, fin.text, fin.token_ids, fin.reason, messages))
+    return out
+
+
+def _prompt_items(prompts: Any) -> list[Any]:
+    """``sample``'s ``prompts`` as ``Prompt`` items (see its docstring for the shapes)."""
+    from genlab.core.generation.prompts import prompt_from_value
+
+    def is_conversation(value: Any) -> bool:
+        return isinstance(value, (list, tuple)) and bool(value) and all(
+            isinstance(m, Mapping) and "role" in m for m in value)
+
+    if isinstance(prompts, str) or is_conversation(prompts):
+        prompts = [prompts]
+    return [prompt_from_value({"messages": list(p)} if is_conversation(p) else p)
+            for p in prompts]
 
 
 def load_spec(spec: SpecLike, *, overrides: Iterable[str] = (), model: str | None = None,
@@ -187,6 +280,44 @@ def _sweep_result(spec: Any, started: Any, finished: Any) -> SweepResult:
     html_path = str(out / "report.html") if finished.report_path else ""
     return SweepResult(rows, finished.best, out, finished.report_path, html_path,
                        started.storage, dict(finished.counts), finished.stopped, best_run, spec)
+
+
+def lr_find(config: Any = None, out_dir: str | Path | None = None, *,
+            find: Any = None, on_event: Callable[[Any], None] | None = None,
+            stop_token: Any = None, **fields: Any) -> Any:
+    """Run the learning-rate range test; returns its ``LrFindFinished`` (suggestions, paths).
+
+    Args:
+        config: A ``TrainConfig`` (model, data, LoRA, optimizer, batch), or None to build one
+            from ``fields`` (``model`` defaults to the shipped model), e.g.
+            ``genlab.lr_find(data="demo/facts/train.jsonl", prompt_field="prompt",
+            completion_field="completion", seq_len=64)``.
+        out_dir: Directory for lr_find.jsonl and lr_find.png (absent or empty); default
+            ``runs/lr-find-<timestamp>-<name>``.
+        find: An ``LrFindConfig`` (start_lr, end_lr, num_steps, smoothing, diverge), or a
+            mapping of its fields.
+        on_event: Called with every event (``LrFindStarted``, ``LrFindStep``, ...).
+        stop_token: A ``StopToken`` that ends the sweep early (the curve so far is kept).
+
+    Raises:
+        ConfigError, ModelLoadError, DataError, TrainSetupError: Before anything is written.
+    """
+    from genlab.assets import resolve_model
+    from genlab.core.configs import LrFindConfig, TrainConfig
+    from genlab.core.events import LrFindFinished
+    from genlab.core.training.lr_find import iter_lr_find
+
+    if config is None:
+        config = TrainConfig(**{"model": resolve_model(None), **fields})
+    if isinstance(find, Mapping):
+        find = LrFindConfig(**find)
+    finished = None
+    for event in iter_lr_find(config, find, out_dir=out_dir, stop_token=stop_token):
+        if on_event is not None:
+            on_event(event)
+        if isinstance(event, LrFindFinished):
+            finished = event
+    return finished
 
 
 def report(out_dir: str | Path) -> Path:

@@ -4,8 +4,8 @@ The committed, reproducible form of the run that produced ``genlab/assets/tinyst
 Same settings as that run: a 2,048-token byte-level BPE and a 6-layer Llama (hidden 128, 4 heads,
 2 KV heads, MLP 384, context 256, tied embeddings: 1.44M parameters), AdamW lr 2.5e-3, batch
 32 x 256 tokens, 100 warmup steps, trained as warmup-stable-decay until a deadline
-(``genlab.core.pretrain.pipeline.iter_pretrain`` with ``time_limit_s``), then scored whole on the first
-300 validation stories (bits per byte). Equivalent to::
+(``genlab.core.pretrain.pipeline.iter_pretrain`` with ``time_limit_s``), then scored whole on
+the first 300 validation stories (bits per byte). Equivalent to::
 
     genlab pretrain --data DATA/train.txt --eval-data DATA/valid.txt --time-limit 2h \\
         --decay-fraction 0.25 --sample-prompt "Once upon a time" --device cpu --out OUT

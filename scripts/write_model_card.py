@@ -233,9 +233,9 @@ print(tok.decode(model.generate(**ids, max_new_tokens=60)[0], skip_special_token
 Bits per byte scores each story whole from its start: the model sees `<|bos|>` + the story's
 tokens + `<|endoftext|>`, every token after `<|bos|>` is scored (the closing end-of-text
 included), and the summed negative log2-likelihood is divided by the story's UTF-8 bytes, so
-models with different tokenizers compare directly (`genlab.core.pretrain.bpb`). The figures above were
-computed when this card was written, on the installed copy, in float32 on CPU; they are also in
-`eval.json`, and `tests/test_default_model.py` checks the 40-story figure.
+models with different tokenizers compare directly (`genlab.core.pretrain.bpb`). The figures
+above were computed when this card was written, on the installed copy, in float32 on CPU; they
+are also in `eval.json`, and `tests/test_default_model.py` checks the 40-story figure.
 
 ## Samples
 

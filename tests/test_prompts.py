@@ -46,9 +46,10 @@ def test_utf8_bom_is_dropped(tmp_path):
     ("empty.txt", b"", "no prompts"),
     ("blank.txt", b"\n  \n", "no prompts"),
     ("latin1.txt", "ok\ncaf\u00e9\n".encode("latin-1"), "line 2: not UTF-8"),
-    ("noprompt.jsonl", b'{"prompt": "a"}\n{"text": "b"}\n', 'line 2: no "prompt" field'),
+    ("noprompt.jsonl", b'{"prompt": "a"}\n{"text": "b"}\n',
+     'line 2: no "prompt" or "messages" field'),
     ("badjson.jsonl", b'{"prompt": "a"}\n\n{"prompt": \n', "line 3: invalid JSON"),
-    ("notobj.jsonl", b'["a"]\n', 'line 1: no "prompt" field'),
+    ("notobj.jsonl", b'["a"]\n', 'line 1: a JSON list, not an object'),
     ("nonstr.jsonl", b'{"prompt": 3}\n', "line 1: \"prompt\" must be a non-empty string"),
 ])
 def test_bad_files_give_one_line_errors(tmp_path, name, content, needle):

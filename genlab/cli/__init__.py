@@ -11,6 +11,7 @@ import typer
 
 from genlab.cli import (
     compare_cmd,
+    lr_find_cmd,
     merge_cmd,
     pretrain_cmd,
     report_cmd,
@@ -47,6 +48,7 @@ def _root(
 
 app.command("sample", no_args_is_help=False)(sample_cmd.sample)
 app.command("train", epilog=train_cmd.EPILOG)(train_cmd.train)
+app.command("lr-find", epilog=lr_find_cmd.EPILOG)(lr_find_cmd.lr_find)
 app.command("merge", epilog=merge_cmd.EPILOG)(merge_cmd.merge)
 app.command("tui")(tui_cmd.tui)
 app.command("compare", epilog=compare_cmd.EPILOG)(compare_cmd.compare)

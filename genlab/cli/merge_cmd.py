@@ -26,10 +26,15 @@ def merge(
     out: str = typer.Option(..., "--out", "-o", metavar="DIR", show_default=False,
                             help="Directory for the merged model and tokenizer (written to a "
                                  "temporary directory beside it, then renamed)."),
-    model: str | None = typer.Option(None, "--model", "-m", metavar="ID|DIR",
+    model: str | None = typer.Option(None, "--model", "-m", metavar="ID|DIR|GGUF",
                                      show_default=False,
-                                     help="Base model. Default: the base_model_name_or_path "
-                                          "in the adapter's adapter_config.json."),
+                                     help="Base model (a .gguf file works too). Default: the "
+                                          "base_model_name_or_path in the adapter's "
+                                          "adapter_config.json."),
+    gguf_file: str | None = typer.Option(None, "--gguf-file", metavar="NAME",
+                                         show_default=False,
+                                         help="The .gguf file of the base when --model is a "
+                                              "directory holding several."),
     dtype: str = typer.Option("auto", "--dtype", metavar="DTYPE", show_default=False,
                               help="Saved dtype: auto (the base model's stored dtype), "
                                    "float32, bfloat16 or float16. The merge itself runs in "
@@ -40,7 +45,8 @@ def merge(
     """Merge a LoRA adapter into its base model and save a standard Hugging Face model.
 
     The result loads with transformers' AutoModelForCausalLM alone (no PEFT needed) and gives
-    the same outputs as base + adapter.
+    the same outputs as base + adapter. A GGUF base works too: GGUF -> LoRA -> a normal
+    Hugging Face directory.
 
     Examples:
 
@@ -52,7 +58,8 @@ def merge(
     from genlab.core.modeling.merge import MergeError, merge_adapter
 
     try:
-        out_dir = merge_adapter(adapter, out, base_model=model, dtype=dtype, force=force)
+        out_dir = merge_adapter(adapter, out, base_model=model, dtype=dtype, force=force,
+                                gguf_file=gguf_file)
     except (MergeError, ModelLoadError) as err:
         fail(" ".join(str(err).split()))
     print(f"Merged {adapter} into its base model -> {out_dir}")

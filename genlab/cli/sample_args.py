@@ -31,7 +31,13 @@ from genlab.core.generation.grid import (
     validate_axis,
     varying_fields,
 )
-from genlab.core.generation.prompts import PromptFileError, decode_utf8, load_prompts, parse_prompts
+from genlab.core.generation.prompts import (
+    Prompt,
+    PromptFileError,
+    decode_utf8,
+    load_prompt_set,
+    parse_prompt_set,
+)
 
 FORMATS = ("table", "jsonl", "csv", "markdown")
 SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".md": "markdown",
@@ -51,7 +57,8 @@ class SamplePlan:
         device: Device spelling for ``load_model`` (``auto``, ``cpu``, ``cuda:1``...).
         dtype: Dtype spelling for ``load_model``.
         adapters: Adapter name -> directory, in the order given.
-        prompts: The prompts, ``--prompt`` values first, then the file's.
+        prompts: The prompts (texts or conversations), ``--prompt`` values first, then the
+            file's.
         cells: The columns: settings x (base, adapters...).
         rows: Every (prompt, cell, sample) request, in batch order.
         varying: Sampling fields that differ between columns (shown in headers).
@@ -61,12 +68,16 @@ class SamplePlan:
         logprobs: Alternatives per token to record, or None to record no logprobs.
         output_format: One of ``FORMATS``.
         out: Output file, or None for stdout.
+        gguf_file: The GGUF file to load inside a directory holding several.
+        chat: ``--chat``/``--no-chat`` (None: chat when the model has a template).
+        system: ``--system`` text, or None.
+        truncate_prompt: ``error`` or ``left``.
     """
 
     model: str
     device: str
     dtype: str
-    prompts: list[str]
+    prompts: list[Prompt]
     cells: list[GridCell]
     rows: list[GridRow]
     varying: list[str]
@@ -77,6 +88,15 @@ class SamplePlan:
     adapters: dict[str, str] = field(default_factory=dict)
     logprobs: int | None = None
     out: Path | None = None
+    gguf_file: str | None = None
+    chat: bool | None = None
+    system: str | None = None
+    truncate_prompt: str = "error"
+
+    @property
+    def prompt_texts(self) -> list[str]:
+        """How each prompt is titled in tables."""
+        return [p.shown for p in self.prompts]
 
 
 def config_error_message(err: ConfigError, shown_value: str | None = None) -> str:
@@ -156,23 +176,25 @@ def parse_adapters(specs: list[str]) -> dict[str, str]:
     return adapters
 
 
-def collect_prompts(prompt_args: list[str], prompts_file: str | None) -> list[str]:
+def collect_prompts(prompt_args: list[str], prompts_file: str | None) -> list[Prompt]:
     """``--prompt`` values then the prompts of ``--prompts FILE`` (``-`` reads stdin)."""
-    prompts = [unescape(p) for p in prompt_args]
-    for p in prompts:
+    texts = [unescape(p) for p in prompt_args]
+    for p in texts:
         if not p.strip():
             raise UsageError("--prompt '': a prompt must not be empty")
+    prompts = [Prompt(p) for p in texts]
     if prompts_file is not None:
         try:
             if prompts_file == "-":
-                prompts += parse_prompts(decode_utf8(sys.stdin.buffer.read()), jsonl=False)
+                prompts += parse_prompt_set(decode_utf8(sys.stdin.buffer.read()), jsonl=False)
             else:
-                prompts += load_prompts(prompts_file)
+                prompts += load_prompt_set(prompts_file)
         except PromptFileError as err:
             raise UsageError(f"--prompts {prompts_file}: {err}") from None
     if not prompts:
         raise UsageError("no prompt given; pass --prompt TEXT (repeatable) or "
-                         "--prompts FILE (.txt one per line, or .jsonl with a \"prompt\" field)")
+                         "--prompts FILE (.txt one per line, or .jsonl with a \"prompt\" or "
+                         "\"messages\" field)")
     return prompts
 
 
@@ -224,6 +246,20 @@ def check_dtype(dtype: str) -> str:
     return dtype
 
 
+def parse_prompting(chat: bool | None, system: str | None, truncate: str | None
+                    ) -> dict[str, object]:
+    """``chat``, ``system`` and ``truncate_prompt`` of every row, checked."""
+    if system is not None and not system.strip():
+        raise UsageError("--system '': give a system message, or leave --system out")
+    if chat is False and system is not None:
+        raise UsageError("--system: a system message needs the chat template; drop --no-chat")
+    truncate = (truncate or "error").strip().lower()
+    if truncate not in ("error", "left"):
+        raise UsageError(f"--truncate-prompt {truncate}: must be error or left")
+    return {"chat": chat, "system": unescape(system) if system is not None else None,
+            "truncate_prompt": truncate}
+
+
 def build_base_params(shared: dict[str, Any]) -> SamplingParams:
     """Settings shared by every column: stop strings, ignore-eos, logit bias, sampler order,
     DRY breakers (raw flag values; None = not given)."""
@@ -270,9 +306,12 @@ def _bias_entry(entry: str) -> str:
 
 def build_grid(
     axes_raw: dict[str, str | None], base: SamplingParams, adapters: dict[str, str],
-    prompts: list[str], num_samples: int, seed: int,
+    prompts: list[Prompt], num_samples: int, seed: int, prompting: dict | None = None,
 ) -> tuple[list[GridCell], list[GridRow], list[str]]:
-    """Cells, rows and varying fields from the raw grid flag strings (None = default)."""
+    """Cells, rows and varying fields from the raw grid flag strings (None = default).
+
+    ``prompting`` holds ``chat``, ``system`` and ``truncate_prompt`` for every row.
+    """
     axes = {f: parse_number_list(f, raw) for f, raw in axes_raw.items() if raw is not None}
     unknown = set(axes) - set(GRID_FIELDS)
     if unknown:
@@ -280,7 +319,7 @@ def build_grid(
     try:
         params = expand_grid(axes, base)
         cells = build_cells(params, [None, *adapters])
-        rows = build_rows(prompts, cells, num_samples, seed)
+        rows = build_rows(prompts, cells, num_samples, seed, **(prompting or {}))
     except ConfigError as err:
         raise UsageError(config_error_message(err)) from None
     return cells, rows, varying_fields(params)

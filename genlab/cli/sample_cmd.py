@@ -4,7 +4,9 @@ Owns the command's flags and its flow: validate every flag (fast, before torch l
 the model and adapters, run the whole grid as batched forward passes while showing progress
 on stderr, then render (table) or write (JSONL, CSV, Markdown; atomically with ``--out``).
 Ctrl-C sets the core's stop token; the run ends at the next step, nothing half-done is
-written, and the exit code is 130.
+written, and the exit code is 130. A model whose tokenizer has a chat template gets each prompt
+as a conversation (``--chat``, the default there); a prompt that does not fit the model's
+context is exit code 2 before anything runs, unless ``--truncate-prompt left``.
 
 Import-time cost is typer and the standard library only: the core (and torch) is imported
 inside ``sample``, so ``genlab sample --help`` is instant.
@@ -21,7 +23,7 @@ from genlab.assets import DEFAULT_MODEL_HELP
 from genlab.cli.common import EXIT_STOPPED, StopOnSignals, UsageError, default_model, fail
 from genlab.cli.options import knob_command, knob_options
 from genlab.core.configs.knobs import knob_fields
-from genlab.core.configs.sampling import GRID_FIELDS, GRID_PANEL, SamplingParams
+from genlab.core.configs.sampling import GRID_FIELDS, GRID_PANEL, GenerationRequest, SamplingParams
 
 BASE_FIELDS = tuple(kf.name for kf in knob_fields(SamplingParams) if not kf.knob.grid)
 """Sampling knobs every column shares (stop strings, logit bias, sampler order, ...)."""
@@ -30,9 +32,14 @@ MODEL = "Model"
 PROMPTS = "Prompts"
 OUTPUT = "Output"
 
+PROMPT_KNOBS = ("chat", "system", "truncate_prompt")
 MODEL_OPTION = typer.Option(
-    None, "--model", "-m", metavar="ID|DIR", rich_help_panel=MODEL,
-    help="Hugging Face hub id or local model directory. " + DEFAULT_MODEL_HELP)
+    None, "--model", "-m", metavar="ID|DIR|GGUF", rich_help_panel=MODEL,
+    help="Hugging Face hub id, local model directory, or a .gguf file (or a directory holding "
+         "one). " + DEFAULT_MODEL_HELP)
+GGUF_FILE_OPTION = typer.Option(
+    None, "--gguf-file", metavar="NAME", rich_help_panel=MODEL,
+    help="The .gguf file to load when --model is a directory (or hub repo) holding several.")
 DEVICE_OPTION = typer.Option(
     "auto", "--device", metavar="DEVICE", show_default=False, rich_help_panel=MODEL,
     help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps. Default: auto.")
@@ -50,7 +57,8 @@ PROMPT_OPTION = typer.Option(
 PROMPTS_FILE_OPTION = typer.Option(
     None, "--prompts", metavar="FILE", rich_help_panel=PROMPTS,
     help="Prompt file: .txt one prompt per line (blank lines skipped) or .jsonl with a "
-         "\"prompt\" field per line; - reads lines from stdin.")
+         "\"prompt\" string or a \"messages\" conversation per line; - reads lines from "
+         "stdin.")
 NUM_SAMPLES_OPTION = typer.Option(
     "1", "--num-samples", "-n", metavar="K", show_default=False, rich_help_panel=GRID_PANEL,
     help="Samples per setting (table rows); integer >= 1. Default: 1.")
@@ -78,10 +86,13 @@ QUIET_OPTION = typer.Option(
     help="No progress or status messages on stderr.")
 
 
-@knob_command(knob_options(SamplingParams))
+@knob_command(knob_options(SamplingParams),
+              knob_options(GenerationRequest, include=PROMPT_KNOBS, panel=PROMPTS,
+                           default_notes={"chat": ""}))
 def sample(
     knobs: dict[str, Any],
     model: str | None = MODEL_OPTION,
+    gguf_file: str | None = GGUF_FILE_OPTION,
     device: str = DEVICE_OPTION,
     dtype: str = DTYPE_OPTION,
     adapter: list[str] | None = ADAPTER_OPTION,
@@ -110,6 +121,11 @@ def sample(
 
         genlab sample -m ./base --adapter kind=runs/kind/adapter -t 0.7 -f markdown
 
+        genlab sample -m ./qwen2.5-0.5b-instruct --prompt "What is the capital of France?"
+        --system "Answer in one word." -t 0,0.7
+
+        genlab sample -m ./model.Q8_0.gguf --prompts chats.jsonl --max-new-tokens 128
+
         genlab sample --prompt "Once upon a time" --dry-multiplier 0,0.8 --logit-bias " the=-inf"
     """
     from genlab.cli import sample_args as args
@@ -117,9 +133,11 @@ def sample(
     axes = {name: knobs[name] for name in GRID_FIELDS}
     shared = {name: knobs[name] for name in BASE_FIELDS}
     try:
+        prompting = args.parse_prompting(knobs["chat"], knobs["system"],
+                                         knobs["truncate_prompt"])
         plan = _build_plan(args, model, device, dtype, adapter or [], prompt or [], prompts_file,
                            axes, shared, num_samples, seed, batch_size, output_format, out,
-                           logprobs)
+                           logprobs, prompting, gguf_file)
     except UsageError as err:
         fail(str(err))
     _run(plan, quiet)
@@ -128,13 +146,17 @@ def sample(
 def _build_plan(args: Any, model: str | None, device: str, dtype: str, adapter: list[str],
                 prompt: list[str], prompts_file: str | None, axes: dict[str, str | None],
                 shared: dict[str, Any], num_samples: str, seed: str, batch_size: str,
-                output_format: str | None, out: str | None, logprobs: str | None) -> Any:
+                output_format: str | None, out: str | None, logprobs: str | None,
+                prompting: dict[str, Any], gguf_file: str | None) -> Any:
     """Every check that needs no model, in flag order; raises ``UsageError``."""
     model = model or default_model()
     device = args.check_device(device)
     dtype = args.check_dtype(dtype)
     adapters = args.parse_adapters(adapter)
     prompts = args.collect_prompts(prompt, prompts_file)
+    if prompting["chat"] is False and any(p.messages for p in prompts):
+        raise UsageError(f"--prompts {prompts_file}: holds conversations (\"messages\"), which "
+                         "need the chat template; drop --no-chat")
     base = args.build_base_params(shared)
     n = args.parse_int("--num-samples", num_samples, 1, "an integer >= 1")
     s = args.parse_int("--seed", seed, 0, "an integer in [0, 2**63)")
@@ -145,11 +167,11 @@ def _build_plan(args: Any, model: str | None, device: str, dtype: str, adapter: 
                                                       "an integer >= 0")
     fmt = args.resolve_format(output_format, out)
     out_path = args.check_out_path(out) if out is not None else None
-    cells, rows, varying = args.build_grid(axes, base, adapters, prompts, n, s)
+    cells, rows, varying = args.build_grid(axes, base, adapters, prompts, n, s, prompting)
     return args.SamplePlan(model=model, device=device, dtype=dtype, prompts=prompts,
                            cells=cells, rows=rows, varying=varying, seed=s, num_samples=n,
                            batch_size=b, output_format=fmt, adapters=adapters, logprobs=lp,
-                           out=out_path)
+                           out=out_path, gguf_file=gguf_file, **prompting)
 
 
 def _run(plan: Any, quiet: bool) -> None:
@@ -162,6 +184,7 @@ def _run(plan: Any, quiet: bool) -> None:
         from genlab.cli.sample_progress import RunProgress
         from genlab.cli.sample_run import run_plan
         from genlab.core.events import StopToken
+        from genlab.core.generation.prompting import ContextLimitError, PromptError
 
         stop = StopToken()
 
@@ -169,9 +192,12 @@ def _run(plan: Any, quiet: bool) -> None:
             err_console.print("genlab: stopping after the current step (Ctrl-C again to "
                               "abort)", style="yellow", highlight=False)
 
-        with StopOnSignals(stop, on_first=stopping), \
-                RunProgress(len(plan.rows), enabled=not quiet) as progress:
-            results, cancelled = run_plan(loaded, plan, stop=stop, progress=progress)
+        try:
+            with StopOnSignals(stop, on_first=stopping), \
+                    RunProgress(len(plan.rows), enabled=not quiet) as progress:
+                results, cancelled = run_plan(loaded, plan, stop=stop, progress=progress)
+        except (ContextLimitError, PromptError) as err:
+            fail(_prompt_error_line(plan, err))
     except KeyboardInterrupt:
         print("genlab: interrupted; nothing written", file=sys.stderr)
         raise typer.Exit(EXIT_STOPPED) from None
@@ -183,27 +209,30 @@ def _run(plan: Any, quiet: bool) -> None:
         fail("out of memory on the device; try a smaller --batch-size or --max-new-tokens",
              code=1)
     _emit(plan, results, cancelled, err_console)
+    _hint_raw_instruct(loaded, plan, results, err_console)
+
+
+def _prompt_error_line(plan: Any, err: Exception) -> str:
+    """``prompt 2 ("What is..."): <why>``: the prompt a context or template error is about."""
+    row = getattr(err, "row", None)
+    if row is None or row >= len(plan.rows):
+        return str(err)
+    index = plan.rows[row].prompt_index
+    text = plan.prompts[index].text
+    shown = text if len(text) <= 40 else text[:39] + "…"
+    return f"prompt {index + 1} ({shown!r}): {err}"
 
 
 def _load(plan: Any, err_console: Any) -> Any:
-    import warnings
+    from genlab.cli.model_status import load_with_status, prompt_format_line
 
-    from rich.markup import escape
-
-    from genlab.core.modeling.loading import ModelLoadError, load_model
-
-    with err_console.status(f"Loading {escape(plan.model)}…"), warnings.catch_warnings():
-        # Library deprecation chatter (transformers/peft) is not the user's business here.
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            loaded = load_model(plan.model, device=plan.device, dtype=plan.dtype,
-                                adapters=plan.adapters or None)
-        except ModelLoadError as err:
-            fail(str(err).splitlines()[0] if str(err) else "the model could not be loaded")
+    loaded = load_with_status(err_console, plan.model, device=plan.device, dtype=plan.dtype,
+                              adapters=plan.adapters, gguf_file=plan.gguf_file)
     _check_logit_bias(plan, loaded)
-    err_console.print(f"{loaded.describe()} · {len(plan.rows)} rows · batch {plan.batch_size}",
-                      style="dim", markup=False, highlight=False)
+    err_console.print(prompt_format_line(loaded, plan.chat, plan.system), style="dim",
+                      markup=False, highlight=False)
+    err_console.print(f"{len(plan.rows)} rows · batch {plan.batch_size}", style="dim",
+                      markup=False, highlight=False)
     return loaded
 
 
@@ -221,6 +250,22 @@ def _check_logit_bias(plan: Any, loaded: Any) -> None:
         resolve_logit_bias(loaded.tokenizer, entries, int(vocab))
     except ConfigError as err:
         fail(config_error_message(err))
+
+
+def _hint_raw_instruct(loaded: Any, plan: Any, results: list[Any], err_console: Any) -> None:
+    """Say why an instruct model sent raw text ends at once, when most rows do that."""
+    from genlab.core.data.chat import template_name
+
+    name = template_name(loaded.tokenizer)
+    if plan.chat is not False or not name or not results:
+        return
+    instant = sum(r.finish_reason == "eos" and len(r.token_ids) <= 2 for r in results)
+    if instant * 2 >= len(results):
+        err_console.print(
+            f"genlab: hint: {instant} of {len(results)} rows ended at once with end-of-text: "
+            f"this model has a {name} chat template and expects a conversation; drop "
+            "--no-chat to send each prompt as a user turn", style="yellow", markup=False,
+            highlight=False)
 
 
 def _emit(plan: Any, results: list[Any], cancelled: bool, err_console: Any) -> None:
@@ -245,7 +290,7 @@ def _emit(plan: Any, results: list[Any], cancelled: bool, err_console: Any) -> N
     elif plan.output_format == "csv":
         text = output.to_csv(results)
     else:
-        text = output.to_markdown(results, plan.prompts, plan.cells, plan.varying,
+        text = output.to_markdown(results, plan.prompt_texts, plan.cells, plan.varying,
                                   plan.num_samples)
     if plan.out is None:
         _write_stdout(text)
@@ -273,11 +318,16 @@ def _write_stdout(text: str) -> None:
 
 
 def _print_table(plan: Any, results: list[Any]) -> None:
+    """The table on stdout: the terminal's width there, never cut when stdout is a file."""
     from rich.console import Console
 
     from genlab.cli.sample_output import render_tables
 
-    render_tables(Console(), results, plan.prompts, plan.cells, plan.varying,
+    console = Console()
+    if not console.is_terminal:  # a file or pipe: rich would assume 80 columns and cut it
+        _write_stdout(_table_text(plan, results))
+        return
+    render_tables(console, results, plan.prompt_texts, plan.cells, plan.varying,
                   plan.num_samples, plan.seed)
 
 
@@ -290,8 +340,9 @@ def _table_text(plan: Any, results: list[Any]) -> str:
     from genlab.cli.sample_output import render_tables
 
     buf = io.StringIO()
-    console = Console(file=buf, width=max(100, 24 * (len(plan.cells) + 1)), no_color=True,
+    width = max(100, 24 * (len(plan.cells) + 1), Console().width)  # COLUMNS, when set, wins
+    console = Console(file=buf, width=width, no_color=True,
                       color_system=None, force_terminal=False)
-    render_tables(console, results, plan.prompts, plan.cells, plan.varying,
+    render_tables(console, results, plan.prompt_texts, plan.cells, plan.varying,
                   plan.num_samples, plan.seed)
     return buf.getvalue()

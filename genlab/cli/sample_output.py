@@ -2,10 +2,11 @@
 
 Owns the output formats and their exact shapes:
 
-* JSONL: one object per generated row with exactly the keys ``prompt``, ``params`` (every
-  sampling parameter by name), ``seed``, ``sample_index``, ``text``, ``token_ids``,
-  ``finish_reason``, ``adapter`` (null for the base model), plus ``logprobs`` only when
-  logprobs were requested.
+* JSONL: one object per generated row with exactly the keys ``prompt``, ``messages`` (the
+  conversation sent through the chat template, system message included; null for a raw-text
+  row), ``params`` (every sampling parameter by name), ``seed``, ``sample_index``, ``text``
+  (the reply only), ``token_ids``, ``finish_reason``, ``adapter`` (null for the base model),
+  plus ``logprobs`` only when logprobs were requested.
 * CSV: one line per row, the parameters flattened into their own columns (lists as JSON).
 * Markdown and the terminal table: one table per prompt, one column per setting (the header
   shows the settings that vary), one line per sample index; each cell shows the text with its
@@ -26,13 +27,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from genlab.core.configs import SAMPLING_FIELDS, SamplingParams, knob_fields
-from genlab.core.generation.grid import GridCell, GridRow, cell_label, describe_params
+from genlab.core.generation.grid import (
+    GridCell,
+    GridRow,
+    cell_label,
+    describe_params,
+    sample_record,
+)
 
 PARAM_COLUMNS = SAMPLING_FIELDS
 _ADVANCED = frozenset(kf.name for kf in knob_fields(SamplingParams) if kf.knob.advanced)
 _DEFAULTS = SamplingParams().to_dict()
 CSV_COLUMNS = ("prompt", "adapter", *PARAM_COLUMNS, "seed", "sample_index", "finish_reason",
-               "num_tokens", "text")
+               "num_tokens", "text", "messages")
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class SampleResult:
         token_ids: Generated token ids.
         finish_reason: ``length``, ``stop``, ``eos`` or ``cancelled``.
         logprobs: Per-token records when logprobs were requested, else None.
+        messages: The conversation sent through the chat template, or None for raw text.
     """
 
     row: GridRow
@@ -52,20 +60,12 @@ class SampleResult:
     token_ids: tuple[int, ...]
     finish_reason: str
     logprobs: list[dict[str, Any]] | None = None
+    messages: list[dict[str, str]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL object of this row (key set documented in the module docstring)."""
-        req = self.row.request
-        data: dict[str, Any] = {
-            "prompt": req.prompt,
-            "params": req.params.to_dict(),
-            "seed": req.seed,
-            "sample_index": self.row.sample_index,
-            "text": self.text,
-            "token_ids": list(self.token_ids),
-            "finish_reason": self.finish_reason,
-            "adapter": req.adapter,
-        }
+        data = sample_record(self.row, self.text, self.token_ids, self.finish_reason,
+                             self.messages)
         if self.logprobs is not None:
             data["logprobs"] = self.logprobs
         return data
@@ -98,7 +98,8 @@ def to_csv(results: Sequence[SampleResult]) -> str:
                 params[name] = "true" if value else "false"
         writer.writerow([req.prompt, req.adapter or "", *(params[c] for c in PARAM_COLUMNS),
                          req.seed, r.row.sample_index, r.finish_reason, len(r.token_ids),
-                         r.text])
+                         r.text, json.dumps(r.messages, ensure_ascii=False) if r.messages
+                         else ""])
     return buf.getvalue()
 
 
@@ -158,6 +159,18 @@ def to_markdown(results: Sequence[SampleResult], prompts: Sequence[str],
     return "\n".join(out)
 
 
+def _fit_title_and_caption(console: Any, table: Any, title: Any, caption: str) -> None:
+    """Widen a narrow table (its text columns only) so that its title and caption fit on one
+    line each, as far as the console allows: rich wraps both to the table's width."""
+    from rich.measure import Measurement
+
+    natural = Measurement.get(console, console.options, table).maximum
+    wanted = max(len(title.plain.splitlines()[0]) if title.plain else 0, len(caption)) + 2
+    if natural < wanted:
+        table.width = min(wanted, console.width)
+        table.expand = True  # the extra width goes to the ratio (text) columns
+
+
 def render_tables(console: Any, results: Sequence[SampleResult], prompts: Sequence[str],
                   cells: Sequence[GridCell], varying: Sequence[str], num_samples: int,
                   seed: int = 0) -> None:
@@ -174,12 +187,11 @@ def render_tables(console: Any, results: Sequence[SampleResult], prompts: Sequen
     grid = _grouped(results, len(prompts), num_samples, len(cells))
     fixed = fixed_settings(cells, varying)
     for p, prompt in enumerate(prompts):
-        table = Table(
-            title=Text(f"Prompt {p + 1}: ", style="bold") + Text(prompt),
-            caption=(f"all columns: {fixed} · " if fixed else "") + f"seed {seed}"
-            + (" · each # shares its seed across columns" if num_samples > 1 else ""),
-            box=box.ROUNDED, show_lines=True, expand=False, title_justify="left",
-        )
+        title = Text(f"Prompt {p + 1}: ", style="bold") + Text(prompt)
+        caption = ((f"all columns: {fixed} · " if fixed else "") + f"seed {seed}"
+                   + (" · each # shares its seed across columns" if num_samples > 1 else ""))
+        table = Table(title=title, caption=caption, box=box.ROUNDED, show_lines=True,
+                      expand=False, title_justify="left")
         table.add_column("#", justify="right", style="dim", no_wrap=True)
         for label in labels:
             table.add_column(label, overflow="fold", ratio=1, min_width=12)
@@ -188,5 +200,6 @@ def render_tables(console: Any, results: Sequence[SampleResult], prompts: Sequen
             cols = [Text(r.text) + Text("\n" + _footer(r), style="dim italic") if r
                     else Text("—", style="dim") for r in line]
             table.add_row(head, *cols)
+        _fit_title_and_caption(console, table, title, caption)
         console.print(table)
         console.print()

@@ -15,8 +15,10 @@ from genlab.cli.render import EventRenderer, renders
 from genlab.cli.sample_args import SamplePlan
 from genlab.cli.sample_output import SampleResult, finite_or_none
 from genlab.cli.sample_progress import RunProgress
+from genlab.core.configs.sampling import message_dicts
 from genlab.core.events import GenerationFinished, RowFinished, StopToken, TokenSampled
 from genlab.core.generation import decode as core_generate
+from genlab.core.generation.prompting import sent_messages, uses_chat
 
 
 def run_plan(loaded: Any, plan: SamplePlan, *, stop: StopToken,
@@ -39,11 +41,19 @@ def run_plan(loaded: Any, plan: SamplePlan, *, stop: StopToken,
     cancelled = collected.cancelled or stop.stopped or len(finished) < len(plan.rows)
     results = [
         SampleResult(row, fin.text, tuple(fin.token_ids), fin.reason,
-                     collected.logprobs.get(i, []) if plan.logprobs is not None else None)
+                     collected.logprobs.get(i, []) if plan.logprobs is not None else None,
+                     _sent(loaded, row.request))
         for i, row in enumerate(plan.rows)
         if (fin := finished.get(i)) is not None
     ]
     return results, cancelled
+
+
+def _sent(loaded: Any, request: Any) -> list[dict[str, str]] | None:
+    """The conversation a chat row sent (None for a raw-text row)."""
+    if not uses_chat(loaded.tokenizer, request):
+        return None
+    return message_dicts(sent_messages(request))
 
 
 class _Collected(EventRenderer):

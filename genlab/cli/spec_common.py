@@ -62,10 +62,12 @@ def setup_error_line(err: Exception) -> str | None:
     """One line for a problem found before anything ran (bad ``--out``, missing model)."""
     # torch-free --help: the core's error types load only when a command has failed
     from genlab.core.experiments.study import SweepSetupError
+    from genlab.core.generation.prompting import ContextLimitError, PromptError
     from genlab.core.modeling.loading import ModelLoadError
     from genlab.core.reports.results import OutDirError
 
-    if isinstance(err, (OutDirError, LookupError, ModelLoadError, SweepSetupError)):
+    if isinstance(err, (OutDirError, LookupError, ModelLoadError, SweepSetupError,
+                        ContextLimitError, PromptError)):
         return str(err).splitlines()[0] if str(err) else type(err).__name__
     return None
 

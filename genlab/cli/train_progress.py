@@ -29,7 +29,6 @@ from rich.progress import (
     Task,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.text import Text
 
@@ -94,7 +93,8 @@ def format_count(n: int) -> str:
 
 
 def started_lines(event: RunStarted) -> list[str]:
-    """Two header lines: where the run lives and how long it is; what is trained, and how."""
+    """Header lines: where the run lives and how long it is; the model loaded and its memory;
+    what is trained, and how."""
     resumed = f", resuming after step {event.start_step}" if event.resumed else ""
     head = f"run {event.run_dir}: {event.total_steps} steps{resumed}"
     if event.method == "lora":
@@ -110,7 +110,7 @@ def started_lines(event: RunStarted) -> list[str]:
            f"{procs} · batch {event.effective_batch} x {seq_len} tokens · "
            f"lr {format_lr(event.lr)}, warmup {event.warmup_steps} · "
            f"{event.train_tokens:,} train tokens, {event.eval_blocks} eval sequences")
-    return [head, how]
+    return [head, *([event.model] if event.model else []), how]
 
 
 def eval_line(event: EvalResult) -> Text:
@@ -134,6 +134,26 @@ class _StepCount(ProgressColumn):
         if task.total is None:
             return Text(task.description, style="progress.description")
         return Text(f"step {int(task.completed)}/{int(task.total)}", style="progress.description")
+
+
+class _Eta(ProgressColumn):
+    """``ETA 1m05s`` from the measured steps; until the first step, the time waited for it."""
+
+    def render(self, task: Task) -> Text:
+        eta = task.fields.get("eta")
+        return Text(eta or "", style="progress.remaining")
+
+
+def eta_text(total: int, step: int, first_step: int, first_elapsed: float | None,
+             elapsed: float) -> str:
+    """``ETA 4m05s`` from the mean time of the steps after the first one of this session
+    (the first also paid for warm-up); from the first step alone while it is the only one."""
+    if first_elapsed is None or step <= first_step - 1:
+        return ""
+    remaining = max(0, total - step)
+    done = step - first_step
+    per_step = (elapsed - first_elapsed) / done if done > 0 else first_elapsed
+    return f"ETA {format_duration(remaining * per_step)}"
 
 
 class _TrainBar(Progress):
@@ -168,6 +188,7 @@ class TrainProgress(EventRenderer):
         self.stop_requested = False
         self._log_every = 1
         self._last_refresh = 0.0
+        self._segment_start = 0  # the step this run (or resume) started from
         self._bar = _TrainBar(
             _StepCount(),
             BarColumn(bar_width=28),
@@ -175,7 +196,7 @@ class TrainProgress(EventRenderer):
             TextColumn("eval {task.fields[eval]}"),
             TextColumn("lr {task.fields[lr]}"),
             TextColumn("{task.fields[rate]} tok/s"),
-            TimeRemainingColumn(),
+            _Eta(),
             TimeElapsedColumn(),
             console=console,
             disable=quiet or not self.live,
@@ -183,7 +204,11 @@ class TrainProgress(EventRenderer):
             transient=True,
         )
         self._task = self._bar.add_task("loading model and data", total=None, loss="-",
-                                        eval="-", lr="-", rate="-")
+                                        eval="-", lr="-", rate="-", eta="")
+        self._t0 = time.monotonic()  # the command's start: the time to the first step counts
+        self._setup_s: float | None = None
+        self._baseline_s: float | None = None
+        self._first: tuple[int, float] | None = None  # (step, elapsed_s) of the first step
 
     def __enter__(self) -> TrainProgress:
         self._bar.start()
@@ -210,17 +235,25 @@ class TrainProgress(EventRenderer):
         self.run_dir = event.run_dir
         self.total_steps = event.total_steps
         self.step = event.start_step
+        self._segment_start = event.start_step
         self._log_every = max(1, self.total_steps // 20)
         self._bar.reset(self._task, total=self.total_steps, completed=self.step,
-                        description="training")
+                        description="training", eta="waiting for step 1")
+        self._setup_s = time.monotonic() - self._t0
         for line in started_lines(event):
             self.print(Text(line, style="dim"))
 
     @renders(TrainStep)
     def _on_step(self, event: TrainStep) -> None:
         self.step = event.step
+        if self._first is None:
+            self._first = (event.step, event.elapsed_s)
+            self.print(Text(self.first_step_line(event), style="dim"))
+        eta = eta_text(self.total_steps or event.step, event.step, self._first[0],
+                       self._first[1], event.elapsed_s)
         self._bar.update(self._task, completed=event.step, loss=format_loss(event.loss),
-                         lr=format_lr(event.lr), rate=format_rate(event.tokens_per_s))
+                         lr=format_lr(event.lr), rate=format_rate(event.tokens_per_s),
+                         eta=eta)
         now = time.monotonic()
         if now - self._last_refresh >= MIN_REFRESH_S:  # fast steps: the 4 Hz auto-refresh
             self._last_refresh = now
@@ -229,7 +262,17 @@ class TrainProgress(EventRenderer):
             total = f"/{self.total_steps}" if self.total_steps else ""
             self.print(f"step {event.step}{total}  loss {format_loss(event.loss)}  "
                        f"lr {format_lr(event.lr)}  {format_rate(event.tokens_per_s)} tok/s  "
-                       f"{format_duration(event.elapsed_s)}")
+                       f"{format_duration(event.elapsed_s)}" + (f" · {eta}" if eta else ""))
+
+    def first_step_line(self, event: TrainStep) -> str:
+        """Where the wait for the first step went: setup, the step-0 eval, the step itself."""
+        total = time.monotonic() - self._t0
+        parts = [f"setup {format_duration(self._setup_s)}"] if self._setup_s is not None else []
+        if self._baseline_s is not None:
+            parts.append(f"step-0 eval {format_duration(self._baseline_s)}")
+        step_s = max(0.0, event.elapsed_s - (self._baseline_s or 0.0))
+        parts.append(f"step {event.step} {format_duration(step_s)}")
+        return f"first step after {format_duration(total)} ({', '.join(parts)})"
 
     @renders(CheckpointSaved)
     def _on_checkpoint(self, event: CheckpointSaved) -> None:
@@ -241,6 +284,8 @@ class TrainProgress(EventRenderer):
 
     @renders(EvalResult)
     def _on_eval(self, event: EvalResult) -> None:
+        if self._first is None and self._setup_s is not None:  # the step-0 baseline
+            self._baseline_s = time.monotonic() - self._t0 - self._setup_s
         self._bar.update(self._task, eval=format_loss(event.loss))
         self.print(eval_line(event))
         if event.samples:

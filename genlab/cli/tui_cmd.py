@@ -16,9 +16,13 @@ from genlab.cli.common import UsageError, default_model, fail
 
 def tui(
     model: str | None = typer.Option(
-        None, "--model", "-m", metavar="ID|DIR",
-        help="Base model: Hugging Face hub id or local directory. It loads in the background "
-             "while the app is already usable. " + DEFAULT_MODEL_HELP),
+        None, "--model", "-m", metavar="ID|DIR|GGUF",
+        help="Base model: Hugging Face hub id, local directory, or a .gguf file (or a "
+             "directory holding one). It loads in the background while the app is already "
+             "usable. " + DEFAULT_MODEL_HELP),
+    gguf_file: str | None = typer.Option(
+        None, "--gguf-file", metavar="NAME",
+        help="The .gguf file to load when --model is a directory holding several."),
     adapter: list[str] | None = typer.Option(
         None, "--adapter", metavar="NAME=DIR",
         help="LoRA adapter (a PEFT directory) offered in every column's model choice; "
@@ -38,6 +42,8 @@ def tui(
     try:
         chosen = model or default_model()  # the shipped model, checked before any paint
         adapters = parse_adapters(adapter or [])
+        if gguf_file is not None:
+            chosen = gguf_path(chosen, gguf_file)
     except UsageError as err:
         fail(str(err))
 
@@ -45,3 +51,17 @@ def tui(
 
     make_app(model=chosen, adapters=adapters, device=device, dtype=dtype,
              runs_dir=runs_dir).run()
+
+
+def gguf_path(model: str, gguf_file: str) -> str:
+    """``--model DIR --gguf-file NAME`` as the file's path (the TUI loads files by path)."""
+    from pathlib import Path
+
+    directory = Path(model).expanduser()
+    if not directory.is_dir():
+        raise UsageError(f"--gguf-file {gguf_file}: --model {model} is not a local directory; "
+                         "pass the .gguf file's path as --model")
+    path = directory / gguf_file
+    if not path.is_file():
+        raise UsageError(f"--gguf-file {gguf_file}: no such file in {model}")
+    return str(path)

@@ -147,6 +147,7 @@ class RunStarted:
         train_tokens: Tokens in the training stream.
         target_modules: LoRA target module names (empty for full training).
         config: The resolved ``TrainConfig.to_dict()``.
+        model: What was loaded and what it costs (``LoadedModel.describe()`` and its memory).
     """
 
     run_dir: str
@@ -167,6 +168,7 @@ class RunStarted:
     train_tokens: int
     target_modules: tuple[str, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -258,3 +260,66 @@ class RunFinished:
     final_train_loss: float | None = None
     output_dir: str = ""
     weights_step: int | None = None
+
+
+# ------------------------------------------------------------------------- lr range test
+
+
+@dataclass(frozen=True)
+class LrFindStarted:
+    """The lr range test passed setup and created its output directory.
+
+    Attributes:
+        out_dir: Where ``lr_find.jsonl`` and ``lr_find.png`` go.
+        num_steps: Steps of the sweep (it stops earlier when the loss explodes).
+        start_lr, end_lr: The sweep's first and last learning rates.
+        device: Device type.
+        trainable_params: Parameters trained during the sweep.
+    """
+
+    out_dir: str
+    num_steps: int
+    start_lr: float
+    end_lr: float
+    device: str
+    trainable_params: int
+
+
+@dataclass(frozen=True)
+class LrFindStep:
+    """One step of the lr range test: its lr, its batch loss and the smoothed loss."""
+
+    step: int
+    lr: float
+    loss: float
+    smoothed_loss: float
+
+
+@dataclass(frozen=True)
+class LrFindFinished:
+    """The lr range test's result.
+
+    Attributes:
+        out_dir: The output directory.
+        steps: Steps run.
+        suggested_lr: The suggestion: the steepest descent of the smoothed loss.
+        steepest_lr: Same as ``suggested_lr`` (named for what it is).
+        min_loss_lr: The lr at the smoothed loss's minimum.
+        min_div10_lr: ``min_loss_lr / 10``, the other classic rule.
+        stop_reason: ``exploded`` (the smoothed loss passed ``diverge`` x its minimum, or
+            became non-finite), ``end`` (``end_lr`` reached) or ``stopped`` (stop token).
+        plot_path: ``lr_find.png``.
+        records_path: ``lr_find.jsonl``.
+        wall_time_s: Seconds from setup to the end.
+    """
+
+    out_dir: str
+    steps: int
+    suggested_lr: float | None
+    steepest_lr: float | None
+    min_loss_lr: float | None
+    min_div10_lr: float | None
+    stop_reason: str
+    plot_path: str
+    records_path: str
+    wall_time_s: float

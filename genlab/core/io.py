@@ -2,11 +2,12 @@
 
 The one place genlab writes files from (every face and core package goes through it):
 
-* ``write_text_atomic`` / ``write_json_atomic``: the content goes to a temporary file in the
-  destination's own directory (so the final ``os.replace`` is a same-filesystem rename, atomic
-  on POSIX and Windows), is flushed and fsynced, then renamed over the destination. Any failure
-  (a full disk, Ctrl-C) removes the temporary file and leaves the previous complete file.
-  Files get the usual ``0o666 & ~umask`` mode (an existing file keeps its own).
+* ``write_text_atomic`` / ``write_json_atomic`` / ``write_bytes_atomic``: the content goes to
+  a temporary file in the destination's own directory (so the final ``os.replace`` is a
+  same-filesystem rename, atomic on POSIX and Windows), is flushed and fsynced, then renamed
+  over the destination. Any failure (a full disk, Ctrl-C) removes the temporary file and
+  leaves the previous complete file. Files get the usual ``0o666 & ~umask`` mode (an
+  existing file keeps its own).
 * ``append_jsonl``: one strict-JSON object per line, written with one ``write`` under an
   exclusive lock, so several processes can append to one file; ``read_jsonl`` reads every
   complete line back (a line torn by a kill is skipped).
@@ -50,13 +51,18 @@ def to_json_line(record: dict[str, Any]) -> str:
 
 def write_text_atomic(path: str | Path, text: str, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` atomically (temp file in the same directory + os.replace)."""
+    write_bytes_atomic(path, text.encode(encoding))
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same directory + os.replace)."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         os.chmod(tmp, _target_mode(path))
-        with os.fdopen(fd, "w", encoding=encoding, newline="") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

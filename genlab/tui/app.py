@@ -68,8 +68,12 @@ class GenlabApp(App):
         source, name = self.source, self.model_name
         device, dtype, adapters = self.device, self.dtype, self.initial_adapters
 
+        def stage(text: str) -> None:  # called in the worker: hand it to the UI thread
+            self.call_from_thread(self._loading_stage, name, text)
+
         def load() -> tuple[Any, list[str]]:
-            loaded = source.load_model(name, adapters={}, device=device, dtype=dtype)
+            loaded = source.load_model(name, adapters={}, device=device, dtype=dtype,
+                                       on_progress=stage)
             errors = []
             for adapter_name, adapter_dir in adapters.items():
                 try:
@@ -79,6 +83,10 @@ class GenlabApp(App):
             return loaded, errors
 
         self.bridge.call(self, MODEL_GROUP, load, uses_model=True)
+
+    def _loading_stage(self, name: str, text: str) -> None:
+        if self.model_state == "loading":
+            self.model_text = f"loading {name}: {text}…"
 
     # ---------------------------------------------------------------- adapters
 
@@ -104,8 +112,9 @@ class GenlabApp(App):
     def on_bridge_finished(self, message: Bridge.Finished) -> None:
         if message.group == MODEL_GROUP:
             self.loaded, errors = message.result
+            memory = getattr(self.loaded, "memory_text", None)  # weights and peak memory
+            self.model_text = self.loaded.describe() + (f" · {memory()}" if memory else "")
             self.model_state = "ready"
-            self.model_text = self.loaded.describe()
             self.adapter_names = tuple(self.loaded.adapters)
             for error in errors:
                 self.notify(error, title="Adapter not loaded", severity="error", timeout=10)

@@ -23,6 +23,9 @@ from genlab.core.configs import GenerationRequest, TrainConfig
 from genlab.core.events import (
     EvalResult,
     GenerationFinished,
+    LrFindFinished,
+    LrFindStarted,
+    LrFindStep,
     RowFinished,
     RunFinished,
     RunStarted,
@@ -43,10 +46,12 @@ FAKE_STEP_S = 0.01
 
 @dataclass
 class FakeLoaded:
-    """Stands in for ``LoadedModel``."""
+    """Stands in for ``LoadedModel``: no chat template unless given, a 256-token context."""
 
     name: str
     adapters: dict[str, str] = field(default_factory=dict)
+    template: str = ""
+    context_length: int = 256
 
     def describe(self) -> str:
         return f"{self.name} (1.2M params, cpu, float32)"
@@ -68,7 +73,7 @@ class FakeSource:
     def __init__(self, *, token_delay_s: float = 0.0, endless: bool = False,
                  load_delay_s: float = 0.0, fail_load: str | None = None,
                  train_steps: int = 40, step_delay_s: float = 0.0,
-                 write_runs: bool = False) -> None:
+                 write_runs: bool = False, template: str = "") -> None:
         self.token_delay_s = token_delay_s
         self.endless = endless
         self.load_delay_s = load_delay_s
@@ -76,18 +81,32 @@ class FakeSource:
         self.train_steps = train_steps
         self.step_delay_s = step_delay_s
         self.write_runs = write_runs
+        self.template = template
         self.generations = 0
         self._stopped_at: dict[str, int] = {}
 
     # ------------------------------------------------------------------ models
 
     def load_model(self, name: str, *, adapters: dict[str, str], device: str = "auto",
-                   dtype: str = "auto") -> FakeLoaded:
+                   dtype: str = "auto", on_progress: Any = None) -> FakeLoaded:
+        if on_progress is not None:
+            on_progress("reading the weights")
         if self.load_delay_s:
             time.sleep(self.load_delay_s)
         if self.fail_load:
             raise RuntimeError(self.fail_load)
-        return FakeLoaded(name, dict(adapters))
+        return FakeLoaded(name, dict(adapters), self.template)
+
+    def prompt_info(self, loaded: FakeLoaded) -> tuple[str, int | None]:
+        return loaded.template, loaded.context_length
+
+    def max_new_room(self, loaded: FakeLoaded, request: GenerationRequest) -> int | None:
+        """One token per word, plus 4 per message of template overhead when chatting."""
+        words = max(1, len(request.prompt.split()))
+        chat = bool(loaded.template) and request.chat is not False
+        overhead = 4 * (1 + bool(request.system)) + len((request.system or "").split()) \
+            if chat else 0
+        return loaded.context_length - words - overhead
 
     def attach_adapter(self, loaded: FakeLoaded, name: str, adapter_dir: str) -> None:
         if name in loaded.adapters:
@@ -142,6 +161,13 @@ class FakeSource:
                          1000, 100000, "cpu", "float32", 1, config.effective_batch,
                          config.lr, config.warmup_steps, 64, 8, 10000, config=config.to_dict())
         best, best_step, status = math.inf, None, "completed"
+        if config.eval_every and config.eval_at_start and start == 0:  # the step-0 baseline
+            best, best_step = 4.2, 0
+            baseline = EvalResult(0, 4.2, math.exp(4.2), None, True, tuple(
+                {"prompt": p, "text": " (base model)"}
+                for p in config.sample_prompts or ("Once upon a time",)))
+            metrics(baseline, "eval")
+            yield baseline
         speed = (config.lr / 2e-4) ** 0.5  # a higher lr learns faster, as it should
         loss = math.nan
         step = start
@@ -174,6 +200,24 @@ class FakeSource:
                                output_dir=str(run_dir / runs.ADAPTER_DIR))
         self._close_run(run_dir, finished)
         yield finished
+
+    def iter_lr_find(self, config: TrainConfig, find: Any, *, out_dir: str | Path | None,
+                     stop_token: StopToken) -> Iterator[Any]:
+        """A deterministic range test: the loss falls fastest near lr 1e-3, explodes at 0.1."""
+        steps = 40
+        out = str(out_dir or "runs/lr-find-fake")
+        yield LrFindStarted(out, steps, 1e-7, 10.0, "cpu", 1000)
+        for i in range(steps):
+            if stop_token.stopped:
+                break
+            lr = 1e-7 * (1e8 ** (i / (steps - 1)))
+            loss = 4.0 - 3.0 / (1 + math.exp(-2.5 * (math.log10(lr) + 3))) + (
+                20.0 if lr > 0.1 else 0.0)
+            yield LrFindStep(i + 1, lr, loss, loss)
+            if self.step_delay_s:
+                time.sleep(self.step_delay_s)
+        yield LrFindFinished(out, steps, 1e-3, 1e-3, 1e-2, 1e-3, "exploded",
+                             f"{out}/lr_find.png", f"{out}/lr_find.jsonl", 0.1)
 
     def _open_run(self, run_dir: Path, config: TrainConfig, resumed: bool):
         if not self.write_runs:

@@ -8,7 +8,7 @@ module therefore paints before torch is loaded. Tests pass ``genlab.tui.fake_sou
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,8 +20,9 @@ class EventSource(Protocol):
     """The operations the TUI needs from the core."""
 
     def load_model(self, name: str, *, adapters: dict[str, str], device: str,
-                   dtype: str) -> Any:
-        """Load a model; the result has ``describe()`` and an ``adapters`` dict."""
+                   dtype: str, on_progress: Callable[[str], None] | None = None) -> Any:
+        """Load a model (reporting its stages to ``on_progress``); the result has
+        ``describe()`` and an ``adapters`` dict."""
 
     def attach_adapter(self, loaded: Any, name: str, adapter_dir: str) -> None:
         """Attach a LoRA adapter under ``name``."""
@@ -30,9 +31,19 @@ class EventSource(Protocol):
                       stop_token: StopToken) -> Iterator[Any]:
         """Generation events (TokenSampled, RowFinished, GenerationFinished)."""
 
+    def prompt_info(self, loaded: Any) -> tuple[str, int | None]:
+        """The active chat template's description ("" for none) and the context length."""
+
+    def max_new_room(self, loaded: Any, request: GenerationRequest) -> int | None:
+        """New tokens that fit after ``request``'s prompt (None: no limit known)."""
+
     def iter_train(self, config: TrainConfig | None, *, out_dir: str | Path | None,
                    stop_token: StopToken, resume_from: str | Path | None) -> Iterator[Any]:
         """Training events (RunStarted, TrainStep, EvalResult, ..., RunFinished)."""
+
+    def iter_lr_find(self, config: TrainConfig, find: Any, *, out_dir: str | Path | None,
+                     stop_token: StopToken) -> Iterator[Any]:
+        """Learning-rate range test events (LrFindStarted, LrFindStep, LrFindFinished)."""
 
 
 class CoreSource:
@@ -42,10 +53,12 @@ class CoreSource:
     """
 
     def load_model(self, name: str, *, adapters: dict[str, str], device: str = "auto",
-                   dtype: str = "auto") -> Any:
+                   dtype: str = "auto", on_progress: Callable[[str], None] | None = None
+                   ) -> Any:
         from genlab.core.modeling.loading import load_model
 
-        return load_model(name, device=device, dtype=dtype, adapters=adapters)
+        return load_model(name, device=device, dtype=dtype, adapters=adapters,
+                          on_progress=on_progress)
 
     def attach_adapter(self, loaded: Any, name: str, adapter_dir: str) -> None:
         from genlab.core.modeling.loading import attach_adapter
@@ -58,9 +71,25 @@ class CoreSource:
 
         return iter_generate(loaded, requests, top_n=top_n, stop_token=stop_token)
 
+    def prompt_info(self, loaded: Any) -> tuple[str, int | None]:
+        from genlab.core.data.chat import describe_template
+
+        return describe_template(loaded.tokenizer), loaded.context_length
+
+    def max_new_room(self, loaded: Any, request: GenerationRequest) -> int | None:
+        from genlab.core.generation.prompting import max_new_room
+
+        return max_new_room(loaded, request)
+
     def iter_train(self, config: TrainConfig | None, *, out_dir: str | Path | None,
                    stop_token: StopToken, resume_from: str | Path | None) -> Iterator[Any]:
         from genlab.core.training.train import iter_train
 
         return iter_train(config, out_dir=out_dir, stop_token=stop_token,
                           resume_from=resume_from)
+
+    def iter_lr_find(self, config: TrainConfig, find: Any, *, out_dir: str | Path | None,
+                     stop_token: StopToken) -> Iterator[Any]:
+        from genlab.core.training.lr_find import iter_lr_find
+
+        return iter_lr_find(config, find, out_dir=out_dir, stop_token=stop_token)

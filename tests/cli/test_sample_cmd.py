@@ -22,7 +22,7 @@ from genlab.cli import app
 from genlab.core.configs import SamplingParams, knob_fields
 from genlab.core.generation.grid import derive_seed
 
-JSONL_KEYS = {"prompt", "params", "seed", "sample_index", "text", "token_ids",
+JSONL_KEYS = {"prompt", "messages", "params", "seed", "sample_index", "text", "token_ids",
               "finish_reason", "adapter"}
 
 

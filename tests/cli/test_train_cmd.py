@@ -92,7 +92,7 @@ def test_help_defaults_match_train_config():
         if default is None:  # "Default: off." / "Default: from --epochs." describe None
             continue
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else str(default)
-        shown = {"False": "off", "": "none"}.get(shown, shown)
+        shown = {"False": "off", "True": "on", "": "none"}.get(shown, shown)
         assert match.group(1) == shown, param.name
         checked += 1
     assert checked >= 35
@@ -289,7 +289,7 @@ def _bad_input_cases(tmp: Path, good: Path) -> dict[str, tuple[list[str], Path, 
         "lr zero": (["--lr", "0"], good, "--lr 0: must be > 0"),
         "lr negative": (["--lr", "-1e-3"], good, "--lr -1e-3: must be > 0"),
         "unknown target module": (["--target-modules", "nope_proj"], good, "q_proj"),
-        "unknown optimizer": (["--optimizer", "lion"], good, "adamw, adam, sgd"),
+        "unknown optimizer": (["--optimizer", "lamb"], good, "adamw, adam, sgd"),
         "unknown schedule": (["--schedule", "exp"], good, "constant, linear, cosine, step"),
         "bad betas": (["--betas", "0.9"], good, "--betas"),
         "bad sample prompts": (["--sample-prompts", str(prompts)], good, "--sample-prompts"),

@@ -209,8 +209,11 @@ def test_token_cursor_shows_the_distribution(tmp_path, tui):
             assert other.view.cursor == 0 and dist.token is other.tokens[0]
             # a re-run keeps the step: the panel shows the new token at the same step
             old = other.tokens[0]
+            runs = app.source.generations
             other.panel.set_value("temperature", "0.3")
-            await tui.wait_for(pilot, lambda: other.running, what="re-run start")
+            # (the fake run can finish between two polls: wait for it to start, not to run)
+            await tui.wait_for(pilot, lambda: app.source.generations > runs,
+                               what="re-run start")
             await tui.wait_idle(pilot, "generate")
             assert dist.token is other.tokens[0] and dist.token is not old
 

@@ -103,3 +103,24 @@ def test_training_failure_is_reported(tmp_path, tui):
             assert "training failed" in app.screen.query_one("StatusLine").activity
 
     tui.run(scenario)
+
+
+def test_f7_finds_a_learning_rate_and_fills_the_lr_field(tmp_path, tui):
+    async def scenario():
+        app = tui.fake_app(tmp_path)
+        async with app.run_test(size=tui.SIZE) as pilot:
+            await tui.wait_ready(pilot)
+            await pilot.press("f3")
+            form = app.screen.query_one(TrainForm)
+            form.set_value("data", str(tmp_path / "d.txt"))
+            form.set_value("dora", True)  # a bool knob: an on/off choice
+            await pilot.pause(0.05)
+            assert form.error == "" and form.read().dora is True
+            assert form.read().lr == 2e-4
+            await pilot.press("f7")
+            await tui.wait_for(pilot, lambda: form.read().lr == 1e-3, what="lr filled")
+            await pilot.pause(0.1)
+            notes = " ".join(strip.text for strip in app.screen.query_one(EvalSamples).lines)
+            assert "lr range test" in notes and "0.001" in notes
+
+    tui.run(scenario)

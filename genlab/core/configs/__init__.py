@@ -8,6 +8,7 @@ range, help and face hints. Standard library only, so the CLI can read it at ``-
 """
 
 from genlab.core.configs.knobs import ConfigError, Knob, KnobField, knob, knob_fields
+from genlab.core.configs.lr_find import LrFindConfig
 from genlab.core.configs.pretrain import ModelShape, PretrainConfig
 from genlab.core.configs.sampling import SAMPLING_FIELDS, GenerationRequest, SamplingParams
 from genlab.core.configs.training import (
@@ -20,6 +21,7 @@ from genlab.core.configs.training import (
 
 __all__ = [
     "LR_SCALINGS", "OPTIMIZERS", "SAMPLING_FIELDS", "SCHEDULES", "TRAIN_METHODS", "ConfigError",
-    "GenerationRequest", "Knob", "KnobField", "ModelShape", "PretrainConfig", "SamplingParams",
+    "GenerationRequest", "Knob", "KnobField", "LrFindConfig", "ModelShape", "PretrainConfig",
+    "SamplingParams",
     "TrainConfig", "knob", "knob_fields",
 ]

@@ -19,6 +19,9 @@ GRID_PANEL = ("Sampling grid (each takes one value or a comma-separated list; co
 ADVANCED_PANEL = "Advanced samplers (numbers: one value or a comma list; docs/sampling.md)"
 _ADV = {"panel": ADVANCED_PANEL, "advanced": True}
 _GRID_ADV = {**_ADV, "grid": True}
+PROMPT_PANEL = "Prompts"
+TRUNCATE_CHOICES = ("error", "left")
+ROLE_CONTENT = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -284,8 +287,60 @@ class GenerationRequest:
     """Seeds the row's own ``torch.Generator``."""
     adapter: str | None = None
     """Name of a loaded LoRA adapter for this row, or None for the base model."""
+    messages: ROLE_CONTENT | None = None
+    """A whole conversation as ``(role, content)`` pairs, sent through the chat template; None:
+    ``prompt`` alone (a user turn when chatting). ``{"role", "content"}`` dicts are accepted."""
+    chat: bool | None = knob(
+        None, panel=PROMPT_PANEL, label="chat",
+        intuition="send the prompt as a user turn through the model's chat template and show "
+                  "only the assistant's reply; off = raw text continuation")
+    """Send each prompt through the model's chat template as a user turn (stopping at the
+    template's end-of-turn token); --no-chat sends raw text. Not set: on when the model has a
+    chat template."""
+    system: str | None = knob(
+        None, panel=PROMPT_PANEL, metavar="TEXT", label="system",
+        intuition="a system message put before every conversation (chat only)")
+    """System message put before each conversation when chatting (a conversation that starts
+    with its own system message keeps it); \\n means a newline."""
+    truncate_prompt: str = knob(
+        "error", choices=TRUNCATE_CHOICES, panel=PROMPT_PANEL, metavar="error|left",
+        label="truncate",
+        intuition="prompt + max new tokens past the model's context: refuse, or drop the "
+                  "prompt's oldest tokens")
+    """When prompt tokens + max new tokens exceed the model's context: error (refuse, naming
+    both numbers) or left (drop the prompt's oldest tokens to fit)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str):
             raise ConfigError("prompt", self.prompt, "a string")
+        if self.messages is not None:
+            object.__setattr__(self, "messages", _role_pairs(self.messages))
         validate_knobs(self)
+
+    def prompt_dict(self) -> dict[str, Any]:
+        """The prompt side of the row, JSON-able (``messages`` as role/content dicts)."""
+        return {"prompt": self.prompt, "messages": message_dicts(self.messages),
+                "chat": self.chat, "system": self.system,
+                "truncate_prompt": self.truncate_prompt}
+
+
+def message_dicts(messages: ROLE_CONTENT | None) -> list[dict[str, str]] | None:
+    """``[{"role": ..., "content": ...}]`` of ``(role, content)`` pairs (None stays None)."""
+    if messages is None:
+        return None
+    return [{"role": role, "content": content} for role, content in messages]
+
+
+def _role_pairs(messages: Any) -> ROLE_CONTENT:
+    """``(role, content)`` string pairs from pairs or ``{"role", "content"}`` dicts."""
+    if not isinstance(messages, (list, tuple)) or not messages:
+        raise ConfigError("messages", messages, "a non-empty list of {role, content} messages")
+    pairs = []
+    for item in messages:
+        pair = (item.get("role"), item.get("content")) if isinstance(item, dict) else item
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2
+                and all(isinstance(x, str) for x in pair) and pair[0]):
+            raise ConfigError("messages", messages, "{role, content} messages with string "
+                                                    "values")
+        pairs.append((pair[0], pair[1]))
+    return tuple(pairs)

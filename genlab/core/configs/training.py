@@ -8,15 +8,21 @@ so adding a training knob is one edit here plus its tests.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from genlab.core.configs.knobs import ConfigError, knob, validate_knobs
 
-OPTIMIZERS = ("adamw", "adam", "sgd")
-SCHEDULES = ("constant", "linear", "cosine", "step")
+OPTIMIZERS = ("adamw", "adam", "sgd", "adafactor", "rmsprop", "adagrad", "lion", "adamw8bit")
+SCHEDULES = ("constant", "linear", "cosine", "step", "wsd", "cosine_restarts", "polynomial",
+             "inverse_sqrt", "plateau")
+DECAY_SHAPES = ("linear", "cosine", "1-sqrt")
 LR_SCALINGS = ("none", "linear")
 TRAIN_METHODS = ("lora", "full")
+DATA_FORMATS = ("auto", "text", "prompt-completion", "messages")
+LORA_INITS = ("default", "gaussian", "pissa", "olora", "loftq")
+QUANTIZE = ("none", "4bit", "8bit")
 
 DATA = "Model and data"
 LORA = "LoRA"
@@ -37,10 +43,13 @@ class TrainConfig:
     """
 
     # --- model and data
-    model: str = knob("", panel=DATA, metavar="ID|DIR", tui=True,
-                      intuition="base model: hub id or local directory (default: the model "
-                                "the Sample screen loaded)")
-    """Base model: Hugging Face hub id or local directory."""
+    model: str = knob("", panel=DATA, metavar="ID|DIR|GGUF", tui=True,
+                      intuition="base model: hub id, local directory or .gguf file (default: "
+                                "the model the Sample screen loaded)")
+    """Base model: Hugging Face hub id, local directory, or a .gguf file (or a directory
+    holding one)."""
+    gguf_file: str | None = knob(None, panel=DATA, metavar="NAME")
+    """The .gguf file to load when ``model`` is a directory (or hub repo) holding several."""
     data: str = knob("", panel=DATA, metavar="PATH", tui=True,
                      intuition="training data: .txt/.jsonl/.json/.csv/.parquet file, or a "
                                "directory of them")
@@ -61,6 +70,24 @@ class TrainConfig:
     """With ``completion_field``: train on prompt + completion, loss on the completion only."""
     completion_field: str | None = knob(None, panel=DATA, metavar="NAME")
     """See ``prompt_field``."""
+    data_format: str = knob(
+        "auto", choices=DATA_FORMATS, panel=DATA, metavar="FORMAT", tui=True,
+        label="data format",
+        intuition="auto: conversations when rows have a messages list, prompt/completion "
+                  "with a prompt field, else text; messages = loss on assistant turns only")
+    """What a row is. auto: a conversation when rows have a ``messages_field`` list,
+    prompt/completion with ``prompt_field``, else text; text; prompt-completion; messages
+    (OpenAI-style conversations rendered through the model's chat template, loss on the
+    assistant turns only)."""
+    messages_field: str = knob("messages", panel=DATA, metavar="NAME")
+    """Column holding each row's conversation (a list of {role, content}) in
+    .jsonl/.json/.parquet data."""
+    chat: bool = knob(False, panel=DATA, tui=True, label="chat template",
+                      intuition="prompt/completion rows as a user turn and an assistant "
+                                "reply, through the model's chat template")
+    """Render prompt/completion rows through the model's chat template (the prompt as a user
+    turn, the completion as the assistant's reply; loss on the reply). Conversations always
+    are."""
     doc_separator: str | None = knob(None, panel=DATA, metavar="STR", tui=True, label="doc sep",
                                      intuition="text between documents in .txt data, e.g. "
                                                "<|endoftext|> for TinyStories; empty = blank "
@@ -92,6 +119,33 @@ class TrainConfig:
     and MLP projection of the architecture."""
     rslora: bool = knob(False, panel=LORA)
     """Rank-stabilised LoRA scaling alpha/sqrt(r)."""
+    dora: bool = knob(False, panel=LORA, tui=True,
+                      intuition="DoRA: learn each weight's magnitude apart from its direction; "
+                                "often better at low rank, ~2x slower steps")
+    """DoRA (weight-decomposed LoRA): a learned magnitude per output row on top of the LoRA
+    direction update (PEFT's use_dora)."""
+    init: str = knob("default", choices=LORA_INITS, panel=LORA, metavar="NAME", tui=True,
+                     label="lora init",
+                     intuition="how A and B start: default (B = 0), gaussian, pissa/olora "
+                               "(from the weights' SVD/QR), loftq (needs --quantize 4bit)")
+    """LoRA initialisation (PEFT's init_lora_weights): default (Kaiming A, zero B), gaussian,
+    pissa (principal singular vectors), olora (QR), loftq (with ``quantize`` 4bit only). pissa
+    and olora start from the weights' own directions; the saved adapter is converted to a plain
+    LoRA of rank 2r that applies to the original base model."""
+    rank_pattern: tuple[str, ...] | None = knob(None, panel=LORA, metavar="M=R[,M=R...]")
+    """Per-module ranks overriding ``rank``, e.g. q_proj=16,v_proj=4 (a name matches a module
+    whose full name ends with it; PEFT's rank_pattern)."""
+    alpha_pattern: tuple[str, ...] | None = knob(None, panel=LORA, metavar="M=A[,M=A...]")
+    """Per-module alphas overriding ``alpha``, e.g. q_proj=32 (PEFT's alpha_pattern)."""
+    loraplus_ratio: float = knob(1.0, low=0, low_open=True, note="1 = off; LoRA+ suggests 16",
+                                 panel=LORA, metavar="R", tui=True, label="lora+ ratio",
+                                 intuition="LoRA+: B learns this many times faster than A; "
+                                           "1 = plain LoRA, 16 is the paper's choice")
+    """LoRA+: learning rate of the B matrices (and DoRA magnitudes) as a multiple of ``lr``,
+    as PEFT's create_loraplus_optimizer groups them."""
+    quantize: str = knob("none", choices=QUANTIZE, panel=LORA, metavar="none|4bit|8bit")
+    """QLoRA: load the frozen base in 4-bit NF4 (double-quantised, bf16 compute) or 8-bit
+    through bitsandbytes. CUDA only; install with pip install 'genlab[cuda]'."""
     # --- optimisation
     lr: float = knob(2e-4, low=0, low_open=True, note="e.g. 2e-4 for LoRA", panel=OPTIM,
                      metavar="LR", tui=True,
@@ -99,15 +153,17 @@ class TrainConfig:
                                "(LoRA: ~1e-4 to 1e-3)")
     """Peak learning rate (1e-5 is typical for full fine-tuning)."""
     optimizer: str = knob("adamw", choices=OPTIMIZERS, panel=OPTIM, metavar="NAME", tui=True,
-                          intuition="adamw (decoupled weight decay), adam, or sgd (with "
-                                    "momentum)")
-    """adamw, adam or sgd (with ``momentum``)."""
+                          intuition="adamw (decoupled weight decay), adam, sgd (with "
+                                    "momentum), adafactor, rmsprop, adagrad, lion, adamw8bit")
+    """adamw, adam, sgd (with ``momentum``), adafactor (factored second moments, torch's),
+    rmsprop (with ``momentum``), adagrad, lion (sign updates, lion-pytorch; use a 3-10x lower
+    lr than AdamW) or adamw8bit (bitsandbytes, CUDA only)."""
     momentum: float = knob(0.0, low=0, high=1, high_open=True, panel=OPTIM, metavar="M",
-                           tui=True, intuition="SGD momentum: averages past gradients; used "
-                                               "by sgd only")
-    """SGD momentum."""
+                           tui=True, intuition="SGD/RMSprop momentum: averages past "
+                                               "gradients; used by sgd and rmsprop only")
+    """SGD and RMSprop momentum."""
     betas: tuple[float, float] = knob((0.9, 0.999), panel=OPTIM, metavar="B1,B2")
-    """Adam/AdamW betas B1,B2, each in [0, 1)."""
+    """Adam/AdamW/Lion betas B1,B2, each in [0, 1) (Lion's paper uses 0.9,0.99)."""
     weight_decay: float = knob(0.0, low=0, panel=OPTIM, metavar="WD", tui=True,
                                label="weight decay",
                                intuition="pulls weights toward 0 each step; a mild "
@@ -126,13 +182,31 @@ class TrainConfig:
     """Effective batch at which ``lr`` is the unscaled value, for ``lr_scaling`` linear."""
     schedule: str = knob("cosine", choices=SCHEDULES, panel=SCHEDULE, metavar="NAME",
                          tui=True, section=OPTIM,
-                         intuition="lr after warmup: constant, linear or cosine decay, or "
-                                   "step (multiply by gamma every step size)")
-    """Learning-rate schedule after warmup: constant, linear, cosine or step."""
+                         intuition="lr after warmup: constant, linear or cosine decay, step, "
+                                   "wsd (stable then decay), cosine restarts, polynomial, "
+                                   "inverse sqrt, or plateau (cut when eval stalls)")
+    """Learning-rate schedule after warmup: constant, linear, cosine, step, wsd
+    (warmup-stable-decay), cosine_restarts, polynomial, inverse_sqrt or plateau (multiply by
+    ``gamma`` when the eval loss stops improving; needs evaluations)."""
     step_size: int = knob(100, low=1, panel=SCHEDULE, metavar="N")
     """step schedule: multiply the lr by ``gamma`` every N steps."""
     gamma: float = knob(0.5, low=0, low_open=True, high=1, panel=SCHEDULE, metavar="G")
-    """step schedule decay factor."""
+    """step and plateau schedules: the factor the lr is multiplied by."""
+    decay_ratio: float = knob(0.1, low=0, low_open=True, high=1, panel=SCHEDULE, metavar="F")
+    """wsd schedule: share of the run (at its end) spent decaying from the peak lr."""
+    decay_shape: str = knob("linear", choices=DECAY_SHAPES, panel=SCHEDULE,
+                            metavar="linear|cosine|1-sqrt")
+    """wsd schedule: shape of the final decay."""
+    num_cycles: int = knob(2, low=1, panel=SCHEDULE, metavar="N")
+    """cosine_restarts schedule: cosine cycles, each restarting at the peak lr."""
+    power: float = knob(1.0, low=0, low_open=True, panel=SCHEDULE, metavar="P")
+    """polynomial schedule: exponent of the decay (1 = linear)."""
+    timescale: int | None = knob(None, low=1, panel=SCHEDULE, metavar="N")
+    """inverse_sqrt schedule: lr = peak / sqrt((step + N - warmup) / N); not given = the
+    warmup length (10000 without warmup), as in transformers."""
+    plateau_patience: int = knob(2, low=0, panel=SCHEDULE, metavar="N")
+    """plateau schedule: evaluations without an eval-loss improvement (by more than
+    ``min_delta``) before the lr is multiplied by ``gamma``."""
     warmup_steps: int = knob(0, low=0, panel=SCHEDULE, metavar="N", tui=True, section=OPTIM,
                              label="warmup",
                              intuition="steps of linear warmup from 0 to the peak lr; steadies "
@@ -141,11 +215,15 @@ class TrainConfig:
     warmup_ratio: float = knob(0.0, low=0, high=1, high_open=True, panel=SCHEDULE, metavar="F")
     """Warmup as a fraction of the run, used when ``warmup_steps`` is 0."""
     min_lr_ratio: float = knob(0.0, low=0, high=1, panel=SCHEDULE, metavar="F")
-    """Floor of linear/cosine decay as a fraction of the peak lr."""
+    """Floor of the decaying schedules (linear, cosine, wsd, cosine_restarts, polynomial,
+    plateau) as a fraction of the peak lr."""
     batch_size: int = knob(8, low=1, panel=BATCH, metavar="B", tui=True,
                            intuition="sequences per micro-batch; bigger = smoother gradients, "
                                      "more memory")
     """Sequences per micro-batch."""
+    gradient_checkpointing: bool = knob(False, panel=BATCH)
+    """Recompute activations in the backward pass instead of storing them: much less memory
+    for long sequences and big models, about a third more compute per step."""
     grad_accum: int = knob(1, low=1, panel=BATCH, metavar="N", tui=True,
                            intuition="micro-batches per optimizer step; effective batch = "
                                      "batch size x grad accum")
@@ -164,7 +242,11 @@ class TrainConfig:
     eval_every: int = knob(50, low=0, note="0 = only at the end", panel=EVAL, metavar="N",
                            tui=True, intuition="evaluate (and sample) every N steps; 0 = only "
                                                "at the end")
-    """Evaluate every N optimizer steps and at the end."""
+    """Evaluate every N optimizer steps and at the end (and before the first step, with
+    ``eval_at_start``)."""
+    eval_at_start: bool = knob(True, panel=EVAL)
+    """With ``eval_every`` > 0: evaluate (and sample) before the first step too, so every curve
+    starts from the base model's loss."""
     eval_max_batches: int = knob(0, low=0, note="0 = all", panel=EVAL, metavar="N")
     """Cap on eval batches per evaluation."""
     patience: int = knob(0, low=0, note="0 = off", panel=EVAL, metavar="N", tui=True,
@@ -191,15 +273,31 @@ class TrainConfig:
     dtype: str = knob("auto", panel=RUN, metavar="DTYPE")
     """Mixed precision: auto (bf16 autocast on capable CUDA, fp16 with loss scaling on older
     CUDA, float32 on CPU), float32, bfloat16 or float16."""
+    fused_lora: bool = knob(True, panel=RUN)
+    """Train plain LoRA layers with genlab's fused forward/backward (the same dropout masks
+    and results as PEFT's layers, fewer passes over the activations); off = PEFT's own
+    layers."""
+    compile: bool = knob(False, panel=RUN)
+    """torch.compile the model for training (inductor; dropout keeps eager's random numbers).
+    The first step compiles and takes much longer; needs a C++ compiler on CPU."""
+    sync_every: int = knob(0, low=0, note="0 = auto: 1 on CPU, 10 on CUDA", panel=RUN,
+                           metavar="N")
+    """Read step metrics back from the device every N steps (adam/adamw: a non-finite step
+    is skipped on the device and reported at the next read); fewer host syncs keep a GPU
+    busy. Other optimizers read every step."""
     name: str = knob("", panel=RUN, metavar="NAME", tui=True, section=EVAL, label="run name",
                      intuition="names the run directory runs/<timestamp>-<name>")
     """Run name used in the default run directory runs/<timestamp>-<name>."""
 
     def __post_init__(self) -> None:
-        for name in ("betas", "sample_prompts", "target_modules"):
+        for name in ("betas", "sample_prompts", "target_modules", "rank_pattern",
+                     "alpha_pattern"):
             value = getattr(self, name)
+            if isinstance(value, dict):  # a spec may give a pattern as a mapping
+                value = tuple(f"{k}={v}" for k, v in value.items())
             if isinstance(value, list):
-                object.__setattr__(self, name, tuple(value))
+                value = tuple(value)
+            object.__setattr__(self, name, value)
         if not self.model:
             raise ConfigError("model", self.model, "a hub id or local model directory")
         if not self.data:
@@ -208,6 +306,7 @@ class TrainConfig:
         if (self.prompt_field is None) != (self.completion_field is None):
             raise ConfigError("completion_field", self.completion_field,
                               "given together with prompt_field (both or neither)")
+        self._check_data_format()
         if len(self.betas) != 2 or not all(_unit(b) for b in self.betas):
             raise ConfigError("betas", self.betas, "two numbers in [0, 1), e.g. 0.9,0.999")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -218,6 +317,28 @@ class TrainConfig:
                               "module names, e.g. q_proj,v_proj")
         if not all(isinstance(p, str) for p in self.sample_prompts):
             raise ConfigError("sample_prompts", self.sample_prompts, "strings")
+        self.rank_by_module()
+        self.alpha_by_module()
+
+    def rank_by_module(self) -> dict[str, int]:
+        """``rank_pattern`` as {module name: rank} (raises ``ConfigError`` when malformed)."""
+        return {k: int(v) for k, v in _pattern("rank_pattern", self.rank_pattern, True).items()}
+
+    def alpha_by_module(self) -> dict[str, float]:
+        """``alpha_pattern`` as {module name: alpha} (raises ``ConfigError`` when malformed)."""
+        return _pattern("alpha_pattern", self.alpha_pattern, False)
+
+    def _check_data_format(self) -> None:
+        pair = self.prompt_field is not None
+        if self.data_format == "prompt-completion" and not pair:
+            raise ConfigError("data_format", self.data_format,
+                              "used with --prompt-field and --completion-field")
+        if self.data_format in ("text", "messages") and pair:
+            raise ConfigError("data_format", self.data_format,
+                              "auto or prompt-completion with --prompt-field")
+        if self.chat and self.data_format == "text":
+            raise ConfigError("chat", self.chat, "off for text data (--chat renders "
+                                                 "prompt/completion rows)")
 
     @property
     def effective_batch(self) -> int:
@@ -247,6 +368,27 @@ class TrainConfig:
             if key not in known:
                 raise ConfigError(key, data[key], f"a known field ({', '.join(sorted(known))})")
         return cls(**data)
+
+
+def _pattern(name: str, items: tuple[str, ...] | None, integer: bool) -> dict[str, float]:
+    """Parse ``("q_proj=16", ...)`` into {"q_proj": 16.0}; each value > 0 (an integer rank)."""
+    example = "q_proj=16,v_proj=4" if integer else "q_proj=32,v_proj=8"
+    out: dict[str, float] = {}
+    for item in items or ():
+        key, sep, raw = str(item).partition("=")
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        ok = (sep and key.strip() and math.isfinite(value) and value > 0
+              and (not integer or value.is_integer()))
+        if not ok:
+            what = "an integer rank >= 1" if integer else "an alpha > 0"
+            raise ConfigError(name, items, f"MODULE=VALUE pairs with {what}, e.g. {example}")
+        out[key.strip()] = value
+    if items is not None and not out:
+        raise ConfigError(name, items, f"MODULE=VALUE pairs, e.g. {example}")
+    return out
 
 
 def _unit(x: Any) -> bool:

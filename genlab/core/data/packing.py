@@ -14,6 +14,12 @@ decide what the model is trained and evaluated on:
   be conditioned on nothing). In prompt/completion mode the prompt tokens carry none either: the
   loss is on the completion and its EOS. Labels follow the Hugging Face convention: aligned with
   ``input_ids``; the model shifts them.
+* **Conversations** (``messages`` rows, or prompt/completion rows with ``chat``) are laid out as
+  the model's chat template renders them, with no extra start or EOS token (templates write
+  their own BOS and turn markers), and carry loss on the assistant turns only: each reply and
+  its end-of-turn token, never the assistant header, system, user or tool turns
+  (``genlab.core.data.chat_masks``). The labels travel with their tokens through packing, so a
+  conversation cut across two blocks keeps every turn boundary where it was.
 * **Packing.** The stream is cut into ``seq_len`` blocks that overlap by one token (stride
   ``seq_len - 1``), and the first label of each block is -100. The model predicts position ``i``
   from positions ``< i``, so a block's first token can never be a target; the overlap makes it
@@ -45,6 +51,8 @@ import numpy as np
 import torch
 
 from genlab.core.configs import TrainConfig
+from genlab.core.data.chat import ChatError, has_chat_template
+from genlab.core.data.chat_masks import assistant_token_mask
 from genlab.core.data.sources import (
     SUPPORTED_SUFFIXES,
     DataError,
@@ -108,6 +116,7 @@ class PreparedData:
         eval_bytes: UTF-8 bytes of the scored eval text (documents or completions; EOS
             tokens count 0 bytes): the denominator of bits per byte.
         train_tokens: Tokens in the training stream (document tokens plus start/EOS tokens).
+        chat: True when the documents are conversations rendered by the chat template.
     """
 
     train: TokenBlocks
@@ -116,6 +125,7 @@ class PreparedData:
     eval_documents: int
     eval_bytes: int
     train_tokens: int
+    chat: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,8 +156,11 @@ def document_start_id(tokenizer: Any) -> int:
 def tokenize_documents(documents: Sequence[Document], tokenizer: Any) -> TokenStream:
     """Encode documents as ``[start] (prompt) text [EOS]`` each, concatenated in order.
 
-    Labels are -100 on start tokens and prompt tokens, the token id elsewhere.
+    Labels are -100 on start tokens and prompt tokens, the token id elsewhere. Conversations
+    are encoded by ``tokenize_conversations`` instead.
     """
+    if any(d.is_conversation for d in documents):
+        return tokenize_conversations(documents, tokenizer)
     start, eos = document_start_id(tokenizer), int(tokenizer.eos_token_id)
     texts = _encode([d.text for d in documents], tokenizer)
     prompts = _encode([d.prompt or "" for d in documents], tokenizer) if any(
@@ -169,6 +182,39 @@ def tokenize_documents(documents: Sequence[Document], tokenizer: Any) -> TokenSt
     labels = ids.copy()
     labels[roles <= 1] = IGNORE_INDEX
     return TokenStream(torch.from_numpy(ids), torch.from_numpy(labels))
+
+
+def tokenize_conversations(documents: Sequence[Document], tokenizer: Any) -> TokenStream:
+    """Encode conversations through the chat template, loss on assistant tokens only.
+
+    Raises:
+        DataError: A document that is not a conversation, no chat template, or a template
+            that refuses a conversation (named by its number).
+    """
+    if not has_chat_template(tokenizer):
+        raise DataError("--data: the rows are conversations (messages), but the model's "
+                        "tokenizer has no chat template; train a chat model, or use text or "
+                        "prompt/completion rows")
+    ids: list[int] = []
+    labels: list[int] = []
+    for number, doc in enumerate(documents, start=1):
+        if doc.messages is None:
+            raise DataError(f"--data: document {number} is not a conversation; a data set "
+                            "must not mix conversations with text rows")
+        try:
+            doc_ids, mask = assistant_token_mask(tokenizer, doc.messages)
+        except ChatError as err:
+            raise DataError(f"--data: conversation {number}: {err}") from None
+        ids += doc_ids
+        labels += [t if m else IGNORE_INDEX for t, m in zip(doc_ids, mask, strict=True)]
+    return TokenStream(torch.tensor(ids, dtype=torch.int64),
+                       torch.tensor(labels, dtype=torch.int64))
+
+
+def as_conversations(documents: Sequence[Document]) -> list[Document]:
+    """Prompt/completion documents as a user turn and an assistant reply (``--chat``)."""
+    return [Document.conversation((("user", d.prompt or ""), ("assistant", d.text)))
+            if d.is_pair else d for d in documents]
 
 
 def _encode(texts: list[str], tokenizer: Any) -> list[list[int]]:
@@ -259,11 +305,12 @@ def prepare_data(config: TrainConfig, tokenizer: Any) -> PreparedData:
         DataError: One line naming the flag, the problem and the fix.
     """
     fields = dict(text_field=config.text_field, prompt_field=config.prompt_field,
-                  completion_field=config.completion_field, doc_separator=config.doc_separator)
-    documents = load_documents(config.data, **fields)
+                  completion_field=config.completion_field, doc_separator=config.doc_separator,
+                  messages_field=config.messages_field, data_format=config.data_format)
+    documents = _loaded(config, config.data, "--data", fields)
     if config.eval_data:
         train_docs = documents
-        eval_docs = load_documents(config.eval_data, flag="--eval-data", **fields)
+        eval_docs = _loaded(config, config.eval_data, "--eval-data", fields)
     elif config.eval_split > 0:
         train_docs, eval_docs = split_documents(documents, config.eval_split, config.seed)
     else:
@@ -283,7 +330,21 @@ def prepare_data(config: TrainConfig, tokenizer: Any) -> PreparedData:
         eval_documents=len(eval_docs),
         eval_bytes=eval_byte_count(eval_docs),
         train_tokens=len(train_stream),
+        chat=any(d.is_conversation for d in train_docs),
     )
+
+
+def _loaded(config: TrainConfig, source: str, flag: str, fields: dict[str, Any]
+            ) -> list[Document]:
+    """``load_documents``, turned into conversations with ``config.chat``."""
+    documents = load_documents(source, flag=flag, **fields)
+    if config.chat:
+        if not any(d.is_pair or d.is_conversation for d in documents):
+            raise DataError(f"--chat: {flag} {source} holds text rows; --chat renders "
+                            "prompt/completion rows (--prompt-field/--completion-field) or "
+                            "conversations through the chat template")
+        documents = as_conversations(documents)
+    return documents
 
 
 def _require_full_block(tokens: int, seq_len: int) -> None:

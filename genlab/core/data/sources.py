@@ -6,9 +6,12 @@ Owns turning what the user passes as ``--data`` / ``--eval-data`` into a list of
   (e.g. ``<|endoftext|>`` for TinyStories-style files). Each document is stripped; empty ones
   are dropped. Windows line endings are read as ``\\n``.
 * ``.jsonl`` / ``.json`` / ``.csv`` / ``.parquet``: loaded through ``datasets.load_dataset``
-  (split ``train``), one document per row, from ``text_field`` (stripped, empty rows dropped) or
+  (split ``train``), one document per row, from ``text_field`` (stripped, empty rows dropped),
   from ``prompt_field`` + ``completion_field`` (kept verbatim, rows with an empty completion
-  dropped; a missing prompt counts as "").
+  dropped; a missing prompt counts as ""), or from ``messages_field``: an OpenAI-style
+  conversation (``[{"role", "content"}]``, the format TRL, LLaMA-Factory and axolotl take),
+  used when ``data_format`` is ``messages``, or ``auto`` and the rows have that field;
+  conversations without an assistant turn carry no loss and are dropped.
 * a directory: every supported file directly inside it (not recursive, hidden files skipped), in
   sorted name order; formats may be mixed as long as the fields match.
 * anything else that does not exist locally is tried as a Hugging Face hub dataset name
@@ -34,6 +37,8 @@ from typing import Any
 import datasets
 from huggingface_hub.utils import logging as hub_logging
 
+from genlab.core.data.chat import ChatError, parse_messages
+
 TEXT_SUFFIXES = (".txt",)
 STRUCTURED_SUFFIXES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 SUPPORTED_SUFFIXES = (*TEXT_SUFFIXES, *STRUCTURED_SUFFIXES)
@@ -50,13 +55,27 @@ class Document:
 
     In text mode ``prompt`` is None and every token of ``text`` carries loss. In
     prompt/completion mode ``text`` is the completion (the part that carries loss) and
-    ``prompt`` the conditioning prefix (no loss).
+    ``prompt`` the conditioning prefix (no loss). A conversation has ``messages``; its
+    assistant turns carry the loss, and ``text`` is those turns joined (for byte counts).
     """
 
     text: str
     """The scored text: the whole document, or the completion of a prompt/completion pair."""
     prompt: str | None = None
     """The unscored prefix in prompt/completion mode; None in text mode."""
+    messages: tuple[tuple[str, str], ...] | None = None
+    """``(role, content)`` turns of a conversation, rendered through the chat template."""
+
+    @classmethod
+    def conversation(cls, messages: tuple[tuple[str, str], ...]) -> Document:
+        """A conversation document (its scored text: the assistant turns)."""
+        replies = "".join(content for role, content in messages if role == "assistant")
+        return cls(replies, messages=tuple(messages))
+
+    @property
+    def is_conversation(self) -> bool:
+        """True for a conversation (``messages``)."""
+        return self.messages is not None
 
     @property
     def completion(self) -> str:
@@ -75,10 +94,18 @@ class _Fields:
     text: str
     prompt: str | None
     completion: str | None
+    messages: str = "messages"
+    data_format: str = "auto"
 
     @property
     def pair(self) -> bool:
         return self.prompt is not None
+
+    def wants_messages(self, columns: Sequence[str]) -> bool:
+        """Read conversations: asked for, or ``auto`` with a messages column (and no pair)."""
+        if self.data_format == "messages":
+            return True
+        return self.data_format == "auto" and not self.pair and self.messages in columns
 
 
 def load_documents(
@@ -89,6 +116,8 @@ def load_documents(
     completion_field: str | None = None,
     doc_separator: str | None = None,
     flag: str = "--data",
+    messages_field: str = "messages",
+    data_format: str = "auto",
 ) -> list[Document]:
     """Read every document of a file, a directory of files, or a hub dataset.
 
@@ -99,6 +128,8 @@ def load_documents(
         completion_field: See ``prompt_field``.
         doc_separator: Separator between documents in .txt files; None = blank lines.
         flag: The flag that named ``source`` (``--data`` or ``--eval-data``), for messages.
+        messages_field: Column holding conversations.
+        data_format: ``auto``, ``text``, ``prompt-completion`` or ``messages``.
 
     Returns:
         The documents in file order (files in sorted name order for a directory).
@@ -109,7 +140,8 @@ def load_documents(
     if (prompt_field is None) != (completion_field is None):
         raise DataError("--prompt-field and --completion-field go together: pass both "
                         "(loss on the completion only) or neither (text mode)")
-    fields = _Fields(flag, text_field, prompt_field, completion_field)
+    fields = _Fields(flag, text_field, prompt_field, completion_field, messages_field,
+                     data_format)
     path = Path(source).expanduser()
     if path.is_dir():
         docs = [doc for file in _directory_files(path, flag)
@@ -185,6 +217,9 @@ def _check_utf8(path: Path, flag: str) -> None:
 
 
 def _load_text_file(path: Path, fields: _Fields, doc_separator: str | None) -> list[Document]:
+    if fields.data_format == "messages":
+        raise DataError(f"--data-format messages: {path} is plain text; conversations come as "
+                        f".jsonl/.json/.parquet rows with a {fields.messages!r} list")
     if fields.pair:
         raise DataError(f"--prompt-field {fields.prompt}: {path} is plain text, which has no "
                         "fields; use .jsonl/.json/.csv/.parquet rows for prompt/completion data")
@@ -259,6 +294,8 @@ def _rows_to_documents(table: Any, fields: _Fields, where: str) -> list[Document
     """Documents from a ``datasets.Dataset`` after checking that the fields exist."""
     columns = list(table.column_names)
     names = ", ".join(columns) or "none"
+    if fields.wants_messages(columns):
+        return _conversations(table, fields, where, names)
     if fields.pair:
         for flag, name in (("--prompt-field", fields.prompt), ("--completion-field",
                                                                fields.completion)):
@@ -275,6 +312,32 @@ def _rows_to_documents(table: Any, fields: _Fields, where: str) -> list[Document
                         "--prompt-field and --completion-field")
     texts = _strings(table[fields.text], "--text-field", fields.text, where)
     return [Document(t) for t in (t.strip() for t in texts) if t]
+
+
+def _conversations(table: Any, fields: _Fields, where: str, names: str) -> list[Document]:
+    """Conversation documents from the messages column; rows without a reply are dropped."""
+    flag = "--messages-field"
+    if fields.messages not in table.column_names:
+        raise DataError(f"{flag} {fields.messages}: {where} has no {fields.messages!r} field "
+                        f"(its fields: {names}); pass {flag} with the column holding each "
+                        "row's list of {role, content} messages")
+    docs = []
+    for row, value in enumerate(table[fields.messages], start=1):
+        try:
+            pairs = parse_messages(_plain_messages(value))
+        except ChatError as err:
+            raise DataError(f"{flag} {fields.messages}: row {row} of {where}: {err}") from None
+        if any(role == "assistant" and content for role, content in pairs):
+            docs.append(Document.conversation(pairs))
+    return docs
+
+
+def _plain_messages(value: Any) -> Any:
+    """datasets gives a list of dicts (JSON) or a list of structs; keep role and content."""
+    if isinstance(value, list):
+        return [{"role": m.get("role"), "content": m.get("content") or ""}
+                if isinstance(m, dict) else m for m in value]
+    return value
 
 
 def _strings(column: Sequence[Any], flag: str, name: str, where: str) -> list[str]:

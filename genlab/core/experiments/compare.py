@@ -6,7 +6,8 @@ skips the cells already in ``results.jsonl``, runs the rest through ``iter_gener
 batches of whole cells (rows come from ``generation.grid.build_rows``, so sample i has the same
 seed in every cell), appends each cell's row as soon as all its generations are done, and
 writes the report at the end. A stop (or kill) loses at most the cells in flight; rerunning
-into the same directory finishes the rest.
+into the same directory finishes the rest. Every prompt is encoded (chat template, context
+check) before the output directory is opened, so a prompt that cannot run writes nothing.
 
 Each output also records ``base_logprob``: the summed log-probability of its tokens under the
 base model (``generation.scoring``, one batched forward per finished cell), the report's
@@ -24,9 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genlab.core.configs.sampling import message_dicts
 from genlab.core.events import RowFinished, StopToken
 from genlab.core.generation.decode import iter_generate
 from genlab.core.generation.grid import GridCell, build_rows
+from genlab.core.generation.prompting import (
+    ContextLimitError,
+    PromptError,
+    encode_requests,
+    sent_messages,
+    uses_chat,
+)
 from genlab.core.generation.scoring import score_continuations
 from genlab.core.modeling.loading import load_model
 from genlab.core.reports.report import write_compare_report
@@ -129,27 +138,32 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
         loaded: An already-loaded model to use instead of loading ``spec.model`` (tests, TUI).
 
     Raises:
-        OutDirError, LookupError, ModelLoadError: Before anything is written.
+        OutDirError, LookupError, ModelLoadError, PromptError, ContextLimitError: Before
+            anything is written.
     """
 
     start = time.perf_counter()
     out, model = prepare_compare(spec, out_dir)
     if loaded is None:
-
         loaded = load_model(model, device=spec.device, dtype=spec.dtype,
-                            adapters=dict(spec.adapters) or None)
+                            adapters=dict(spec.adapters) or None, gguf_file=spec.gguf_file)
+    cells = spec.cells()
+    first = [GridCell(c.index, c.params, c.adapter) for c in cells]
+    _check_prompts(spec, loaded, first)
     stop = stop_token or StopToken()
     open_out_dir(out, spec.to_dict(), spec.identity())
     results = out / RESULTS_FILE
     done = {row.get("key") for row in read_rows(results)}
-    cells = spec.cells()
     pending = [c for c in cells if c.key not in done]
-    yield CompareStarted(str(out), loaded.describe(), len(cells), len(cells) - len(pending),
+    memory = getattr(loaded, "memory_text", None)
+    yield CompareStarted(str(out), loaded.describe() + (f" · {memory()}" if memory else ""),
+                         len(cells), len(cells) - len(pending),
                          len(pending) * spec.rows_per_cell)
     finished = 0
     for chunk in _chunks(pending, spec.rows_per_cell, spec.batch_size):
         grid_cells = [GridCell(c.index, c.params, c.adapter) for c in chunk]
-        rows = build_rows(spec.prompts, grid_cells, spec.samples, spec.seed)
+        rows = build_rows(spec.prompt_items, grid_cells, spec.samples, spec.seed,
+                          **spec.prompting)
         by_cell: dict[int, list[tuple[Any, RowFinished]]] = {c.index: [] for c in chunk}
         for event in iter_generate(loaded, [r.request for r in rows], token_events=False,
                                    batch_size=spec.batch_size, stop_token=stop):
@@ -163,7 +177,8 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
             bucket.append((grid_row, event))
             if len(bucket) == spec.rows_per_cell:
                 cell = next(c for c in chunk if c.index == grid_row.cell.index)
-                row = cell_row(spec, cell, bucket, _base_logprobs(loaded, bucket))
+                row = cell_row(spec, cell, bucket, loaded.tokenizer,
+                               _base_logprobs(loaded, bucket))
                 append_row(results, row)
                 finished += 1
                 yield CellFinished(cell.index, cell.label, row)
@@ -178,6 +193,20 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
                           time.perf_counter() - start)
 
 
+def _check_prompts(spec: CompareSpec, loaded: Any, cells: list[GridCell]) -> None:
+    """Encode every prompt x cell once (template, context) before anything is written.
+
+    Raises:
+        PromptError: Naming the prompt (``prompts[i]``) and what is wrong with it.
+    """
+    rows = build_rows(spec.prompt_items, cells, 1, spec.seed, **spec.prompting)
+    try:
+        encode_requests(loaded, [r.request for r in rows])
+    except (ContextLimitError, PromptError) as err:
+        index = rows[getattr(err, "row", 0) or 0].prompt_index
+        raise PromptError(f"prompts[{index}]: {err}") from None
+
+
 def _chunks(cells: list[CompareCell], rows_per_cell: int, batch_size: int
             ) -> Iterator[list[CompareCell]]:
     """Whole cells per generator call, about ``batch_size`` rows each (at least one cell)."""
@@ -188,14 +217,16 @@ def _chunks(cells: list[CompareCell], rows_per_cell: int, batch_size: int
 
 def _base_logprobs(loaded: Any, done: list[tuple[Any, RowFinished]]) -> list[float | None]:
     """Each generation's summed log-probability under the base model (compare's quality)."""
-    return score_continuations(loaded, [g.request.prompt for g, _ in done],
+    return score_continuations(loaded, [g.request for g, _ in done],
                                [e.token_ids for _, e in done])
 
 
 def cell_row(spec: CompareSpec, cell: CompareCell, done: list[tuple[Any, RowFinished]],
-             base_logprobs: list[float | None] | None = None) -> dict[str, Any]:
+             tokenizer: Any = None, base_logprobs: list[float | None] | None = None
+             ) -> dict[str, Any]:
     """The ``results.jsonl`` row of a finished cell (outputs prompt-major, then sample).
 
+    An output of a chat row also has ``messages``: the conversation sent (system included).
     ``base_logprobs`` (in the order of ``done``) are the summed log-probabilities of each
     output's tokens under the base model; the report turns them into a mean and perplexity.
     """
@@ -203,7 +234,7 @@ def cell_row(spec: CompareSpec, cell: CompareCell, done: list[tuple[Any, RowFini
     outputs = []
     for pair in sorted(done, key=lambda d: (d[0].prompt_index, d[0].sample_index)):
         grid_row, event = pair
-        outputs.append({
+        output = {
             "prompt_index": grid_row.prompt_index,
             "prompt": spec.prompts[grid_row.prompt_index],
             "sample": grid_row.sample_index,
@@ -212,7 +243,10 @@ def cell_row(spec: CompareSpec, cell: CompareCell, done: list[tuple[Any, RowFini
             "finish_reason": event.reason,
             "new_tokens": len(event.token_ids),
             "base_logprob": scores[id(pair)],
-        })
+        }
+        if tokenizer is not None and uses_chat(tokenizer, grid_row.request):
+            output["messages"] = message_dicts(sent_messages(grid_row.request))
+        outputs.append(output)
     return {
         "cell": cell.index, "key": cell.key, "label": cell.label, "adapter": cell.adapter,
         "settings": cell.settings, "params": cell.params.to_dict(), "outputs": outputs,

@@ -11,6 +11,13 @@ Text is streamed as deltas whose concatenation is exactly the row's final text: 
 split across tokens and text that could still become a stop string are held back until decided
 (``genlab.core.generation.streaming_text``).
 
+Prompts are encoded before the first event (``genlab.core.generation.prompting``: the chat
+template, the end-of-turn token, the context-length check), so a prompt that cannot run fails
+the whole call up front. Long prompts are prefilled in chunks of ``PREFILL_CHUNK`` tokens, so
+a 4k-token prompt never materialises 4k x 4k attention scores or 4k rows of MLP activations at
+once; memory for a grid is bounded by ``batch_size`` rows (one chunk of rows, and its KV cache,
+at a time).
+
 Stateful samplers (penalties, DRY, mirostat, XTC, logit bias, min-tokens) keep their per-row
 state in a ``SamplerState`` that follows the batch. On CUDA the loop never waits for the device
 per token: each step's ids and log-probs are copied asynchronously into a pinned host buffer,
@@ -20,7 +27,6 @@ extra tokens they computed, so every row's output is the same as with a sync per
 
 from __future__ import annotations
 
-import inspect
 import time
 import weakref
 from collections.abc import Iterator, Sequence
@@ -38,11 +44,13 @@ from genlab.core.events import (
     TokenAlternative,
     TokenSampled,
 )
-from genlab.core.generation.prompts import tokenize_prompts
+from genlab.core.generation.model_call import cache_argument, eos_ids, forward_kwargs, vocab_size
+from genlab.core.generation.prompting import EncodedPrompt, encode_requests
 from genlab.core.generation.readback import HostBuffer
 from genlab.core.generation.sampling import (
     RowParams,
     SamplerState,
+    draw_uniforms,
     pick_with_uniforms,
     process_logits,
     resolve_logit_bias,
@@ -51,6 +59,8 @@ from genlab.core.generation.streaming_text import RowText
 from genlab.core.modeling.loading import LoadedModel
 
 Event = TokenSampled | RowFinished | GenerationFinished
+PREFILL_CHUNK = 512
+"""Prompt tokens per prefill forward pass (longer prompts are prefilled in several)."""
 SYNC_EVERY = {"cuda": 8}
 """Steps between host reads of the sampled ids, by device type (1 when absent: on the CPU
 there is nothing to wait for, and a finished row stops costing at once)."""
@@ -76,6 +86,7 @@ def iter_generate(
     batch_size: int | None = None,
     stop_token: StopToken | None = None,
     token_events: bool = True,
+    prefill_chunk: int = PREFILL_CHUNK,
 ) -> Iterator[TokenSampled | RowFinished | GenerationFinished]:
     """Generate every request, yielding events as tokens are chosen.
 
@@ -88,6 +99,8 @@ def iter_generate(
         stop_token: Once set, unfinished rows end with reason ``cancelled`` at the next step.
         token_events: False skips the ``TokenSampled`` events (and ``top_n``), for callers
             that only want finished rows; every row's tokens and text are the same.
+        prefill_chunk: Prompt tokens per prefill forward (the prompt's KV cache is filled in
+            chunks of this size).
 
     Yields:
         ``TokenSampled`` per row per step (unless ``token_events`` is False), one
@@ -95,8 +108,13 @@ def iter_generate(
 
     Raises:
         ConfigError: ``top_n``/``batch_size`` out of range or an unknown adapter name.
+        PromptError: A chat row without a chat template, or a conversation it refuses.
+        ContextLimitError: A prompt plus its new tokens does not fit the model's context.
     """
     _validate(loaded, requests, top_n, batch_size)
+    if not isinstance(prefill_chunk, int) or prefill_chunk < 1:
+        raise ConfigError("prefill_chunk", prefill_chunk, "an integer >= 1")
+    encoded = encode_requests(loaded, requests)
     start = time.perf_counter()
     size = batch_size or max(len(requests), 1)
     total, cancelled = 0, False
@@ -106,9 +124,9 @@ def iter_generate(
             for row in rows:
                 yield RowFinished(row, "cancelled", "", (), time.perf_counter() - start)
             continue
-        new, cancelled = yield from _iter_chunk(loaded, requests, rows,
+        new, cancelled = yield from _iter_chunk(loaded, requests, encoded, rows,
                                                 top_n if token_events else 0, stop_token, start,
-                                                token_events)
+                                                prefill_chunk, token_events)
         total += new
     yield GenerationFinished(len(requests), total, time.perf_counter() - start, cancelled)
 
@@ -123,22 +141,23 @@ def _validate(loaded: LoadedModel, requests: Sequence[GenerationRequest], top_n:
         if req.adapter is not None and req.adapter not in loaded.adapters:
             known = ", ".join(sorted(loaded.adapters)) or "none loaded"
             raise ConfigError("adapter", req.adapter, f"a loaded adapter name ({known})")
+    configs = getattr(loaded.model, "peft_config", {}) if loaded.adapters else {}
+    for name in loaded.adapters:
+        if getattr(configs.get(name), "use_dora", False):  # PEFT: no DoRA in mixed batches
+            raise ConfigError("adapter", name, "a LoRA adapter without DoRA: PEFT cannot run "
+                              "DoRA in a mixed-adapter batch; fold it into the base with "
+                              "genlab merge and sample the merged model")
 
 
-def _eos_ids(loaded: LoadedModel) -> frozenset[int]:
-    """Token ids that end a row: the tokenizer's EOS and the generation config's."""
-    ids = {loaded.tokenizer.eos_token_id}
-    extra = getattr(getattr(loaded.model, "generation_config", None), "eos_token_id", None)
-    ids.update(extra if isinstance(extra, (list, tuple)) else [extra])
-    return frozenset(i for i in ids if i is not None)
 
-
-def _iter_chunk(loaded: LoadedModel, all_requests: Sequence[GenerationRequest], rows: list[int],
-                top_n: int, stop_token: StopToken | None, start: float,
+def _iter_chunk(loaded: LoadedModel, all_requests: Sequence[GenerationRequest],
+                encoded: Sequence[EncodedPrompt], rows: list[int], top_n: int,
+                stop_token: StopToken | None, start: float, prefill_chunk: int = PREFILL_CHUNK,
                 token_events: bool = True) -> Iterator[Event]:
     """Decode one chunk of rows; returns ``(new_tokens, cancelled)`` through ``yield from``."""
     requests = [all_requests[r] for r in rows]
-    eos = _eos_ids(loaded)
+    eos = eos_ids(loaded)
+    ends = [eos | encoded[r].end_ids for r in rows]  # a chat row also ends at end of turn
 
     def cancel_all() -> Iterator[Event]:
         for row, text in zip(rows, texts, strict=True):
@@ -146,16 +165,19 @@ def _iter_chunk(loaded: LoadedModel, all_requests: Sequence[GenerationRequest], 
                               time.perf_counter() - start)
 
     # Phase 1: tensors and per-row text state, then the prompts' prefill.
-    batch = _Batch(loaded, requests, top_n)
+    batch = _Batch(loaded, requests, [encoded[r].ids for r in rows], frozenset().union(*ends),
+                   top_n)
     texts = [RowText(loaded.tokenizer, p, r.params.stop)
              for p, r in zip(batch.prompts, requests, strict=True)]
     if stop_token is not None and stop_token.stopped:
         yield from cancel_all()
         return 0, True
-    batch.prefill()
-    # Per row, what the loop checks every step: its row, text, length limit, whether EOS ends it.
-    info = [(row, text, r.params.max_new_tokens, not r.params.ignore_eos, r.params.greedy)
-            for row, text, r in zip(rows, texts, requests, strict=True)]
+    batch.prefill(prefill_chunk)
+    # Per row, what the loop checks every step: its row, text, length limit, the ids that end
+    # it (EOS, and a chat row's end of turn; none with ignore_eos), whether it is greedy.
+    info = [(row, text, r.params.max_new_tokens, frozenset() if r.params.ignore_eos else end,
+             r.params.greedy)
+            for row, text, r, end in zip(rows, texts, requests, ends, strict=True)]
     new_tokens, step = 0, 0
     while step < batch.steps:
         # Phase 2: a block of steps on the device, then their tokens read back at once.
@@ -165,13 +187,13 @@ def _iter_chunk(loaded: LoadedModel, all_requests: Sequence[GenerationRequest], 
             # Phase 3: the events of each step (Python work), for the rows still going.
             still: list[int] = []
             for b in keep:
-                row, text, limit, eos_ends, greedy = info[b]
+                row, text, limit, row_ends, greedy = info[b]
                 token_id = tokens[b]
                 delta, hit_stop = text.push(token_id)
                 reason: FinishReason | None = None
                 if hit_stop:
                     reason = "stop"
-                elif eos_ends and token_id in eos:
+                elif token_id in row_ends:
                     reason = "eos"
                 elif len(text.token_ids) >= limit:
                     reason = "length"
@@ -211,10 +233,11 @@ class _Batch:
     """
 
     @torch.inference_mode()
-    def __init__(self, loaded: LoadedModel, requests: list[GenerationRequest], top_n: int):
+    def __init__(self, loaded: LoadedModel, requests: list[GenerationRequest],
+                 prompts: list[list[int]], end_ids: frozenset[int], top_n: int):
         self.model, self.device, self.top_n = loaded.model, loaded.device, top_n
         self.tokenizer = loaded.tokenizer
-        self.prompts = tokenize_prompts(self.tokenizer, [r.prompt for r in requests])
+        self.prompts = prompts
         width = max(len(p) for p in self.prompts)
         pad = self.tokenizer.pad_token_id or 0
         ids = [[pad] * (width - len(p)) + p for p in self.prompts]  # left padding
@@ -227,16 +250,17 @@ class _Batch:
         self.mask = mask if any(len(p) < width for p in self.prompts) else None
         self.params = RowParams.from_params([r.params for r in requests], self.device)
         self.steps = max(r.params.max_new_tokens for r in requests)
-        self.uniforms, self.xtc_uniforms = _draw_uniforms(requests, self.steps,
+        self.uniforms, self.xtc_uniforms = draw_uniforms(requests, self.steps,
                                                           "xtc" in self.params.uses)
         if self.device.type == "mps":  # no float64 there; keep u < 1 after rounding
             self.uniforms = self.uniforms.float().clamp_(max=1 - 2**-24)
         self.uniforms = self.uniforms.to(self.device)
-        self.extra = _forward_kwargs(loaded, requests)
-        self.vocab = _vocab_size(loaded)
+        self.extra = forward_kwargs(loaded, requests)
+        self.vocab = vocab_size(loaded)
         self.bias = [resolve_logit_bias(self.tokenizer, r.params.logit_bias, self.vocab)
                      for r in requests] if "logit_bias" in self.params.uses else None
-        self.eos = sorted(_eos_ids(loaded))
+        self.eos = sorted(end_ids)  # min-tokens bans every id that ends a row (EOS, end of turn)
+        self.cache_arg = cache_argument(loaded)
 
         self.cache = DynamicCache(config=self.model.config)
         self.state: SamplerState | None = None
@@ -246,16 +270,27 @@ class _Batch:
         self.pending: list[tuple[torch.Tensor, ...]] = []
         self.host = HostBuffer(len(requests), self.sync_every, top_n, self.device)
 
-    def _forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        mask = {} if self.mask is None else {"attention_mask": self.mask}
-        out = self.model(input_ids=input_ids, position_ids=positions, past_key_values=self.cache,
-                         use_cache=True, **mask, **self.extra)
+    def _forward(self, input_ids: torch.Tensor, positions: torch.Tensor,
+                 mask: torch.Tensor | None) -> torch.Tensor:
+        masked = {} if mask is None else {"attention_mask": mask}
+        out = self.model(input_ids=input_ids, position_ids=positions, use_cache=True,
+                         **{self.cache_arg: self.cache}, **masked, **self.extra)
         return out.logits[:, -1, :].float()  # [B, V]
 
     @torch.inference_mode()
-    def prefill(self) -> None:
-        """Run the prompts through the model once, filling the cache; start the samplers."""
-        self.logits = self._forward(self.input_ids, self.positions)
+    def prefill(self, chunk: int = PREFILL_CHUNK) -> None:
+        """Run the prompts through the model, ``chunk`` positions per forward, filling the
+        cache; start the samplers.
+
+        Each chunk attends to the cache of the chunks before it, so the result is the one-shot
+        prefill's (up to float rounding) with memory for ``chunk`` positions of activations.
+        """
+        width = self.input_ids.shape[1]
+        for begin in range(0, width, chunk):
+            end = min(begin + chunk, width)
+            mask = None if self.mask is None else self.mask[:, :end]  # [B, end]: cache + chunk
+            self.logits = self._forward(self.input_ids[:, begin:end],
+                                        self.positions[:, begin:end], mask)
         if self.params.uses:
             self.state = SamplerState(
                 self.params, self.input_ids, None if self.mask is None else self.mask.bool(),
@@ -268,7 +303,7 @@ class _Batch:
         if self.mask is not None:
             ones = self.mask.new_ones(self.mask.shape[0], 1)
             self.mask = torch.cat([self.mask, ones], dim=1)  # [B, L + 1]
-        self.logits = self._forward(self.last_tokens.unsqueeze(1), self.next_pos)
+        self.logits = self._forward(self.last_tokens.unsqueeze(1), self.next_pos, self.mask)
         self.next_pos = self.next_pos + 1
 
     @torch.inference_mode()
@@ -348,30 +383,6 @@ class _Batch:
             self.extra = {**self.extra, "adapter_names": [names[i] for i in keep]}
 
 
-def _draw_uniforms(requests: list[GenerationRequest], steps: int, xtc: bool
-                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``[rows, steps]`` float64 uniforms, one per step, each row from its own seeded generator.
-
-    Drawn on the CPU once per run: a row's draws are then the same on every device and
-    independent of the batch. Rows shorter than ``steps`` are zero-padded (never read). With
-    ``xtc``, each XTC row then draws its XTC chances from the same generator, after its token
-    uniforms: switching XTC on leaves a row's token draws as they were.
-    """
-    out = torch.zeros(len(requests), steps, dtype=torch.float64)
-    chances = torch.ones(len(requests), steps, dtype=torch.float64) if xtc else None
-    for i, req in enumerate(requests):
-        gen = torch.Generator(device="cpu").manual_seed(req.seed)
-        n = req.params.max_new_tokens
-        out[i, :n] = torch.rand(n, generator=gen, dtype=torch.float64)
-        if chances is not None and req.params.xtc_probability > 0 and not req.params.greedy:
-            chances[i, :n] = torch.rand(n, generator=gen, dtype=torch.float64)
-    return out, chances
-
-
-def _vocab_size(loaded: LoadedModel) -> int:
-    """Width of the model's logits (its config's vocabulary size, else the tokenizer's)."""
-    size = getattr(getattr(loaded.model, "config", None), "vocab_size", None)
-    return int(size) if size else len(loaded.tokenizer)
 
 
 def _token_texts(tokenizer: Any, vocab: int) -> list[str]:
@@ -383,14 +394,3 @@ def _token_texts(tokenizer: Any, vocab: int) -> list[str]:
         texts += [""] * (vocab - size)
         _TOKEN_TEXTS[tokenizer] = texts
     return texts
-
-
-def _forward_kwargs(loaded: LoadedModel, requests: list[GenerationRequest]) -> dict[str, Any]:
-    """Extra forward arguments: last-position logits only, and per-row PEFT adapters."""
-    base = loaded.model.get_base_model() if loaded.adapters else loaded.model
-    extra: dict[str, Any] = {}
-    if "logits_to_keep" in inspect.signature(base.forward).parameters:
-        extra["logits_to_keep"] = 1
-    if loaded.adapters:  # PEFT mixed-adapter batch; "__base__" rows skip every LoRA layer
-        extra["adapter_names"] = [r.adapter or "__base__" for r in requests]
-    return extra

@@ -25,6 +25,7 @@ from typing import Any
 from genlab.core.configs import ConfigError, GenerationRequest, SamplingParams
 from genlab.core.configs.sampler_text import format_bias, format_breakers, normalize_logit_bias
 from genlab.core.configs.sampling import GRID_FIELDS, SHORT_NAMES
+from genlab.core.generation.prompts import Prompt
 
 # GRID_FIELDS and SHORT_NAMES re-exported: the grid vocabulary of every face
 __all__ = ["GRID_FIELDS", "SHORT_NAMES", "format_param"]
@@ -130,25 +131,51 @@ class GridRow:
 
 
 def build_rows(
-    prompts: Sequence[str], cells: Sequence[GridCell], num_samples: int = 1, seed: int = 0
+    prompts: Sequence[str | Prompt], cells: Sequence[GridCell], num_samples: int = 1,
+    seed: int = 0, *, chat: bool | None = None, system: str | None = None,
+    truncate_prompt: str = "error",
 ) -> list[GridRow]:
     """Every (prompt, cell, sample) row, prompt-major, then cell, then sample.
 
     Row ``i`` of the result is request ``i`` of the batch; the generator's event ``row``
-    indexes back into this list.
+    indexes back into this list. ``chat``, ``system`` and ``truncate_prompt`` apply to every
+    row (see ``GenerationRequest``); a ``Prompt`` conversation becomes the row's ``messages``.
 
     Raises:
-        ConfigError: ``num_samples < 1`` or a seed outside ``[0, 2**63)``.
+        ConfigError: ``num_samples < 1``, a seed outside ``[0, 2**63)`` or a bad prompt option.
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ConfigError("num_samples", num_samples, "an integer >= 1")
     seeds = [derive_seed(seed, s) for s in range(num_samples)]
+    items = [p if isinstance(p, Prompt) else Prompt(p) for p in prompts]
     return [
-        GridRow(p, cell, s, GenerationRequest(prompt, cell.params, seeds[s], cell.adapter))
-        for p, prompt in enumerate(prompts)
+        GridRow(p, cell, s, GenerationRequest(
+            prompt.text, cell.params, seeds[s], cell.adapter, prompt.messages, chat, system,
+            truncate_prompt))
+        for p, prompt in enumerate(items)
         for cell in cells
         for s in range(num_samples)
     ]
+
+
+def sample_record(row: GridRow, text: str, token_ids: Sequence[int], finish_reason: str,
+                  messages: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """One generated row as ``genlab sample -f jsonl`` writes it (and ``genlab.sample``
+    returns it): ``prompt``, ``messages`` (the conversation sent, or None for raw text),
+    ``params``, ``seed``, ``sample_index``, ``text``, ``token_ids``, ``finish_reason``,
+    ``adapter``."""
+    req = row.request
+    return {
+        "prompt": req.prompt,
+        "messages": messages,
+        "params": req.params.to_dict(),
+        "seed": req.seed,
+        "sample_index": row.sample_index,
+        "text": text,
+        "token_ids": list(token_ids),
+        "finish_reason": finish_reason,
+        "adapter": req.adapter,
+    }
 
 
 def varying_fields(params: Sequence[SamplingParams]) -> list[str]:

@@ -1,44 +1,104 @@
-"""Prompt-set files: the formats users hand to ``genlab sample --prompts`` (and later specs).
+"""Prompt-set files: the formats users hand to ``genlab sample --prompts`` and specs.
 
 Two formats, chosen by the file's extension:
 
-* ``.jsonl`` / ``.ndjson``: one JSON object per line with a string ``"prompt"`` field (other
-  fields are ignored, so the same file can carry ids or notes); blank lines are skipped.
+* ``.jsonl`` / ``.ndjson``: one JSON object per line with a string ``"prompt"`` field, or a
+  ``"messages"`` list (an OpenAI-style conversation, sent through the model's chat template;
+  TRL's conversational ``"prompt": [messages]`` works too). Other fields are ignored, so the
+  same file can carry ids or notes; blank lines are skipped.
 * anything else (``.txt``): one prompt per line, the line ending removed; blank lines skipped.
 
+``load_prompt_set`` returns ``Prompt`` items (text or conversation); ``load_prompts`` is for
+places that take text only (training sample prompts) and refuses conversations.
+
 Every failure raises ``PromptFileError`` with a one-line message that names the line when
-there is one; faces prefix their own flag or spec key. ``tokenize_prompts`` is the one rule for
-turning prompts into ids (the decode loop and the scorer share it).
+there is one; faces prefix their own flag or spec key.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from genlab.core.data.chat import ChatError, parse_messages
+
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+_SHAPES = ('each line must be an object like {"prompt": "Once upon a time"} or {"messages": '
+           '[{"role": "user", "content": "Hi"}]}')
 
 
 class PromptFileError(ValueError):
     """A prompt file is missing, unreadable, empty or malformed (one-line message)."""
 
 
-def parse_prompts(text: str, *, jsonl: bool) -> list[str]:
-    """Prompts from a file's decoded ``text`` (JSONL when ``jsonl``, else one per line).
+@dataclass(frozen=True)
+class Prompt:
+    """One prompt of a set: a text, or a whole conversation.
+
+    Attributes:
+        text: The raw prompt; for a conversation, its last user message (what tables show).
+        messages: ``(role, content)`` pairs of a conversation, or None for a text prompt.
+    """
+
+    text: str
+    messages: tuple[tuple[str, str], ...] | None = None
+
+    @classmethod
+    def conversation(cls, messages: tuple[tuple[str, str], ...]) -> Prompt:
+        """A conversation prompt, shown by its last user message."""
+        users = [content for role, content in messages if role == "user"]
+        return cls(users[-1] if users else messages[-1][1], tuple(messages))
+
+    @property
+    def shown(self) -> str:
+        """How tables title it: the text, with the conversation's length when it has turns."""
+        if self.messages is None or len(self.messages) == 1:
+            return self.text
+        return f"[{len(self.messages)} messages] {self.text}"
+
+
+def parse_prompt_set(text: str, *, jsonl: bool) -> list[Prompt]:
+    """Prompts (texts and conversations) from a file's decoded ``text``.
 
     Raises:
         PromptFileError: A bad JSONL line (named by number), or no prompt at all.
     """
-    prompts = _parse_jsonl(text) if jsonl else _parse_lines(text)
+    prompts = _parse_jsonl(text) if jsonl else [Prompt(line) for line in _parse_lines(text)]
     if not prompts:
         raise PromptFileError("holds no prompts (blank lines are skipped)")
     return prompts
 
 
+def parse_prompts(text: str, *, jsonl: bool) -> list[str]:
+    """Text prompts from a file's decoded ``text`` (JSONL when ``jsonl``, else one per line).
+
+    Raises:
+        PromptFileError: A bad JSONL line (named by number), a conversation, or no prompt.
+    """
+    return _texts(parse_prompt_set(text, jsonl=jsonl))
+
+
 def load_prompts(path: str | Path) -> list[str]:
-    """Read the prompt file at ``path`` (UTF-8); the format follows the extension.
+    """Read the text prompts of the file at ``path`` (UTF-8); the format follows the extension.
+
+    Raises:
+        PromptFileError: Missing, unreadable, not UTF-8, empty, malformed, or a conversation.
+    """
+    return _texts(load_prompt_set(path))
+
+
+def _texts(prompts: list[Prompt]) -> list[str]:
+    for number, p in enumerate(prompts, start=1):
+        if p.messages is not None:
+            raise PromptFileError(f"prompt {number} is a conversation (\"messages\"); only "
+                                  "text prompts are taken here")
+    return [p.text for p in prompts]
+
+
+def load_prompt_set(path: str | Path) -> list[Prompt]:
+    """Read the prompts (texts and conversations) of the file at ``path``.
 
     Raises:
         PromptFileError: Missing, unreadable, not UTF-8, empty or malformed.
@@ -52,7 +112,7 @@ def load_prompts(path: str | Path) -> list[str]:
         raise PromptFileError("is a directory, not a prompt file") from None
     except OSError as err:
         raise PromptFileError(f"cannot read it ({err.strerror or type(err).__name__})") from None
-    return parse_prompts(decode_utf8(data), jsonl=path.suffix.lower() in JSONL_SUFFIXES)
+    return parse_prompt_set(decode_utf8(data), jsonl=path.suffix.lower() in JSONL_SUFFIXES)
 
 
 def decode_utf8(data: bytes) -> str:
@@ -69,7 +129,7 @@ def _parse_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def _parse_jsonl(text: str) -> list[str]:
+def _parse_jsonl(text: str) -> list[Prompt]:
     prompts = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -79,17 +139,33 @@ def _parse_jsonl(text: str) -> list[str]:
         except json.JSONDecodeError as err:
             raise PromptFileError(f"line {number}: invalid JSON ({err.msg} at column "
                                   f"{err.colno})") from None
-        if not isinstance(row, dict) or "prompt" not in row:
-            raise PromptFileError(f'line {number}: no "prompt" field; each line must be an '
-                                  'object like {"prompt": "Once upon a time"}')
-        if not isinstance(row["prompt"], str) or not row["prompt"]:
-            raise PromptFileError(f'line {number}: "prompt" must be a non-empty string')
-        prompts.append(row["prompt"])
+        try:
+            if not isinstance(row, dict):
+                raise PromptFileError(f"a JSON {type(row).__name__}, not an object; " +
+                                      _SHAPES)
+            prompts.append(prompt_from_value(row))
+        except PromptFileError as err:
+            raise PromptFileError(f"line {number}: {err}") from None
     return prompts
 
 
-def tokenize_prompts(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
-    """Token ids per prompt; an empty prompt starts from BOS (or EOS when there is no BOS)."""
-    start = tokenizer.bos_token_id
-    start = tokenizer.eos_token_id if start is None else start
-    return [list(ids) or [start] for ids in tokenizer(list(prompts))["input_ids"]]
+def prompt_from_value(row: Any) -> Prompt:
+    """A ``Prompt`` from one JSONL object (or spec entry): a string, ``{"prompt": str}``,
+    ``{"messages": [...]}`` or ``{"prompt": [...messages]}``.
+
+    Raises:
+        PromptFileError: None of those shapes (one line, without a location).
+    """
+    if isinstance(row, str):
+        row = {"prompt": row}
+    if not isinstance(row, dict) or not ("prompt" in row or "messages" in row):
+        raise PromptFileError('no "prompt" or "messages" field; ' + _SHAPES)
+    value = row["messages"] if "messages" in row else row["prompt"]
+    if isinstance(value, list):
+        try:
+            return Prompt.conversation(parse_messages(value))
+        except ChatError as err:
+            raise PromptFileError(str(err)) from None
+    if not isinstance(value, str) or not value:
+        raise PromptFileError('"prompt" must be a non-empty string')
+    return Prompt(value)

@@ -14,26 +14,31 @@ from collections.abc import Sequence
 
 import torch
 
-from genlab.core.generation.prompts import tokenize_prompts
+from genlab.core.configs import GenerationRequest
+from genlab.core.generation.prompting import encode_requests
 from genlab.core.modeling.loading import LoadedModel
 
 
 @torch.inference_mode()
-def score_continuations(loaded: LoadedModel, prompts: Sequence[str],
+def score_continuations(loaded: LoadedModel, requests: Sequence[GenerationRequest],
                         continuations: Sequence[Sequence[int]], batch_size: int = 8
                         ) -> list[float | None]:
     """Sum of the base model's log-probabilities of each continuation's tokens.
 
     Args:
         loaded: The model (adapters, if any, are bypassed: this is the base model's view).
-        prompts: The prompt of each row.
+        requests: The request of each row; its prompt is encoded as the decode loop encodes
+            it (chat template, context truncation), so the scores are of what was generated.
         continuations: The generated token ids of each row.
         batch_size: Rows per forward pass.
 
     Returns:
         One float per row (natural log), or None for a row without tokens.
+
+    Raises:
+        PromptError, ContextLimitError: As ``genlab.core.generation.prompting.encode_requests``.
     """
-    prompt_ids = tokenize_prompts(loaded.tokenizer, prompts)
+    prompt_ids = [e.ids for e in encode_requests(loaded, requests)]
     out: list[float | None] = []
     for first in range(0, len(prompt_ids), batch_size):
         rows = range(first, min(first + batch_size, len(prompt_ids)))

@@ -5,25 +5,44 @@ else float32), turning "not found" failures into a one-line ``ModelLoadError`` t
 model and the fix, and attaching PEFT LoRA adapters by name so that one batch can mix the base
 model and several adapters. ``load_model(None)`` (or ``"default"``) loads the model shipped in
 ``genlab/assets`` (``genlab.assets.resolve_model``, the one default-model resolver).
+
+GGUF files (``--model file.gguf``, a directory holding one, ``gguf_file=`` for one of several;
+see ``genlab.core.modeling.gguf``) load through transformers' GGUF support, dequantized to
+dense weights (``GgufConfig(dequantize=True)``): transformers otherwise marks such a model as
+quantized and refuses ``save_pretrained``, so merging and checkpoints would fail. Loading
+reports its stages through ``on_progress`` (the core never prints; the faces show them), and
+``LoadedModel`` says what it costs: parameters, weight bytes, the process's peak memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from peft import PeftModel
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, GgufConfig
 from transformers.utils import logging as hf_logging
 
 from genlab import assets
+from genlab.core.modeling.gguf import GgufError, GgufFile, check_gguf, find_gguf
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
+CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length",
+                "n_ctx")
+"""Config attributes that hold a model's context length, in the order they are trusted."""
+Progress = Callable[[str], None]
+"""Called with a short description of each loading stage (``reading 538 MB of weights``)."""
+_GGUF_LOCK = threading.Lock()
 
 
 class ModelLoadError(RuntimeError):
@@ -64,11 +83,41 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     adapters: dict[str, str] = field(default_factory=dict)
+    gguf: GgufFile | None = None
+    """The GGUF file the weights came from, or None for a Hugging Face checkpoint."""
 
     @property
     def num_parameters(self) -> int:
         """Parameters of the base model (adapters excluded)."""
         return sum(p.numel() for name, p in self.model.named_parameters() if "lora_" not in name)
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes the base model's parameters and buffers take in memory."""
+        tensors = [*self.model.named_parameters(), *self.model.named_buffers()]
+        return sum(t.numel() * t.element_size() for name, t in tensors if "lora_" not in name)
+
+    @property
+    def context_length(self) -> int | None:
+        """Positions the model handles (prompt + generated tokens), or None when unknown."""
+        return context_length(self.model, self.tokenizer)
+
+    def memory_text(self) -> str:
+        """``538 MB weights · 612 MB process memory (peak 1.1 GB)`` (plus GPU memory on CUDA).
+
+        The peak includes loading's transients (e.g. a float32 checkpoint read for a bf16
+        model), so the current figure is what the model costs from now on.
+        """
+        parts = [f"{format_bytes(self.weight_bytes)} weights"]
+        if self.device.type == "cuda":
+            parts.append(f"{format_bytes(torch.cuda.memory_allocated(self.device))} GPU memory "
+                         f"(peak {format_bytes(torch.cuda.max_memory_allocated(self.device))})")
+        now, peak = current_process_memory(), peak_process_memory()
+        if now and peak:
+            parts.append(f"{format_bytes(now)} process memory (peak {format_bytes(peak)})")
+        elif peak:
+            parts.append(f"{format_bytes(peak)} peak process memory")
+        return " · ".join(parts)
 
     def describe(self) -> str:
         """One line for status bars: name, size, device and dtype."""
@@ -81,6 +130,47 @@ class LoadedModel:
             size = f"{n / 1e3:.0f}K"
         dtype = str(self.dtype).removeprefix("torch.")
         return f"{self.name} ({size} params, {self.device.type}, {dtype})"
+
+
+def format_bytes(n: float) -> str:
+    """``538 MB``, ``1.2 GB``, ``12 KB``."""
+    for scale, unit in ((1 << 30, "GB"), (1 << 20, "MB"), (1 << 10, "KB")):
+        if n >= scale:
+            value = n / scale
+            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+    return f"{int(n)} B"
+
+
+def peak_process_memory() -> int:
+    """The process's peak resident memory in bytes (0 where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024  # macOS: bytes; else KB
+
+
+def current_process_memory() -> int:
+    """The process's resident memory now, in bytes (0 where /proc is not there)."""
+    try:
+        resident = Path("/proc/self/statm").read_text().split()[1]
+    except (OSError, IndexError):
+        return 0
+    return int(resident) * os.sysconf("SC_PAGE_SIZE")
+
+
+def context_length(model: Any, tokenizer: Any = None) -> int | None:
+    """The model's context length from its config (or a sane tokenizer limit), else None."""
+    config = getattr(model, "config", None)
+    for key in CONTEXT_KEYS:
+        value = getattr(config, key, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and 0 < limit < 10**7:  # HF uses ~1e30 for "not set"
+        return limit
+    return None
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -139,13 +229,36 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def load_tokenizer(name_or_path: str) -> Any:
-    """Load a tokenizer and make sure it has a pad token (EOS is used when it has none)."""
+def _gguf_source(name: str, gguf_file: str | None) -> GgufFile | None:
+    """The GGUF file ``name`` points at (checked), or None; errors become ModelLoadError."""
+    try:
+        source = find_gguf(name, gguf_file)
+        if source is not None and source.local:
+            check_gguf(source.path)
+    except GgufError as err:
+        raise ModelLoadError(str(err)) from None
+    return source
+
+
+def _from_pretrained_args(name: str, source: GgufFile | None) -> tuple[str, dict[str, Any]]:
+    if source is None:
+        return name, {}
+    return source.directory, {"gguf_file": source.filename}
+
+
+def load_tokenizer(name_or_path: str, *, gguf_file: str | None = None) -> Any:
+    """Load a tokenizer and make sure it has a pad token (EOS is used when it has none).
+
+    ``name_or_path`` may be a GGUF file (or a directory holding one): its embedded tokenizer
+    and chat template are used.
+    """
 
     quiet_transformers()
-
+    source = _gguf_source(name_or_path, gguf_file)
+    where, kwargs = _from_pretrained_args(name_or_path, source)
     try:
-        tok = AutoTokenizer.from_pretrained(name_or_path)
+        with _quiet_gguf(None):
+            tok = AutoTokenizer.from_pretrained(where, **kwargs)
     except (OSError, ValueError) as err:
         raise ModelLoadError(_not_found_message(name_or_path, err)) from err
     if tok.pad_token_id is None:
@@ -162,36 +275,118 @@ def load_model(
     device: str = "auto",
     dtype: str = "auto",
     adapters: dict[str, str] | None = None,
+    gguf_file: str | None = None,
+    on_progress: Progress | None = None,
+    quantize: str = "none",
 ) -> LoadedModel:
     """Load a causal LM, its tokenizer and optional LoRA adapters, in eval mode.
 
     Args:
-        name_or_path: Hugging Face hub id or a local directory in the standard HF layout;
-            None or ``"default"``: the shipped default model (``assets.resolve_model``), whose
-            directory becomes ``LoadedModel.name``.
+        name_or_path: Hugging Face hub id, a local directory in the standard HF layout, a
+            ``.gguf`` file or a directory holding one; None or ``"default"``: the shipped
+            default model (``assets.resolve_model``), whose directory becomes
+            ``LoadedModel.name``.
         device: ``auto`` (cuda, then mps, then cpu) or an explicit torch device string.
         dtype: ``auto`` (bf16 on CUDA where supported, else float32) or a dtype name.
         adapters: Adapter name -> PEFT adapter directory; all are attached to one
             ``PeftModel`` so a batch can mix them with the base model.
+        gguf_file: The GGUF file to use inside a directory (or hub repo) holding several.
+        on_progress: Called with a short text at each loading stage.
+        quantize: ``none``, or ``4bit`` (NF4, double-quantised, computing in ``dtype``) /
+            ``8bit``: load the weights through bitsandbytes (CUDA only; QLoRA's frozen base).
 
     Raises:
         ModelLoadError: With a one-line message naming the model or adapter and the fix.
     """
 
+    report = on_progress or (lambda _text: None)
     name_or_path = resolve_model_name(name_or_path)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
-    tokenizer = load_tokenizer(name_or_path)
+    source = _gguf_source(name_or_path, gguf_file)
+    report("reading the tokenizer")
+    tokenizer = load_tokenizer(name_or_path, gguf_file=gguf_file)
+    where, kwargs = _from_pretrained_args(name_or_path, source)
+    if source is not None:
+        if quantize != "none":
+            raise ModelLoadError(f"--quantize {quantize}: a GGUF base is loaded dequantized; "
+                                 "pass a Hugging Face checkpoint to quantize, or --quantize none")
+        kwargs["quantization_config"] = GgufConfig(dequantize=True)
+    kwargs.update(_quantization_args(quantize, torch_dtype, dev))
+    size = weight_file_bytes(source.path if source is not None else name_or_path)
+    report(f"reading {format_bytes(size)} of weights" if size else "reading the weights")
     try:
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch_dtype)
+        with _quiet_gguf(report):
+            model = AutoModelForCausalLM.from_pretrained(where, dtype=torch_dtype, **kwargs)
     except (OSError, ValueError) as err:
         raise ModelLoadError(_not_found_message(name_or_path, err)) from err
-    model.to(dev)
+    if quantize == "none":  # a quantised model is placed by device_map and cannot be moved
+        if dev.type != "cpu":
+            report(f"moving the weights to {dev}")
+        model.to(dev)
     model.eval()
-    loaded = LoadedModel(model, tokenizer, name_or_path, dev, torch_dtype)
+    shown = source.path if source is not None else name_or_path
+    loaded = LoadedModel(model, tokenizer, shown, dev, torch_dtype, gguf=source)
     for adapter_name, adapter_dir in (adapters or {}).items():
+        report(f"attaching adapter {adapter_name}")
         attach_adapter(loaded, adapter_name, adapter_dir)
     return loaded
+
+
+def weight_file_bytes(name_or_path: str) -> int:
+    """Bytes of the weight files of a local model (a directory or a GGUF file); 0 otherwise."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path.stat().st_size
+    if not path.is_dir():
+        return 0
+    files = [p for p in path.iterdir() if p.suffix in WEIGHT_SUFFIXES[:2] and p.is_file()]
+    return sum(p.stat().st_size for p in files)
+
+
+@contextlib.contextmanager
+def _quiet_gguf(report: Progress | None) -> Iterator[None]:
+    """Route transformers' GGUF tensor progress bar (a bare tqdm that ignores transformers'
+    progress-bar switch) to ``report`` instead of the terminal: the core never prints."""
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:  # pragma: no cover - transformers without GGUF support
+        yield
+        return
+    if not hasattr(gguf_utils, "tqdm"):
+        yield
+        return
+
+    def counted(iterable: Any, *_args: Any, **_kwargs: Any) -> Iterator[Any]:
+        items = list(iterable)
+        for i, item in enumerate(items, start=1):
+            if report is not None and (i == len(items) or i % 16 == 0):
+                report(f"dequantizing GGUF tensors {i}/{len(items)}")
+            yield item
+
+    with _GGUF_LOCK:
+        original = gguf_utils.tqdm
+        gguf_utils.tqdm = counted
+        try:
+            yield
+        finally:
+            gguf_utils.tqdm = original
+
+
+def _quantization_args(quantize: str, dtype: torch.dtype, dev: torch.device) -> dict[str, Any]:
+    """``from_pretrained`` arguments of a bitsandbytes 4-/8-bit load ({} for ``none``)."""
+    if quantize == "none":
+        return {}
+    if dev.type != "cuda":
+        raise ModelLoadError(f"--quantize {quantize}: bitsandbytes quantisation needs a CUDA "
+                             f"GPU, but this is {dev.type}; use --quantize none")
+    if quantize == "4bit":
+        config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                    bnb_4bit_use_double_quant=True,
+                                    bnb_4bit_compute_dtype=dtype)
+    else:
+        config = BitsAndBytesConfig(load_in_8bit=True)
+    return {"quantization_config": config, "device_map": {"": dev.index or 0}}
 
 
 def attach_adapter(loaded: LoadedModel, name: str, adapter_dir: str) -> None:

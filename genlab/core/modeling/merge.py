@@ -8,7 +8,9 @@ are cast to the requested dtype only when saved; ``auto`` keeps the base model's
 The output is written to a temporary directory beside ``out_dir`` and renamed into place, so
 ``out_dir`` is either complete or untouched; a non-empty ``out_dir`` is replaced only with
 ``force``. Loading goes through ``genlab.core.modeling.loading`` (the only module that calls
-``from_pretrained``).
+``from_pretrained``). A GGUF base (an adapter trained on ``--model file.gguf``) is loaded
+dequantized, so the result is a normal HF directory: GGUF -> LoRA -> merged model; ``auto``
+saves it in the file's float type (float32 for quantized files, whose values are exact there).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import contextlib
 import json
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from genlab.core.modeling.gguf import GgufError, check_gguf, find_gguf
 from genlab.core.modeling.loading import ModelLoadError, attach_adapter, load_model, load_tokenizer
 
 MERGE_DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -57,8 +61,15 @@ def check_out_dir(out_dir: str | Path, *, force: bool = False) -> Path:
     return out
 
 
-def stored_dtype(model_dir: str) -> str:
-    """The dtype a local model directory's config.json records; ``float32`` when unknown."""
+def stored_dtype(model_dir: str, gguf_file: str | None = None) -> str:
+    """The dtype a local model directory's config.json records (a GGUF file: its float type);
+    ``float32`` when unknown."""
+    try:
+        source = find_gguf(model_dir, gguf_file)
+        if source is not None and source.local:
+            return check_gguf(source.path).weight_dtype
+    except GgufError:
+        return "float32"
     config = Path(model_dir) / "config.json"
     try:
         data = json.loads(config.read_text(encoding="utf-8"))
@@ -75,6 +86,7 @@ def merge_adapter(
     *,
     dtype: str = "auto",
     force: bool = False,
+    gguf_file: str | None = None,
 ) -> Path:
     """Merge the LoRA adapter in ``adapter_dir`` into its base and save it to ``out_dir``.
 
@@ -86,6 +98,8 @@ def merge_adapter(
         dtype: Saved dtype: ``auto`` (the base's stored dtype), ``float32``, ``bfloat16`` or
             ``float16``.
         force: Replace a non-empty ``out_dir``.
+        gguf_file: The GGUF file of the base, when ``base_model`` is a directory holding
+            several.
 
     Returns:
         ``out_dir`` as a Path.
@@ -102,16 +116,16 @@ def merge_adapter(
         raise MergeError(f"--adapter {adapter_dir}: its adapter_config.json names no base "
                          "model; pass --model BASE")
     out = check_out_dir(out_dir, force=force)
-    merged, tokenizer = _load_and_merge(str(adapter_dir), base)
-    save_dtype = stored_dtype(base) if dtype == "auto" else dtype
+    merged, tokenizer = _load_and_merge(str(adapter_dir), base, gguf_file)
+    save_dtype = stored_dtype(base, gguf_file) if dtype == "auto" else dtype
     _save_atomically(merged, tokenizer, out, save_dtype)
     return out
 
 
-def _load_and_merge(adapter_dir: str, base: str) -> tuple[Any, Any]:
+def _load_and_merge(adapter_dir: str, base: str, gguf_file: str | None) -> tuple[Any, Any]:
     """Base + adapter on the CPU in float32, merged; returns (plain model, tokenizer)."""
 
-    loaded = load_model(base, device="cpu", dtype="float32")
+    loaded = load_model(base, device="cpu", dtype="float32", gguf_file=gguf_file)
     try:
         attach_adapter(loaded, ADAPTER_NAME, adapter_dir)
     except ModelLoadError as err:
@@ -120,7 +134,9 @@ def _load_and_merge(adapter_dir: str, base: str) -> tuple[Any, Any]:
                                    f"--adapter {adapter_dir}")
         raise ModelLoadError(message) from err
     try:
-        merged = loaded.model.merge_and_unload()
+        with warnings.catch_warnings():  # deprecation chatter from PEFT/transformers internals
+            warnings.simplefilter("ignore", FutureWarning)
+            merged = loaded.model.merge_and_unload()
     except AttributeError:
         raise MergeError(f"--adapter {adapter_dir}: this kind of adapter cannot be merged "
                          "into the weights (only LoRA-style adapters can)") from None
@@ -137,7 +153,9 @@ def _save_atomically(model: Any, tokenizer: Any, out: Path, dtype: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         model.to(getattr(torch, dtype))
-        model.save_pretrained(tmp)
+        with warnings.catch_warnings():  # deprecation chatter from transformers internals
+            warnings.simplefilter("ignore", FutureWarning)
+            model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         _replace_dir(tmp, out)
     except BaseException:

@@ -8,6 +8,9 @@ crossed with the rest. ``adapter`` is an axis like the sampling fields (values: 
 adapter name); with adapters but no ``adapter`` axis, every setting runs on the base model and
 on each adapter, side by side. A cell is one combination; each cell generates ``samples``
 samples for every prompt, and sample i has the same seed in every cell (``generation.grid``).
+A prompt is a string or an OpenAI-style conversation (``{messages: [...]}``); ``chat``,
+``system`` and ``truncate_prompt`` apply to every prompt as in ``genlab sample``, and
+``gguf_file`` picks the file when ``model`` is a directory holding several GGUF files.
 """
 
 from __future__ import annotations
@@ -19,8 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from genlab.core.configs import SAMPLING_FIELDS, ConfigError, SamplingParams
+from genlab.core.configs.sampling import TRUNCATE_CHOICES, message_dicts
 from genlab.core.generation.grid import SHORT_NAMES, format_param
-from genlab.core.generation.prompts import PromptFileError, load_prompts
+from genlab.core.generation.prompts import (
+    Prompt,
+    PromptFileError,
+    load_prompt_set,
+    prompt_from_value,
+)
 from genlab.core.specs.common import (
     DEFAULT_MODEL,
     SpecContext,
@@ -28,14 +37,19 @@ from genlab.core.specs.common import (
     config_error,
     describe,
     want_bool,
+    want_choice,
     want_int,
     want_list,
     want_mapping,
     want_str,
 )
 
-COMPARE_KEYS = ("kind", "name", "description", "vars", "model", "device", "dtype", "adapters",
-                "prompts", "base", "axes", "paired", "samples", "seed", "batch_size")
+COMPARE_KEYS = ("kind", "name", "description", "vars", "model", "gguf_file", "device", "dtype",
+                "adapters", "prompts", "chat", "system", "truncate_prompt", "base", "axes",
+                "paired", "samples", "seed", "batch_size")
+PROMPTING_DEFAULTS = {"chat": None, "system": None, "truncate_prompt": "error",
+                      "gguf_file": None}
+"""Keys stored in ``spec.json`` only when set (older output directories keep resuming)."""
 BASE_KEYS = SAMPLING_FIELDS
 """``base`` takes every sampling knob (``SamplingParams``' fields), by its field name."""
 AXIS_FIELDS = (*SAMPLING_FIELDS, "adapter")
@@ -99,8 +113,26 @@ class CompareSpec:
     dtype: str = "auto"
     description: str = ""
     source: str = ""
+    messages: tuple[tuple[tuple[str, str], ...] | None, ...] = ()
+    """Per prompt: its conversation, or None for a text prompt (empty: all text)."""
+    chat: bool | None = None
+    system: str | None = None
+    truncate_prompt: str = "error"
+    gguf_file: str | None = None
 
     kind = "compare"
+
+    @property
+    def prompt_items(self) -> list[Prompt]:
+        """The prompts as ``Prompt`` (texts and conversations), in order."""
+        convs = self.messages or (None,) * len(self.prompts)
+        return [Prompt(text, conv) for text, conv in zip(self.prompts, convs, strict=True)]
+
+    @property
+    def prompting(self) -> dict[str, Any]:
+        """``chat``, ``system`` and ``truncate_prompt`` for ``build_rows``."""
+        return {"chat": self.chat, "system": self.system,
+                "truncate_prompt": self.truncate_prompt}
 
     def cells(self) -> list[CompareCell]:
         """Every combination of the axes, in order (the last axis varies fastest)."""
@@ -133,8 +165,15 @@ class CompareSpec:
             "axes": [{"fields": list(a.fields), "values": [list(v) for v in a.values]}
                      for a in self.axes],
             "samples": self.samples, "seed": self.seed, "batch_size": self.batch_size,
-            "source": self.source,
+            "source": self.source, **self._prompting_dict(),
         }
+
+    def _prompting_dict(self) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k, default in PROMPTING_DEFAULTS.items()
+                if getattr(self, k) != default}
+        if any(m is not None for m in self.messages):
+            data["messages"] = [message_dicts(m) for m in self.messages]
+        return data
 
     def identity(self) -> dict[str, Any]:
         """What must match for a rerun into the same output directory to resume it."""
@@ -168,11 +207,17 @@ def parse_compare_spec(data: dict[str, Any], ctx: SpecContext) -> CompareSpec:
     model = DEFAULT_MODEL if data.get("model") in (None, "") else want_str(
         data["model"], "model", ctx)
     adapters = _adapters(data.get("adapters"), ctx)
-    prompts = _prompts(data["prompts"], ctx)
+    items = _prompts(data["prompts"], ctx)
+    prompting = _prompting(data, ctx)
     base = _base(data.get("base", {}), ctx)
     axes = _axes(data.get("axes", {}), data.get("paired", []), base, adapters, ctx)
+    messages = tuple(p.messages for p in items) if any(p.messages for p in items) else ()
+    if messages and prompting["chat"] is False:
+        raise ctx.error("chat", "the prompts hold conversations (messages), which need the "
+                                "chat template; drop chat: false")
     return CompareSpec(
-        name=name, prompts=prompts, base=base, axes=axes, model=model, adapters=adapters,
+        name=name, prompts=tuple(p.text for p in items), messages=messages, **prompting,
+        base=base, axes=axes, model=model, adapters=adapters,
         samples=want_int(data.get("samples", 1), "samples", ctx, low=1),
         seed=want_int(data.get("seed", 0), "seed", ctx, low=0, high=2**63 - 1),
         batch_size=want_int(data.get("batch_size", 16), "batch_size", ctx, low=1),
@@ -203,15 +248,41 @@ def _adapters(value: Any, ctx: SpecContext) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _prompts(value: Any, ctx: SpecContext) -> tuple[str, ...]:
+def _prompts(value: Any, ctx: SpecContext) -> list[Prompt]:
     if isinstance(value, str):
-
         try:
-            return tuple(load_prompts(value))
+            return load_prompt_set(value)
         except PromptFileError as err:
             raise ctx.error("prompts", f"{value}: {err}") from None
     items = want_list(value, "prompts", ctx)
-    return tuple(want_str(p, f"prompts[{i}]", ctx) for i, p in enumerate(items))
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            out.append(Prompt(want_str(item, f"prompts[{i}]", ctx)))
+            continue
+        try:
+            out.append(prompt_from_value(want_mapping(item, f"prompts[{i}]", ctx)))
+        except PromptFileError as err:
+            raise ctx.error(f"prompts[{i}]", str(err)) from None
+    return out
+
+
+def _prompting(data: dict[str, Any], ctx: SpecContext) -> dict[str, Any]:
+    """``chat``, ``system``, ``truncate_prompt`` and ``gguf_file``, checked."""
+    chat = data.get("chat")
+    if chat is not None:
+        want_bool(chat, "chat", ctx)
+    system = data.get("system")
+    if system is not None:
+        want_str(system, "system", ctx)
+        if chat is False:
+            raise ctx.error("system", "a system message needs the chat template; drop "
+                                      "chat: false")
+    gguf = data.get("gguf_file")
+    return {"chat": chat, "system": system,
+            "truncate_prompt": want_choice(data.get("truncate_prompt", "error"),
+                                           "truncate_prompt", ctx, TRUNCATE_CHOICES),
+            "gguf_file": None if gguf is None else want_str(gguf, "gguf_file", ctx)}
 
 
 def _base(value: Any, ctx: SpecContext) -> SamplingParams:

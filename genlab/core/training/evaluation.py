@@ -40,9 +40,10 @@ def token_nll_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         labels: ``[batch, seq]`` aligned with the inputs (HF convention), -100 = no loss.
     """
     vocab = logits.shape[-1]
-    shifted = logits[:, :-1, :].reshape(-1, vocab).float()  # [batch * (seq - 1), vocab]
-    targets = labels[:, 1:].reshape(-1)                     # [batch * (seq - 1)]
-    return F.cross_entropy(shifted, targets, ignore_index=IGNORE_INDEX, reduction="sum")
+    # Shift the labels, not the logits: slicing the logits would copy them (and their grad).
+    targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX).reshape(-1)  # [batch * seq]
+    flat = logits.reshape(-1, vocab).float()                                # [batch * seq, V]
+    return F.cross_entropy(flat, targets, ignore_index=IGNORE_INDEX, reduction="sum")
 
 
 def count_loss_tokens(labels: torch.Tensor) -> int:
@@ -111,8 +112,9 @@ def generate_samples(setup: TrainingSetup) -> tuple[dict[str, str], ...]:
 
     params = SamplingParams(temperature=config.sample_temperature,
                             max_new_tokens=config.sample_max_new_tokens)
-    requests = [GenerationRequest(prompt=p, params=params, seed=config.seed)
-                for p in config.sample_prompts]
+    # Conversation data: the prompts are user turns through the template; else raw text.
+    requests = [GenerationRequest(prompt=p, params=params, seed=config.seed,
+                                  chat=setup.data.chat) for p in config.sample_prompts]
     model = setup.generation_model
     dtype = next(model.parameters()).dtype
     loaded = LoadedModel(model, setup.tokenizer, config.model, setup.device, dtype, adapters={})

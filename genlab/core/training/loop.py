@@ -1,15 +1,16 @@
 """The optimizer-step loop behind ``genlab.core.training.train.iter_train``.
 
-This module owns what happens between ``RunStarted`` and ``RunFinished``: the data order, one
-optimizer step (micro-batches, token-weighted loss, grad norm, divergence check, update/param
-ratio), evaluation and early stopping, checkpoints, stop requests, and the end of a run (final
-eval, restoring the best weights, summary). The semantics are documented in
+This module owns what happens between ``RunStarted`` and ``RunFinished``: the step-0 baseline
+evaluation, one optimizer step (its arithmetic is ``training.step``; here: the divergence
+check, the update/param ratio, the event), reading step metrics back from the device every
+``sync_every`` steps, evaluation and early stopping (and the plateau schedule's eval losses),
+checkpoints, stop requests, and the end of a run (final eval, restoring the best weights,
+summary). The semantics are documented in
 ``genlab.core.training.train``; the disk side is ``genlab.core.training.run_writer.RunFiles``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Iterator
@@ -29,65 +30,15 @@ from genlab.core.events import (
     TrainStep,
 )
 from genlab.core.training import checkpoint as ckpt_mod
-from genlab.core.training.evaluation import (
-    count_loss_tokens,
-    evaluate,
-    generate_samples,
-    token_nll_sum,
-)
+from genlab.core.training.evaluation import evaluate, generate_samples
 from genlab.core.training.optimizers import UpdateTracker
 from genlab.core.training.run_writer import RunFiles
 from genlab.core.training.setup import TrainingSetup
+from genlab.core.training.step import BlockOrder, PendingStep, StepRunner
+
+__all__ = ["BlockOrder", "LoopState", "TrainEvent", "TrainLoop"]
 
 TrainEvent = RunStarted | TrainStep | EvalResult | CheckpointSaved | RunFinished
-
-
-def _without_cudnn_attention(device: torch.device) -> contextlib.AbstractContextManager:
-    """On CUDA, keep training forwards off the cuDNN attention backend of SDPA.
-
-    With torch 2.11 on an H100, its backward gave NaN gradients in bf16 for a batch holding a
-    padded block (the LoRA demo fact set, step 25, at any lr), so healthy runs ended as
-    "diverged"; the flash, memory-efficient and math backends give finite gradients there.
-    The backward uses the kernel its forward chose, so guarding the forward is enough.
-    """
-    if device.type != "cuda":
-        return contextlib.nullcontext()
-    try:
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-    except ImportError:  # torch < 2.3 has no cuDNN attention backend either
-        return contextlib.nullcontext()
-    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
-                        SDPBackend.MATH])
-
-
-class BlockOrder:
-    """Block indices of seeded per-epoch shuffles laid end to end, read by position.
-
-    Epoch ``e`` is ``torch.randperm(num_blocks)`` from a generator seeded ``seed + e``; the
-    stream position (blocks consumed) is all a checkpoint needs to continue the same order.
-    """
-
-    def __init__(self, num_blocks: int, seed: int) -> None:
-        self.num_blocks = num_blocks
-        self.seed = seed
-        self._cache: tuple[int, torch.Tensor] | None = None
-
-    def permutation(self, epoch: int) -> torch.Tensor:
-        """The shuffle of epoch ``epoch``."""
-        if self._cache is None or self._cache[0] != epoch:
-            gen = torch.Generator().manual_seed(self.seed + epoch)
-            self._cache = (epoch, torch.randperm(self.num_blocks, generator=gen))
-        return self._cache[1]
-
-    def take(self, start: int, count: int) -> torch.Tensor:
-        """The ``count`` block indices from stream position ``start`` (crossing epochs)."""
-        parts, pos, end = [], start, start + count
-        while pos < end:
-            epoch, offset = divmod(pos, self.num_blocks)
-            chunk = self.permutation(epoch)[offset:offset + end - pos]
-            parts.append(chunk)
-            pos += len(chunk)
-        return torch.cat(parts)
 
 
 @dataclass
@@ -118,6 +69,8 @@ class TrainLoop:
         self.files = RunFiles(setup)
         self.state = LoopState()
         self.order = BlockOrder(len(setup.data.train), self.config.seed)
+        self.runner = StepRunner(setup)
+        self.pending: list[PendingStep] = []
         self.trainable = setup.trainable
         self.tracker = UpdateTracker(self.trainable)
         self.best_weights: dict[str, torch.Tensor] | None = None
@@ -160,6 +113,8 @@ class TrainLoop:
         """Yield the run's events, from ``RunStarted`` to ``RunFinished``."""
         self.t0 = time.perf_counter()
         yield self._started()
+        if self._baseline_due():  # step 0: every curve starts at the base model's loss
+            yield self._evaluate()
         total = self.setup.total_steps
         status: RunStatus = "completed"
         message = f"trained {total} steps"
@@ -169,24 +124,39 @@ class TrainLoop:
             if isinstance(outcome, str):
                 status, message = "diverged", outcome
                 break
-            yield outcome
             step = self.state.step
-            # phase 2: evaluation, samples, early stopping
+            # phase 2: read the metrics back (every step on CPU, every sync_every on a GPU;
+            # a stop request of a single process is a plain flag, so it forces a read)
+            if not (step >= total or step % self.setup.sync_every == 0 or self._eval_due(step)
+                    or self._checkpoint_due(step)
+                    or (self.acc.num_processes == 1 and self.stop_token.stopped)):
+                continue
+            events, problem = self._read_back()
+            yield from events
+            if problem:
+                status, message = "diverged", problem
+                break
+            # phase 3: evaluation, samples, early stopping
             if self._eval_due(step):
                 yield self._evaluate()
                 if self.config.patience and self.state.bad_evals >= self.config.patience:
                     status, message = "early-stopped", self._early_stop_message()
                     break
-            # phase 3: periodic checkpoint (not after the last step: the run ends there)
+            # phase 4: periodic checkpoint (not after the last step: the run ends there)
             if step < total and self._checkpoint_due(step):
                 yield self._checkpoint()
-            # phase 4: a stop request, honoured at the step boundary
+            # phase 5: a stop request, honoured at the step boundary (a read point)
             if step < total and self._stop_requested():
                 status = "stopped"
                 message = (f"stopped at step {step} of {total}; resume with "
                            f"--resume {self.files.dir}")
                 break
         yield from self._finish(status, message)
+
+    def _baseline_due(self) -> bool:
+        cfg = self.config
+        return (cfg.eval_at_start and cfg.eval_every > 0 and self.has_eval
+                and self.state.step == 0 and self.state.last_eval_step is None)
 
     def _started(self) -> RunStarted:
         r = self.setup.resolved
@@ -199,76 +169,79 @@ class TrainLoop:
             warmup_steps=self.setup.warmup_steps, train_blocks=r["train_blocks"],
             eval_blocks=r["eval_blocks"], train_tokens=r["train_tokens"],
             target_modules=tuple(self.config.target_modules or ()),
-            config=self.config.to_dict(),
+            config=self.config.to_dict(), model=self.setup.model_text,
         )
 
-    def _micro_batches(self, indices: torch.Tensor) -> list[torch.Tensor]:
-        """This process's micro-batches of a step's global block indices."""
-        b, world, rank = self.config.batch_size, self.acc.num_processes, self.acc.process_index
-        return [indices[(m * world + rank) * b:(m * world + rank + 1) * b]
-                for m in range(self.config.grad_accum)]
+    def _train_step(self) -> PendingStep | str:
+        """Forward/backward every micro-batch, clip, apply the update, queue the step.
 
-    def _train_step(self) -> TrainStep | str:
-        """Forward/backward every micro-batch, check health, apply the update.
-
-        Returns the step's event, or a divergence message (the update was not applied).
+        With ``sync_every == 1`` the loss and gradient norm are read at once and a non-finite
+        step is not applied (returns the divergence message). Otherwise nothing is read: the
+        device skips a non-finite update itself and ``_read_back`` reports it later.
         """
-        setup, acc, cfg = self.setup, self.acc, self.config
-        started = time.perf_counter()
-        # --- the step's data: counts over the global batch, so no communication is needed
-        blocks = setup.data.train
-        indices = self.order.take(self.state.consumed, setup.global_batch)
-        step_tokens = int(blocks.attention_mask[indices].sum())
-        loss_tokens = max(1, count_loss_tokens(blocks.labels[indices]))
-        # --- forward/backward; gradients sync on the last micro-batch only
-        micro = self._micro_batches(indices)
-        nats = torch.zeros((), dtype=torch.float64, device=acc.device)
-        for i, sel in enumerate(micro):
-            sync = contextlib.nullcontext() if i == len(micro) - 1 else acc.no_sync(setup.model)
-            with sync, _without_cudnn_attention(acc.device):
-                labels = blocks.labels[sel].to(acc.device)
-                logits = setup.model(input_ids=blocks.input_ids[sel].to(acc.device),
-                                     attention_mask=blocks.attention_mask[sel].to(acc.device)
-                                     ).logits
-                batch_nats = token_nll_sum(logits, labels)
-                # DDP averages gradients over processes; scale so the result is sum / tokens.
-                acc.backward(batch_nats * (acc.num_processes / loss_tokens))
-            nats += batch_nats.detach().double()
-        if acc.num_processes > 1:
-            nats = acc.reduce(nats, "sum")
-        loss = float(nats) / loss_tokens
+        setup, st = self.setup, self.state
+        started_at = time.perf_counter()
+        indices = self.order.take(st.consumed, setup.global_batch)
+        step_tokens, loss_tokens = self.runner.counts(indices)
+        nats = self.runner.forward_backward(indices, loss_tokens)
         lr = float(setup.scheduler.get_last_lr()[0])
-        # --- health: the norm is measured before clipping, and even without clipping
-        max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf
-        grad_norm = float(acc.clip_grad_norm_(self.trainable, max_norm))
-        problem = self._divergence(loss, grad_norm, lr)
-        if problem:
-            setup.optimizer.zero_grad(set_to_none=True)
-            return problem
-        # --- the update
+        grad_norm = self.runner.clip()
         self.tracker.before_step()
-        setup.optimizer.step()
-        if not acc.optimizer_step_was_skipped:  # fp16 overflow: the scaler skipped the step
+        if setup.sync_every == 1:
+            nats, grad_norm = float(nats), float(grad_norm)
+            problem = self._divergence(nats / loss_tokens, grad_norm, lr, st.step + 1)
+            if problem:
+                setup.optimizer.zero_grad(set_to_none=True)
+                return problem
+            setup.optimizer.step()
+        else:
+            self.runner.apply_unless_nonfinite(nats, grad_norm)
+        if not self.acc.optimizer_step_was_skipped:  # fp16 overflow: the scaler skipped it
             setup.scheduler.step()
         setup.optimizer.zero_grad(set_to_none=True)
-        ratio = self.tracker.ratio()
-        # --- bookkeeping
-        st = self.state
+        ratio = self.tracker.ratio_tensor()
+        pending = PendingStep(step=st.step + 1, lr=lr, nats=nats, grad_norm=grad_norm,
+                              ratio=float(ratio) if setup.sync_every == 1 else ratio,
+                              loss_tokens=loss_tokens, step_tokens=step_tokens,
+                              consumed_before=st.consumed, tokens_before=st.tokens,
+                              started_at=started_at)
+        self.pending.append(pending)
         st.step += 1
         st.consumed += setup.global_batch
         st.tokens += step_tokens
-        st.last_loss = loss
-        event = TrainStep(
-            step=st.step, epoch=st.consumed / len(blocks), loss=loss, lr=lr, grad_norm=grad_norm,
-            update_ratio=ratio, tokens=st.tokens,
-            tokens_per_s=step_tokens / max(1e-9, time.perf_counter() - started),
-            elapsed_s=time.perf_counter() - self.t0,
-        )
-        self.files.log_metrics({"type": "train", **asdict(event)})
-        return event
+        return pending
 
-    def _divergence(self, loss: float, grad_norm: float, lr: float) -> str:
-        step = self.state.step + 1
+    def _read_back(self) -> tuple[list[TrainStep], str]:
+        """The queued steps as events (one host sync for all); stops at a non-finite one,
+        rewinding the state to the last good step, and returns its divergence message."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return [], ""
+        values = [(p.nats, p.grad_norm, p.ratio) for p in pending]
+        if isinstance(values[0][0], torch.Tensor):
+            values = torch.stack([torch.stack([v.double() for v in row])
+                                  for row in values]).tolist()
+        now, events = time.perf_counter(), []
+        seconds = (now - pending[0].started_at) / len(pending)  # per step, over the burst
+        for i, (p, (nats, grad_norm, ratio)) in enumerate(zip(pending, values, strict=True)):
+            loss = nats / p.loss_tokens
+            problem = self._divergence(loss, grad_norm, p.lr, p.step)
+            if problem:
+                st = self.state
+                st.step, st.consumed, st.tokens = p.step - 1, p.consumed_before, p.tokens_before
+                return events, problem
+            event = TrainStep(
+                step=p.step, epoch=(p.consumed_before + self.setup.global_batch)
+                / len(self.setup.data.train), loss=loss, lr=p.lr, grad_norm=grad_norm,
+                update_ratio=ratio, tokens=p.tokens_before + p.step_tokens,
+                tokens_per_s=p.step_tokens / max(1e-9, seconds),
+                elapsed_s=pending[0].started_at + (i + 1) * seconds - self.t0)
+            self.state.last_loss = loss
+            self.files.log_metrics({"type": "train", **asdict(event)})
+            events.append(event)
+        return events, ""
+
+    def _divergence(self, loss: float, grad_norm: float, lr: float, step: int) -> str:
         suggestion = f"try a lower --lr, e.g. {self.config.lr / 10:.3g}"
         if not math.isfinite(loss):
             return f"loss became {loss} at step {step} (lr {lr:.3g}); {suggestion}"
@@ -310,6 +283,7 @@ class TrainLoop:
         else:
             st.bad_evals += 1
         st.last_eval_step = st.step
+        self.setup.scheduler.observe(stats.loss)  # the plateau schedule's input
         samples = generate_samples(self.setup)
         event = EvalResult(step=st.step, loss=stats.loss, perplexity=stats.perplexity,
                            bits_per_byte=stats.bits_per_byte, is_best=improved, samples=samples)

@@ -18,6 +18,7 @@ from accelerate.utils import broadcast_object_list, gather_object
 
 from genlab.core.events import CheckpointSaved
 from genlab.core.io import write_json_atomic
+from genlab.core.modeling.lora import save_adapter
 from genlab.core.training import checkpoint as ckpt_mod
 from genlab.core.training import run_dir as runs
 from genlab.core.training.setup import TrainSetupError
@@ -128,7 +129,10 @@ class RunFiles:
         if self.main:
             tmp = self.dir / f".tmp-{name}"
             shutil.rmtree(tmp, ignore_errors=True)
-            self.setup.unwrapped.save_pretrained(str(tmp))
+            if method == "lora":  # PiSSA/OLoRA adapters are converted for the original base
+                save_adapter(self.setup.unwrapped, tmp, self.setup.initial_adapter)
+            else:
+                self.setup.unwrapped.save_pretrained(str(tmp))
             if method == "full":
                 self.setup.tokenizer.save_pretrained(str(tmp))
             shutil.rmtree(final, ignore_errors=True)

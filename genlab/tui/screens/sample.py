@@ -17,9 +17,11 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TextArea
 
-from genlab.core.configs import ConfigError
+from genlab.core.configs import ConfigError, GenerationRequest
 from genlab.core.events import GenerationFinished, RowFinished, TokenSampled
 from genlab.tui.bridge import Bridge
+from genlab.tui.widgets.chat_bar import HINT as CHAT_HINT
+from genlab.tui.widgets.chat_bar import ChatBar
 from genlab.tui.widgets.params_panel import ParamsPanel
 from genlab.tui.widgets.sample_column import SampleColumn
 from genlab.tui.widgets.status_line import StatusLine
@@ -68,6 +70,7 @@ class SampleScreen(Screen):
     def compose(self) -> ComposeResult:
         yield StatusLine()
         yield TextArea(DEFAULT_PROMPT, id="prompt", soft_wrap=True, show_line_numbers=False)
+        yield ChatBar()
         with Horizontal(id="columns"):
             for values in STARTING_COLUMNS:
                 yield self._new_column(values)
@@ -79,6 +82,39 @@ class SampleScreen(Screen):
         self.query_one("#prompt", TextArea).border_title = "prompt"
         self.set_class(self.app.size.height < SHORT_TERMINAL, "-hide-settings")
         self.watch(self.app, "adapter_names", self._offer_adapters, init=False)
+        self.watch(self.app, "model_state", self._model_changed)
+
+    # ----------------------------------------------------------------- prompt format
+
+    def _model_changed(self, state: str) -> None:
+        if state != "ready" or self.app.loaded is None:
+            return
+        template, context = self.app.source.prompt_info(self.app.loaded)
+        self.query_one(ChatBar).set_model(template, context)
+        self._update_room()
+
+    def on_chat_bar_changed(self, event: ChatBar.Changed) -> None:
+        self._update_room()
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        if event.text_area.id == "prompt":
+            self._update_room()
+
+    def _update_room(self) -> None:
+        """Give every column the new tokens that fit after the prompt (the context check)."""
+        app = self.app
+        if getattr(app, "model_state", "") != "ready" or app.loaded is None:
+            return
+        bar = self.query_one(ChatBar)
+        probe = GenerationRequest(self.query_one("#prompt", TextArea).text, chat=bar.chat,
+                                  system=bar.system)
+        try:
+            room = app.source.max_new_room(app.loaded, probe)
+        except ValueError:  # a template that refuses the prompt: generation will say why
+            room = None
+        limit = app.source.prompt_info(app.loaded)[1]
+        for column in self.columns:
+            column.panel.set_room(room, limit)
 
     # ----------------------------------------------------------------- columns
 
@@ -114,6 +150,7 @@ class SampleScreen(Screen):
         column = self._new_column(copy, source.panel.adapter)
         self.query_one("#columns").mount(column)
         self._renumber()
+        self.call_after_refresh(self._update_room)
         self._hint(f"Added column {column.number}, a copy of column {source.number}: change "
                    "one setting to see what it does.")
 
@@ -185,10 +222,11 @@ class SampleScreen(Screen):
         unfinished = [c for c in self.columns if c.running and c not in wanted]
         columns = [c for c in self.columns if c in wanted or c in unfinished]
         prompt = self.query_one("#prompt", TextArea).text
+        bar = self.query_one(ChatBar)
         requests, ok = [], []
         for column in columns:
             try:
-                requests.append(column.request(prompt))
+                requests.append(column.request(prompt, bar.chat, bar.system))
                 ok.append(column)
             except ConfigError as err:
                 column.abandon()
@@ -289,7 +327,10 @@ class SampleScreen(Screen):
 
     def on_descendant_focus(self, event) -> None:
         if isinstance(event.widget, TextArea):
-            self._hint("prompt: every column continues this text. Ctrl+R runs them all.")
+            self._hint("prompt: every column continues this text (or answers it, with chat "
+                       "on). Ctrl+R runs them all.")
+        elif event.widget.parent is not None and isinstance(event.widget.parent, ChatBar):
+            self._hint(CHAT_HINT)
         elif isinstance(event.widget, TokenView):
             self._hint("←/→ move between tokens, Home/End jump; below: the distribution each "
                        "was drawn from. Colour = the token's probability; lp = mean "

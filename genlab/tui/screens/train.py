@@ -16,14 +16,17 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from genlab.core.configs import ConfigError
+from genlab.core.configs import ConfigError, LrFindConfig
 from genlab.core.events import (
     CheckpointSaved,
     EvalResult,
+    LrFindFinished,
+    LrFindStep,
     RunFinished,
     RunStarted,
     TrainStep,
 )
+from genlab.core.io import fresh_dir
 from genlab.core.training import run_dir as runs
 from genlab.tui.bridge import Bridge
 from genlab.tui.widgets.eval_samples import EvalSamples
@@ -32,7 +35,8 @@ from genlab.tui.widgets.train_charts import TrainCharts
 from genlab.tui.widgets.train_form import TrainForm
 
 GROUP = "train"
-IDLE_HINT = "Fill in the data path, then F5 starts training · Esc stops (resumable) · F6 resumes"
+IDLE_HINT = ("Fill in the data path, then F5 starts training · F7 finds a learning rate · "
+             "Esc stops (resumable) · F6 resumes")
 
 
 class TrainScreen(Screen):
@@ -46,6 +50,8 @@ class TrainScreen(Screen):
                 tooltip="Stop at the next step, saving a resumable checkpoint"),
         Binding("f6", "resume", "Resume", priority=True,
                 tooltip="Resume the stopped run from its checkpoint"),
+        Binding("f7", "find_lr", "Find lr", priority=True,
+                tooltip="LR range test with the form's settings; fills the lr field"),
     ]
 
     def __init__(self, **kwargs) -> None:
@@ -55,6 +61,7 @@ class TrainScreen(Screen):
         self.resumable: Path | None = None
         self._config = None
         self._run_model = ""
+        self._start_step = 0
 
     def compose(self) -> ComposeResult:
         yield StatusLine()
@@ -104,6 +111,36 @@ class TrainScreen(Screen):
         if self.app.bridge.stop(GROUP):
             self._status("stopping at the next step (a checkpoint is saved)…")
 
+    def action_find_lr(self) -> None:
+        """Run the lr range test on the form's settings; its suggestion fills the lr field."""
+        if self.app.bridge.running(GROUP):
+            self.notify("A run is going; Esc stops it first.", severity="warning")
+            return
+        try:
+            config = self.query_one(TrainForm).read()
+        except ConfigError as err:
+            self.notify(str(err), title="Fix the settings first", severity="error")
+            return
+        source = self.app.source
+        out_dir = fresh_dir(self.app.runs_dir, config.name or "run", "lr-find-")
+        handle = self.app.bridge.stream(
+            self, GROUP, lambda stop: source.iter_lr_find(config, LrFindConfig(),
+                                                          out_dir=out_dir, stop_token=stop))
+        self._run_id = handle.run_id
+        self._status("lr range test: loading the model and data…")
+
+    def _lr_found(self, event: LrFindFinished) -> None:
+        samples = self.query_one(EvalSamples)
+        if event.suggested_lr is None:
+            samples.add_note(f"lr range test: no suggestion ({event.stop_reason})", "bold red")
+            return
+        self.query_one(TrainForm).set_value("lr", f"{event.suggested_lr:.2g}")
+        samples.add_note(f"lr range test: suggested lr {event.suggested_lr:.2g} (steepest "
+                         f"descent; minimum / 10: {event.min_div10_lr:.2g}), now in the lr "
+                         f"field · plot: {event.plot_path}", "bold")
+        self._status(f"lr range test done: lr set to {event.suggested_lr:.2g}")
+        self.notify(f"lr set to {event.suggested_lr:.2g}", title="Learning rate found")
+
     def _launch(self, config, *, out_dir, resume_from) -> None:
         source = self.app.source
         self._config = config
@@ -140,12 +177,28 @@ class TrainScreen(Screen):
                 self._status(f"checkpoint saved at step {event.step}")
             elif isinstance(event, RunFinished):
                 self._finished(event, samples)
+            elif isinstance(event, LrFindStep):
+                self._status(f"lr range test step {event.step} · lr {event.lr:.2e} · "
+                             f"loss {event.smoothed_loss:.3f}")
+            elif isinstance(event, LrFindFinished):
+                self._lr_found(event)
         if last_step is not None:
             total = charts.total_steps or "?"
             self._status(f"step {last_step.step}/{total} · loss {last_step.loss:.3f} · "
-                         f"lr {last_step.lr:.2e} · {last_step.tokens_per_s:,.0f} tok/s")
+                         f"lr {last_step.lr:.2e} · {last_step.tokens_per_s:,.0f} tok/s"
+                         + self._eta(last_step, charts.total_steps))
+
+    def _eta(self, step: TrainStep, total: int | None) -> str:
+        """`` · eta 3m05s`` from the time per step measured in this run (or resume)."""
+        done = step.step - self._start_step
+        if not total or done <= 0 or step.step >= total or step.elapsed_s <= 0:
+            return ""
+        left = step.elapsed_s / done * (total - step.step)
+        minutes, seconds = divmod(int(left), 60)
+        return f" · eta {minutes}m{seconds:02d}s" if minutes else f" · eta {seconds}s"
 
     def _started(self, event: RunStarted, charts: TrainCharts, samples: EvalSamples) -> None:
+        self._start_step = event.start_step
         self.run_dir = Path(event.run_dir)
         self._run_model = str(event.config.get("model", ""))
         if not event.resumed:

@@ -104,6 +104,7 @@ class ParamsPanel(Vertical):
         self._adapters = adapters
         self._inputs: dict[str, Input] = {}
         self.error: str = ""
+        self._room: tuple[int, int] | None = None  # (new tokens that fit, context length)
 
     def compose(self) -> ComposeResult:
         options = [(BASE, BASE)] + [(n, n) for n in self._adapters]
@@ -142,6 +143,11 @@ class ParamsPanel(Vertical):
                 raise ConfigError(field.name, raw.strip(), kind) from None
         seed = int(values.pop("seed"))  # type: ignore[call-overload]
         params = SamplingParams(**values)  # type: ignore[arg-type]
+        if self._room is not None and params.max_new_tokens > self._room[0]:
+            room, limit = self._room
+            raise ConfigError("max_new_tokens", params.max_new_tokens,
+                              f"at most {max(room, 0)} here: the prompt takes {limit - room} "
+                              f"of the model's {limit}-token context")
         adapter = self.adapter
         return GenerationRequest("", params, seed=seed, adapter=adapter)
 
@@ -182,6 +188,14 @@ class ParamsPanel(Vertical):
             widget = self._inputs[name] = self.query_one(f"#{name}", Input)
         return widget
 
+    def set_room(self, room: int | None, limit: int | None) -> None:
+        """New tokens that fit after the prompt (None: no limit); re-validates on a change."""
+        new = None if room is None or limit is None else (room, limit)
+        if new != self._room:
+            self._room = new
+            if self.is_mounted:
+                self._validate(announce=False)  # a prompt edit does not re-run columns
+
     def set_adapters(self, names: tuple[str, ...]) -> None:
         """Offer these adapters (besides base), keeping the current choice if still there."""
         select = self.query_one("#adapter", Select)
@@ -210,7 +224,7 @@ class ParamsPanel(Vertical):
         self._adapter = str(event.value) if event.value is not Select.BLANK else BASE
         self._validate()
 
-    def _validate(self) -> None:
+    def _validate(self, announce: bool = True) -> None:
         try:
             self.read()
             error, bad_field = "", None
@@ -223,7 +237,7 @@ class ParamsPanel(Vertical):
             label = self.query_one(".error", Static)
             label.update(error)
             label.display = bool(error)
-        if not error:
+        if not error and announce:
             self.post_message(self.Changed(self))
 
     def on_descendant_focus(self, event) -> None:

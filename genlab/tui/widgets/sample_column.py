@@ -63,10 +63,13 @@ class SampleColumn(Vertical):
 
     # ------------------------------------------------------------------ request
 
-    def request(self, prompt: str) -> GenerationRequest:
-        """This column's request for ``prompt``; raises ConfigError if a setting is invalid."""
+    def request(self, prompt: str, chat: bool | None = None, system: str | None = None
+                ) -> GenerationRequest:
+        """This column's request for ``prompt`` (sent as chat or raw text); raises
+        ConfigError if a setting is invalid."""
         req = self.panel.read()
-        return GenerationRequest(prompt, req.params, seed=req.seed, adapter=req.adapter)
+        return GenerationRequest(prompt, req.params, seed=req.seed, adapter=req.adapter,
+                                 chat=chat, system=system)
 
     @property
     def label(self) -> str:

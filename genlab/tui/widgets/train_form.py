@@ -33,8 +33,8 @@ class FormField:
 
 def form_field(kf: KnobField) -> FormField:
     """The form row of a knob: its label, its input kind and its learner hint."""
-    kind = {"int": "int", "float": "float", "choice": "choice", "tuple": "prompts"}.get(
-        kf.kind, "str")
+    kind = {"int": "int", "float": "float", "choice": "choice", "tuple": "prompts",
+            "bool": "bool"}.get(kf.kind, "str")
     if kf.optional and kind in ("int", "str"):
         kind = "optional_" + kind
     hint = kf.knob.intuition or kf.doc
@@ -102,6 +102,9 @@ class TrainForm(VerticalScroll):
                     if field.kind == "choice":
                         yield Select([(c, c) for c in field.choices], value=value,
                                      allow_blank=False, compact=True, id=field.name)
+                    elif field.kind == "bool":
+                        yield Select([("off", False), ("on", True)], value=bool(value),
+                                     allow_blank=False, compact=True, id=field.name)
                     else:
                         kind = {"int": "integer", "optional_int": "integer",
                                 "float": "number"}.get(field.kind, "text")
@@ -115,13 +118,18 @@ class TrainForm(VerticalScroll):
             if field.kind == "choice":
                 values[field.name] = str(self.query_one(f"#{field.name}", Select).value)
                 continue
+            if field.kind == "bool":
+                values[field.name] = bool(self.query_one(f"#{field.name}", Select).value)
+                continue
             raw = self.query_one(f"#{field.name}", Input).value.strip()
             values[field.name] = _parse(field, raw)
         return TrainConfig(**values)
 
-    def set_value(self, name: str, value: str) -> None:
-        """Set a field's text as if typed."""
+    def set_value(self, name: str, value: str | bool) -> None:
+        """Set a field's text as if typed (an on/off field takes a bool or ``on``/``off``)."""
         widget = self.query_one(f"#{name}")
+        if isinstance(widget, Select) and isinstance(value, str) and value in ("on", "off"):
+            value = value == "on"
         widget.value = value
 
     def on_input_changed(self, event: Input.Changed) -> None:

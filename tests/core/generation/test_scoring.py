@@ -28,11 +28,33 @@ def test_scores_equal_the_summed_raw_logprobs_of_generation(llama):
         if isinstance(event, TokenSampled):
             streamed[event.row].append(event.logprob)
             tokens[event.row].append(event.token_id)
-    scores = score_continuations(llama, prompts, [tokens[i] for i in range(len(prompts))],
+    scores = score_continuations(llama, requests, [tokens[i] for i in range(len(prompts))],
                                  batch_size=3)
     for i, score in enumerate(scores):
         assert score == pytest.approx(sum(streamed[i]), abs=1e-3), i
-    assert score_continuations(llama, ["x"], [[]]) == [None]
+    assert score_continuations(llama, [_raw("x")], [[]]) == [None]
+
+
+def test_chat_rows_are_scored_after_the_template_they_were_generated_from(tiny_chat_llama):
+    chat = load_model(str(tiny_chat_llama), device="cpu")
+    requests = [GenerationRequest("Hi there", SamplingParams(temperature=1.0, max_new_tokens=6,
+                                                             ignore_eos=True), seed=3,
+                                  system=system) for system in (None, "Be brief.")]
+    streamed = {0: [], 1: []}
+    tokens = {0: [], 1: []}
+    for event in iter_generate(chat, requests):
+        if isinstance(event, TokenSampled):
+            streamed[event.row].append(event.logprob)
+            tokens[event.row].append(event.token_id)
+    scores = score_continuations(chat, requests, [tokens[0], tokens[1]])
+    for i, score in enumerate(scores):
+        assert score == pytest.approx(sum(streamed[i]), abs=1e-3), i
+    raw = score_continuations(chat, [_raw("Hi there")], [tokens[0]])
+    assert raw[0] != pytest.approx(scores[0], abs=1e-3)  # the template is part of the context
+
+
+def _raw(prompt: str) -> GenerationRequest:
+    return GenerationRequest(prompt, SamplingParams(), chat=False)
 
 
 def test_adapter_rows_are_scored_by_the_base_model(tiny_llama, llama, tmp_path):
@@ -46,5 +68,6 @@ def test_adapter_rows_are_scored_by_the_base_model(tiny_llama, llama, tmp_path):
         str(tmp_path / "a"))
     with_adapter = load_model(str(tiny_llama), device="cpu", adapters={"a": str(tmp_path / "a")})
     ids = [[5, 9, 12, 40], [7]]
-    plain = score_continuations(llama, ["The fox", "Once"], ids)
-    assert score_continuations(with_adapter, ["The fox", "Once"], ids) == pytest.approx(plain)
+    rows = [_raw("The fox"), _raw("Once")]
+    plain = score_continuations(llama, rows, ids)
+    assert score_continuations(with_adapter, rows, ids) == pytest.approx(plain)

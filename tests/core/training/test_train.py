@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -100,7 +101,8 @@ def test_events_and_run_dir_layout(completed):
     assert started.device == "cpu" and started.dtype == "float32"
     steps = [e for e in events if isinstance(e, TrainStep)]
     assert [e.step for e in steps] == list(range(1, 31))
-    assert [e.step for e in events if isinstance(e, EvalResult)] == [10, 20, 30]
+    # the step-0 baseline first: every curve starts at the base model's loss
+    assert [e.step for e in events if isinstance(e, EvalResult)] == [0, 10, 20, 30]
     assert [e.step for e in events if isinstance(e, CheckpointSaved)] == [10, 20]
     assert finished.status == "completed" and finished.steps == 30
     assert finished.tokens == steps[-1].tokens > 0
@@ -129,12 +131,12 @@ def test_metrics_and_samples_files(completed):
     assert [r["loss"] for r in train] == [e.loss for e in steps]
     assert set(train[0]) == {"type", "step", "epoch", "loss", "lr", "grad_norm", "update_ratio",
                              "tokens", "tokens_per_s", "elapsed_s"}
-    assert [r["step"] for r in evals] == [10, 20, 30]
+    assert [r["step"] for r in evals] == [0, 10, 20, 30]
     assert all(r["perplexity"] == pytest.approx(math.exp(r["loss"])) for r in evals)
     assert all(r["bits_per_byte"] > 0 for r in evals)
     samples = runs.read_samples(out)
-    assert [(s["step"], s["prompt"]) for s in samples] == [(10, "the cat"), (20, "the cat"),
-                                                          (30, "the cat")]
+    assert [(s["step"], s["prompt"]) for s in samples] == [
+        (0, "the cat"), (10, "the cat"), (20, "the cat"), (30, "the cat")]
     last_eval = [e for e in events if isinstance(e, EvalResult)][-1]
     assert last_eval.samples == ({"prompt": "the cat", "text": samples[-1]["text"]},)
 
@@ -365,15 +367,21 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_llama, texts, t
     script = tmp_path / "ddp.py"
     script.write_text(_DDP_SCRIPT)
     config = _config(tiny_llama, texts, **kw)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    import genlab
+
+    # the script runs from tmp_path: make the genlab under test importable there too
+    root = str(Path(genlab.__file__).resolve().parent.parent)
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
          str(script), json.dumps(config.to_dict()), str(tmp_path / "two")],
         capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[:3000]
     lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("EVENTS"))
     assert lines[1] == 'EVENTS 1 ["RunFinished"] completed'  # only rank 0 yields the rest
-    assert lines[0].startswith('EVENTS 0 ["RunStarted", "TrainStep"')
+    # step-0 eval (eval_at_start) comes before the first step
+    assert lines[0].startswith('EVENTS 0 ["RunStarted", "EvalResult", "TrainStep"')
     one = runs.read_metrics(tmp_path / "one")
     two = runs.read_metrics(tmp_path / "two")
     assert [(r["type"], r["step"]) for r in two] == [(r["type"], r["step"]) for r in one]

@@ -21,6 +21,7 @@ as oracles, and check the rest against loop-per-row references of their publishe
 
 from genlab.core.generation.sampling.bias import resolve_logit_bias
 from genlab.core.generation.sampling.choice import (
+    draw_uniforms,
     pick_tokens,
     pick_with_uniforms,
     sample_from_probs,
@@ -39,7 +40,7 @@ from genlab.core.generation.sampling.transforms import (
 
 __all__ = [
     "NEG_INF", "RowParams", "SamplerState", "apply_min_p", "apply_repetition_penalty",
-    "apply_temperature", "apply_top_k", "apply_top_p", "fill_history_padding",
+    "apply_temperature", "apply_top_k", "apply_top_p", "draw_uniforms", "fill_history_padding",
     "pick_tokens", "pick_with_uniforms", "process_logits", "resolve_logit_bias",
     "sample_from_probs",
 ]

@@ -1,8 +1,8 @@
 """Choosing the token: the argmax for greedy rows, an inverse-CDF draw for the others.
 
 A sampling row draws one uniform number per step from its own ``torch.Generator`` (drawn up
-front by the decode loop), so its tokens depend on its seed only, never on which other rows
-share the batch.
+front for the whole run by ``draw_uniforms``), so its tokens depend on its seed only, never on
+which other rows share the batch.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
+from genlab.core.configs import GenerationRequest
 from genlab.core.generation.sampling.common import argmax
 
 
@@ -79,3 +80,23 @@ def pick_tokens(
                                    any_greedy=bool(greedy_mask.any()),
                                    any_sample=not bool(greedy_mask.all()))
     return tokens
+
+
+def draw_uniforms(requests: list[GenerationRequest], steps: int, xtc: bool
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``[rows, steps]`` float64 uniforms, one per step, each row from its own seeded generator.
+
+    Drawn on the CPU once per run: a row's draws are then the same on every device and
+    independent of the batch. Rows shorter than ``steps`` are zero-padded (never read). With
+    ``xtc``, each XTC row then draws its XTC chances from the same generator, after its token
+    uniforms: switching XTC on leaves a row's token draws as they were.
+    """
+    out = torch.zeros(len(requests), steps, dtype=torch.float64)
+    chances = torch.ones(len(requests), steps, dtype=torch.float64) if xtc else None
+    for i, req in enumerate(requests):
+        gen = torch.Generator(device="cpu").manual_seed(req.seed)
+        n = req.params.max_new_tokens
+        out[i, :n] = torch.rand(n, generator=gen, dtype=torch.float64)
+        if chances is not None and req.params.xtc_probability > 0 and not req.params.greedy:
+            chances[i, :n] = torch.rand(n, generator=gen, dtype=torch.float64)
+    return out, chances
