@@ -24,7 +24,7 @@ from typing import Any
 import typer
 
 from genlab.cli.common import UsageError
-from genlab.core.configs.knobs import ConfigError, KnobField, knob_fields
+from genlab.core.configs.knobs import KnobField, knob_fields
 
 _REF = re.compile(r"``([a-z_][a-z0-9_]*)``")
 
@@ -190,20 +190,3 @@ def parse_knobs(config_cls: type, raw: Mapping[str, Any],
             for name, value in given(raw).items() if name in by_name}
 
 
-def config_error_line(err: ConfigError, *, flags: Mapping[str, str] | None = None,
-                      typed: Mapping[str, Any] | None = None) -> str:
-    """``--top-p 1.5: must be in (0, 1] (1 = off)``: a ``ConfigError`` in CLI words.
-
-    ``typed`` holds the raw flag values, so the message quotes what the user typed.
-    """
-    flag = (flags or {}).get(err.field, "--" + err.field.replace("_", "-"))
-    if err.value in ("", None) and err.field in ("model", "data"):
-        return f"{flag} is required: pass {err.expected}"
-    raw = (typed or {}).get(err.field)
-    if isinstance(raw, str):
-        value = raw
-    elif isinstance(err.value, (tuple, list)):
-        value = ",".join(str(v) for v in err.value)
-    else:
-        value = str(err.value)
-    return f"{flag} {value}: must be {err.expected}"

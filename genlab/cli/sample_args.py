@@ -34,9 +34,9 @@ from genlab.core.generation.grid import (
 from genlab.core.generation.prompts import (
     Prompt,
     PromptFileError,
-    decode_utf8,
+    check_prompt_length,
     load_prompt_set,
-    parse_prompt_set,
+    read_prompt_stream,
 )
 
 FORMATS = ("table", "jsonl", "csv", "markdown")
@@ -182,11 +182,15 @@ def collect_prompts(prompt_args: list[str], prompts_file: str | None) -> list[Pr
     for p in texts:
         if not p.strip():
             raise UsageError("--prompt '': a prompt must not be empty")
+        try:
+            check_prompt_length(p)
+        except PromptFileError as err:
+            raise UsageError(f"--prompt: {err}") from None
     prompts = [Prompt(p) for p in texts]
     if prompts_file is not None:
         try:
             if prompts_file == "-":
-                prompts += parse_prompt_set(decode_utf8(sys.stdin.buffer.read()), jsonl=False)
+                prompts += read_prompt_stream(sys.stdin.buffer)
             else:
                 prompts += load_prompt_set(prompts_file)
         except PromptFileError as err:
@@ -217,11 +221,15 @@ def resolve_format(fmt: str | None, out: str | None) -> str:
     return SUFFIX_FORMATS[suffix]
 
 
-def check_out_path(out: str) -> Path:
-    """The ``--out`` path, once its directory exists and is writable."""
+def check_out_path(out: str, force: bool = False) -> Path:
+    """The ``--out`` path, once its directory exists and is writable; an existing file only
+    with ``force`` (genlab never replaces a file it cannot tell it wrote)."""
     path = Path(out).expanduser()
     if path.is_dir():
         raise UsageError(f"--out {out}: is a directory; give a file name")
+    if path.exists() and not force:
+        raise UsageError(f"--out {out}: already exists; pass --force to replace it, or choose "
+                         "another file")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"--out {out}: directory {parent} does not exist")
@@ -253,6 +261,11 @@ def parse_prompting(chat: bool | None, system: str | None, truncate: str | None
         raise UsageError("--system '': give a system message, or leave --system out")
     if chat is False and system is not None:
         raise UsageError("--system: a system message needs the chat template; drop --no-chat")
+    if system is not None:
+        try:
+            check_prompt_length(system, what="a system message")
+        except PromptFileError as err:
+            raise UsageError(f"--system: {err}") from None
     truncate = (truncate or "error").strip().lower()
     if truncate not in ("error", "left"):
         raise UsageError(f"--truncate-prompt {truncate}: must be error or left")

@@ -77,6 +77,9 @@ OUTPUT_FORMAT_OPTION = typer.Option(
 OUT_OPTION = typer.Option(
     None, "--out", "-o", metavar="FILE", rich_help_panel=OUTPUT,
     help="Write here (atomically: complete or not at all) instead of stdout.")
+FORCE_OPTION = typer.Option(
+    False, "--force", metavar="", show_default=False, rich_help_panel=OUTPUT,
+    help="Replace --out when the file already exists.")
 LOGPROBS_OPTION = typer.Option(
     None, "--logprobs", metavar="N", rich_help_panel=OUTPUT,
     help="Record each token's log-probability and its top N alternatives (JSONL only); "
@@ -103,6 +106,7 @@ def sample(
     batch_size: str = BATCH_SIZE_OPTION,
     output_format: str | None = OUTPUT_FORMAT_OPTION,
     out: str | None = OUT_OPTION,
+    force: bool = FORCE_OPTION,
     logprobs: str | None = LOGPROBS_OPTION,
     quiet: bool = QUIET_OPTION,
 ) -> None:
@@ -137,7 +141,7 @@ def sample(
                                          knobs["truncate_prompt"])
         plan = _build_plan(args, model, device, dtype, adapter or [], prompt or [], prompts_file,
                            axes, shared, num_samples, seed, batch_size, output_format, out,
-                           logprobs, prompting, gguf_file)
+                           logprobs, prompting, gguf_file, force)
     except UsageError as err:
         fail(str(err))
     _run(plan, quiet)
@@ -147,7 +151,7 @@ def _build_plan(args: Any, model: str | None, device: str, dtype: str, adapter: 
                 prompt: list[str], prompts_file: str | None, axes: dict[str, str | None],
                 shared: dict[str, Any], num_samples: str, seed: str, batch_size: str,
                 output_format: str | None, out: str | None, logprobs: str | None,
-                prompting: dict[str, Any], gguf_file: str | None) -> Any:
+                prompting: dict[str, Any], gguf_file: str | None, force: bool = False) -> Any:
     """Every check that needs no model, in flag order; raises ``UsageError``."""
     model = model or default_model()
     device = args.check_device(device)
@@ -166,7 +170,7 @@ def _build_plan(args: Any, model: str | None, device: str, dtype: str, adapter: 
     lp = None if logprobs is None else args.parse_int("--logprobs", logprobs, 0,
                                                       "an integer >= 0")
     fmt = args.resolve_format(output_format, out)
-    out_path = args.check_out_path(out) if out is not None else None
+    out_path = args.check_out_path(out, force) if out is not None else None
     cells, rows, varying = args.build_grid(axes, base, adapters, prompts, n, s, prompting)
     return args.SamplePlan(model=model, device=device, dtype=dtype, prompts=prompts,
                            cells=cells, rows=rows, varying=varying, seed=s, num_samples=n,
@@ -226,9 +230,12 @@ def _prompt_error_line(plan: Any, err: Exception) -> str:
 def _load(plan: Any, err_console: Any) -> Any:
     from genlab.cli.model_status import load_with_status, prompt_format_line
 
-    loaded = load_with_status(err_console, plan.model, device=plan.device, dtype=plan.dtype,
-                              adapters=plan.adapters, gguf_file=plan.gguf_file)
+    loaded, line = load_with_status(err_console, plan.model, device=plan.device,
+                                    dtype=plan.dtype, adapters=plan.adapters,
+                                    gguf_file=plan.gguf_file)
+    _check_prompts(loaded, plan)
     _check_logit_bias(plan, loaded)
+    err_console.print(line, style="dim", markup=False, highlight=False)
     err_console.print(prompt_format_line(loaded, plan.chat, plan.system), style="dim",
                       markup=False, highlight=False)
     err_console.print(f"{len(plan.rows)} rows · batch {plan.batch_size}", style="dim",
@@ -250,6 +257,18 @@ def _check_logit_bias(plan: Any, loaded: Any) -> None:
         resolve_logit_bias(loaded.tokenizer, entries, int(vocab))
     except ConfigError as err:
         fail(config_error_message(err))
+
+
+def _check_prompts(loaded: Any, plan: Any) -> None:
+    """Every row's prompt against the model (template, context) before anything is printed:
+    a prompt that cannot work is one error line (the generator checks it again, cheaply:
+    identical prompts are encoded once)."""
+    from genlab.core.generation.prompting import ContextLimitError, PromptError, encode_requests
+
+    try:
+        encode_requests(loaded, [r.request for r in plan.rows])
+    except (ContextLimitError, PromptError) as err:
+        fail(_prompt_error_line(plan, err))
 
 
 def _hint_raw_instruct(loaded: Any, plan: Any, results: list[Any], err_console: Any) -> None:

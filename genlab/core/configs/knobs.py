@@ -29,10 +29,12 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
+from genlab.core.errors import GenlabError
+
 KNOB_KEY = "genlab.knob"
 
 
-class ConfigError(ValueError):
+class ConfigError(GenlabError, ValueError):
     """A configuration value is out of range or of the wrong kind.
 
     Attributes:
@@ -41,10 +43,13 @@ class ConfigError(ValueError):
         expected: Human description of the valid range, e.g. ``"in (0, 1]"``.
     """
 
-    def __init__(self, field: str, value: Any, expected: str) -> None:
+    def __init__(self, field: str, value: Any, expected: str,
+                 related: tuple[str, ...] = ()) -> None:
         self.field = field
         self.value = value
         self.expected = expected
+        self.related = related
+        """Other field names that ``expected`` mentions; faces spell them their own way."""
         super().__init__(f"{field}={value!r}: must be {expected}")
 
 

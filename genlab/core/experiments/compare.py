@@ -109,11 +109,12 @@ class CompareFinished:
 CompareEvent = CompareStarted | RowFinished | CellFinished | CompareFinished
 
 
-def prepare_compare(spec: CompareSpec, out_dir: str | Path | None = None) -> tuple[Path, str]:
+def prepare_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
+                    force: bool = False) -> tuple[Path, str, str]:
     """Resolve the output directory and model before anything is loaded or written.
 
     Returns:
-        ``(out_dir, model)``.
+        ``(out_dir, model, state)``; ``state`` as ``reports.results.check_out_dir`` says.
 
     Raises:
         OutDirError: ``out_dir`` holds something else.
@@ -121,13 +122,13 @@ def prepare_compare(spec: CompareSpec, out_dir: str | Path | None = None) -> tup
     """
 
     out = Path(out_dir) if out_dir is not None else default_out_dir("compare", spec.name)
-    check_out_dir(out, "compare", spec.identity())
-    return out, resolve_model(spec.model)
+    state = check_out_dir(out, "compare", spec.identity(), force=force)
+    return out, resolve_model(spec.model), state
 
 
 def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
-                 stop_token: StopToken | None = None, loaded: Any = None
-                 ) -> Iterator[CompareEvent]:
+                 stop_token: StopToken | None = None, loaded: Any = None,
+                 force: bool = False) -> Iterator[CompareEvent]:
     """Run ``spec`` into ``out_dir`` (default ``runs/compare-<timestamp>-<name>``).
 
     Args:
@@ -136,6 +137,7 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
         stop_token: Ends the run after the cells in flight are cancelled (their rows are not
             written; a rerun redoes them).
         loaded: An already-loaded model to use instead of loading ``spec.model`` (tests, TUI).
+        force: Replace an ``out_dir`` that holds something else (``--force``).
 
     Raises:
         OutDirError, LookupError, ModelLoadError, PromptError, ContextLimitError: Before
@@ -143,7 +145,7 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
     """
 
     start = time.perf_counter()
-    out, model = prepare_compare(spec, out_dir)
+    out, model, state = prepare_compare(spec, out_dir, force=force)
     if loaded is None:
         loaded = load_model(model, device=spec.device, dtype=spec.dtype,
                             adapters=dict(spec.adapters) or None, gguf_file=spec.gguf_file)
@@ -151,7 +153,7 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
     first = [GridCell(c.index, c.params, c.adapter) for c in cells]
     _check_prompts(spec, loaded, first)
     stop = stop_token or StopToken()
-    open_out_dir(out, spec.to_dict(), spec.identity())
+    open_out_dir(out, spec.to_dict(), spec.identity(), state)
     results = out / RESULTS_FILE
     done = {row.get("key") for row in read_rows(results)}
     pending = [c for c in cells if c.key not in done]

@@ -23,9 +23,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+from genlab.core.errors import GenlabError
 from genlab.core.generation.grid import format_value
+from genlab.core.io import read_text_limited, write_text_atomic
 from genlab.core.reports import plots
-from genlab.core.reports.results import RESULTS_FILE, SPEC_FILE, read_rows
+from genlab.core.reports.results import RESULTS_FILE, SPEC_FILE, SPEC_JSON_LIMIT, read_rows
 from genlab.core.training.run_dir import read_metrics
 
 REPORT_MD = "report.md"
@@ -39,7 +41,7 @@ def write_report(out_dir: str | Path) -> Path:
     """Regenerate the report of a compare or sweep output directory; returns ``report.md``.
 
     Raises:
-        FileNotFoundError: ``out_dir`` has no ``spec.json``.
+        ReportError: ``out_dir`` has no readable ``spec.json``.
     """
     spec = _read_spec(Path(out_dir))
     if spec.get("kind") == "compare":
@@ -47,16 +49,34 @@ def write_report(out_dir: str | Path) -> Path:
     return write_sweep_report(out_dir)
 
 
+class ReportError(GenlabError):
+    """A directory is not a compare or sweep output, or its ``spec.json`` does not read."""
+
+
 def _read_spec(out: Path) -> dict[str, Any]:
     path = out / SPEC_FILE
+    if not out.is_dir():
+        raise ReportError(f"{out}: no such directory; pass the output directory of genlab "
+                          "compare or genlab sweep")
     if not path.is_file():
-        raise FileNotFoundError(f"{out}: no {SPEC_FILE}; not a genlab compare or sweep output")
-    return json.loads(path.read_text(encoding="utf-8"))
+        raise ReportError(f"{out}: no {SPEC_FILE}; not a genlab compare or sweep output")
+    try:
+        spec = json.loads(read_text_limited(path, SPEC_JSON_LIMIT, str(path)))
+    except json.JSONDecodeError as err:
+        raise ReportError(f"{path}: not valid JSON (line {err.lineno} column {err.colno}: "
+                          f"{err.msg}); restore it, or rerun the compare or sweep into a new "
+                          "--out") from None
+    except UnicodeDecodeError:
+        raise ReportError(f"{path}: not UTF-8 text; restore it, or rerun into a new --out"
+                          ) from None
+    if not isinstance(spec, dict) or spec.get("kind") not in ("compare", "sweep"):
+        raise ReportError(f"{path}: not the spec.json of a genlab compare or sweep output")
+    return spec
 
 
 def _write(out: Path, title: str, blocks: list[Block]) -> Path:
-    (out / REPORT_MD).write_text(to_markdown(blocks), encoding="utf-8")
-    (out / REPORT_HTML).write_text(to_html(title, blocks, out), encoding="utf-8")
+    write_text_atomic(out / REPORT_MD, to_markdown(blocks))
+    write_text_atomic(out / REPORT_HTML, to_html(title, blocks, out))
     return out / REPORT_MD
 
 

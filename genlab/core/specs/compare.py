@@ -23,6 +23,7 @@ from typing import Any
 
 from genlab.core.configs import SAMPLING_FIELDS, ConfigError, SamplingParams
 from genlab.core.configs.sampling import TRUNCATE_CHOICES, message_dicts
+from genlab.core.configs.training import DEVICE_EXPECTED, DTYPE_NAMES, valid_device
 from genlab.core.generation.grid import SHORT_NAMES, format_param
 from genlab.core.generation.prompts import (
     Prompt,
@@ -221,11 +222,18 @@ def parse_compare_spec(data: dict[str, Any], ctx: SpecContext) -> CompareSpec:
         samples=want_int(data.get("samples", 1), "samples", ctx, low=1),
         seed=want_int(data.get("seed", 0), "seed", ctx, low=0, high=2**63 - 1),
         batch_size=want_int(data.get("batch_size", 16), "batch_size", ctx, low=1),
-        device=want_str(data.get("device", "auto"), "device", ctx),
-        dtype=want_str(data.get("dtype", "auto"), "dtype", ctx),
+        device=_device(data.get("device", "auto"), ctx),
+        dtype=want_choice(data.get("dtype", "auto"), "dtype", ctx, DTYPE_NAMES),
         description=str(data.get("description", "") or "").strip(),
         source=ctx.source,
     )
+
+
+def _device(value: Any, ctx: SpecContext) -> str:
+    device = want_str(value, "device", ctx)
+    if not valid_device(device):
+        raise ctx.error("device", f"expected {DEVICE_EXPECTED}, got {describe(device)}")
+    return device
 
 
 def _name(data: dict[str, Any], ctx: SpecContext) -> str:
