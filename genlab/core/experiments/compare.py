@@ -25,10 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genlab.core.configs import ConfigError
 from genlab.core.configs.sampling import message_dicts
 from genlab.core.events import RowFinished, StopToken
 from genlab.core.generation.decode import iter_generate
 from genlab.core.generation.grid import GridCell, build_rows
+from genlab.core.generation.model_call import vocab_size
 from genlab.core.generation.prompting import (
     ContextLimitError,
     PromptError,
@@ -36,6 +38,7 @@ from genlab.core.generation.prompting import (
     sent_messages,
     uses_chat,
 )
+from genlab.core.generation.sampling import resolve_logit_bias
 from genlab.core.generation.scoring import score_continuations
 from genlab.core.modeling.loading import load_model
 from genlab.core.reports.report import write_compare_report
@@ -47,6 +50,7 @@ from genlab.core.reports.results import (
     open_out_dir,
     read_rows,
 )
+from genlab.core.specs.common import SpecError
 from genlab.core.specs.compare import CompareCell, CompareSpec
 from genlab.core.specs.loader import resolve_model
 
@@ -152,6 +156,7 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
     cells = spec.cells()
     first = [GridCell(c.index, c.params, c.adapter) for c in cells]
     _check_prompts(spec, loaded, first)
+    _check_logit_bias(spec, loaded, first)
     stop = stop_token or StopToken()
     open_out_dir(out, spec.to_dict(), spec.identity(), state)
     results = out / RESULTS_FILE
@@ -207,6 +212,22 @@ def _check_prompts(spec: CompareSpec, loaded: Any, cells: list[GridCell]) -> Non
     except (ContextLimitError, PromptError) as err:
         index = rows[getattr(err, "row", 0) or 0].prompt_index
         raise PromptError(f"prompts[{index}]: {err}") from None
+
+
+def _check_logit_bias(spec: CompareSpec, loaded: Any, cells: list[GridCell]) -> None:
+    """Every cell's ``logit_bias`` tokens must be in this model's vocabulary (checked before
+    anything is written).
+
+    Raises:
+        SpecError: Naming ``logit_bias``, the entry and the vocabulary's range.
+    """
+    vocab = vocab_size(loaded)
+    for entries in dict.fromkeys(c.params.logit_bias for c in cells if c.params.logit_bias):
+        try:
+            resolve_logit_bias(loaded.tokenizer, entries, vocab)
+        except ConfigError as err:
+            raise SpecError(spec.source or "<spec>", "logit_bias",
+                            f"expected {err.expected}, got {err.value}") from None
 
 
 def _chunks(cells: list[CompareCell], rows_per_cell: int, batch_size: int
