@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 STAGES = ("logit_bias", "repetition_penalty", "presence_frequency", "no_repeat_ngram", "dry",
@@ -71,8 +71,11 @@ ORDER_WORDS = ("transformers (default), llama.cpp, or stage names separated by c
                + ", ".join(STAGES))
 
 
-def parse_sampler_order(text: str) -> tuple[str, ...]:
-    """The stages of a preset name or a list of stage names (aliases allowed), in order."""
+def parse_sampler_order(text: str | Sequence[str]) -> tuple[str, ...]:
+    """The stages of a preset name or a list of stage names (aliases allowed), in order; the
+    list may be one comma-separated text or a sequence of names (a spec's YAML list)."""
+    if isinstance(text, (list, tuple)) and text and all(isinstance(n, str) for n in text):
+        text = ",".join(text)
     if not isinstance(text, str) or not text.strip():
         raise ValueError(ORDER_WORDS)
     key = text.strip().lower()
@@ -97,7 +100,7 @@ def parse_sampler_order(text: str) -> tuple[str, ...]:
     return tuple(stages)
 
 
-def canonical_order(text: str) -> str:
+def canonical_order(text: str | Sequence[str]) -> str:
     """The preset name when ``text`` means a preset, else the stage names joined by commas."""
     stages = parse_sampler_order(text)
     for name, preset in PRESETS.items():

@@ -23,7 +23,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from genlab.core.configs import ConfigError, GenerationRequest, SamplingParams
-from genlab.core.configs.sampler_text import format_bias, format_breakers, normalize_logit_bias
+from genlab.core.configs.sampler_text import (
+    canonical_order,
+    format_bias,
+    format_breakers,
+    normalize_logit_bias,
+)
 from genlab.core.configs.sampling import GRID_FIELDS, SHORT_NAMES
 from genlab.core.generation.prompts import Prompt
 
@@ -209,6 +214,8 @@ def format_param(name: str, value: Any) -> str:
         return format_bias(normalize_logit_bias(value))
     if name == "dry_sequence_breakers":
         return format_breakers(tuple(value))
+    if name == "sampler_order":  # a spec may give the stages as a list
+        return canonical_order(value)
     return format_value(value)
 
 

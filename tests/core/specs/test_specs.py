@@ -95,6 +95,14 @@ def test_every_sampling_knob_is_a_base_key_and_an_axis():
     assert spec.to_dict()["base"]["logit_bias"] == [[" the", "-inf"], [42, 2.0]]
 
 
+def test_a_sampler_order_may_be_a_yaml_list_of_stages():
+    orders = ["transformers", ["top_p", "temperature"]]
+    spec = load_spec(compare_spec(base={"top_p": 0.9}, axes={"sampler_order": orders}))
+    cells = spec.cells()
+    assert [c.params.sampler_order for c in cells] == ["transformers", "top_p,temperature"]
+    assert [c.label for c in cells] == ["order=transformers", "order=top_p,temperature"]
+
+
 def test_no_axes_is_one_cell_and_prompts_can_come_from_a_file(tmp_path):
     (tmp_path / "p.txt").write_text("one\n\ntwo\n", encoding="utf-8")
     spec = load_spec(compare_spec(prompts=str(tmp_path / "p.txt")))
