@@ -6,8 +6,9 @@ sweeps each trial's run directory and ``best.json``), so ``write_report(out)`` r
 at any time. A report is a list of blocks rendered twice: Markdown (images linked from
 ``plots/``) and HTML (the same images embedded as base64, so the file travels alone).
 
-* Compare: a summary per cell (mean length, how samples ended, distinct word bigrams) and, per
-  prompt, the side-by-side outputs (one row per cell, one column per sample).
+* Compare: a summary per cell (mean length, how samples ended, distinct word bigrams, and the
+  mean log-probability and perplexity of its text under the base model) and, per prompt, the
+  side-by-side outputs (one row per cell, one column per sample).
 * Sweep: the best configuration (and its retrain), every trial sorted by the objective
   (pruned, diverged and failed trials last, with why), overlaid loss curves, the objective
   against each hyperparameter, and a heatmap when a grid has exactly two dimensions.
@@ -97,9 +98,14 @@ def write_compare_report(out_dir: str | Path) -> Path:
                         f"the same seed in every cell (base seed {spec.get('seed', 0)}), so "
                         "cells differ only by their settings."))
     blocks.append(("h", 2, "Summary per cell"))
-    blocks.append(("table", ["cell", "mean new tokens", "ended by", "distinct word bigrams"],
-                   [[r.get("label", ""), _mean_tokens(r), _endings(r), _distinct2(r)]
-                    for r in rows]))
+    blocks.append(("table", ["cell", "mean new tokens", "ended by", "distinct word bigrams",
+                             "mean log-prob (base model)", "perplexity (base model)"],
+                   [[r.get("label", ""), _mean_tokens(r), _endings(r), _distinct2(r),
+                     *_quality(r)] for r in rows]))
+    blocks.append(("p", "Distinct word bigrams measure repetition (1 = nothing repeats); the "
+                        "mean log-probability per generated token under the base model, and "
+                        "its perplexity exp(-mean), measure how natural the text is to the "
+                        "model: gibberish scores high on the first and badly on the second."))
     samples = max([o["sample"] for r in rows for o in r.get("outputs", [])] + [0]) + 1
     for p, prompt in enumerate(spec.get("prompts", [])):
         blocks.append(("h", 2, f"Prompt {p + 1}: {prompt}"))
@@ -122,6 +128,17 @@ def _endings(row: dict[str, Any]) -> str:
     for o in row.get("outputs", []):
         counts[o.get("finish_reason", "?")] = counts.get(o.get("finish_reason", "?"), 0) + 1
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+
+
+def _quality(row: dict[str, Any]) -> tuple[str, str]:
+    """Token-weighted mean log-prob of the cell's outputs under the base model, perplexity."""
+    scored = [(o["base_logprob"], o.get("new_tokens", 0)) for o in row.get("outputs", [])
+              if o.get("base_logprob") is not None and o.get("new_tokens")]
+    tokens = sum(n for _, n in scored)
+    if not tokens:
+        return "-", "-"
+    mean = sum(lp for lp, _ in scored) / tokens
+    return f"{mean:.3f}", f"{math.exp(-mean):.1f}"
 
 
 def _distinct2(row: dict[str, Any]) -> str:
