@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import re
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -41,6 +42,8 @@ def default_text(kf: KnobField, default: Any) -> str:
     if isinstance(default, bool):
         return "on" if default else "off"
     if isinstance(default, (tuple, list)):
+        if all(isinstance(v, str) for v in default):  # strings quoted: "\n", ":"
+            return ", ".join(json.dumps(v, ensure_ascii=False) for v in default)
         return ",".join(str(v) for v in default)
     return str(default)
 
@@ -140,7 +143,7 @@ def parse_knob(kf: KnobField, raw: Any, flag: str | None = None) -> Any:
     """The field value of a raw flag value; a value of the wrong form is a ``UsageError``."""
     flag = flag or kf.flag
     kind = kf.kind
-    if isinstance(raw, bool) or kind in ("str", "choice", "bool"):
+    if isinstance(raw, bool) or kind in ("str", "choice", "bool") or kf.knob.verbatim:
         return raw
     if kf.knob.repeat:
         return tuple(raw)

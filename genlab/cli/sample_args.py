@@ -17,6 +17,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from genlab.cli.common import UsageError, flag_for
 from genlab.core.configs import ConfigError, SamplingParams, knob_fields
@@ -272,14 +273,48 @@ def parse_prompting(chat: bool | None, system: str | None, truncate: str | None
             "truncate_prompt": truncate}
 
 
-def build_base_params(stop: list[str], ignore_eos: bool) -> SamplingParams:
-    """Settings shared by every column (stop strings, ignore-eos)."""
+def build_base_params(shared: dict[str, Any]) -> SamplingParams:
+    """Settings shared by every column: stop strings, ignore-eos, logit bias, sampler order,
+    DRY breakers (raw flag values; None = not given)."""
+    stop = shared.get("stop") or []
     if any(not s for s in stop):
         raise UsageError("--stop '': a stop string must not be empty")
+    values: dict[str, Any] = {"stop": tuple(unescape(s) for s in stop),
+                              "ignore_eos": bool(shared.get("ignore_eos"))}
+    if shared.get("logit_bias"):
+        values["logit_bias"] = [_bias_entry(e) for e in shared["logit_bias"]]
+    for name in ("sampler_order", "dry_sequence_breakers"):
+        if shared.get(name) is not None:
+            values[name] = shared[name]
     try:
-        return SamplingParams(stop=tuple(unescape(s) for s in stop), ignore_eos=ignore_eos)
+        return SamplingParams(**values)
     except ConfigError as err:
-        raise UsageError(config_error_message(err)) from None
+        shown = None
+        if err.field == "logit_bias":
+            shown = _bad_bias_entry(values["logit_bias"])
+        elif err.field in shared and isinstance(shared[err.field], str):
+            shown = shared[err.field]
+        raise UsageError(config_error_message(err, shown)) from None
+
+
+def _bad_bias_entry(entries: list[str]) -> str:
+    """The first ``--logit-bias`` value that does not parse (all of them if each does)."""
+    from genlab.core.configs.sampler_text import parse_bias_entry
+
+    for entry in entries:
+        try:
+            parse_bias_entry(entry)
+        except ValueError:
+            return entry
+    return " ".join(entries)
+
+
+def _bias_entry(entry: str) -> str:
+    r"""A ``--logit-bias`` value with ``\n``-style escapes expanded in a bare (unquoted) token."""
+    token, sep, bias = entry.rpartition("=")
+    if not sep or token.strip().startswith('"'):
+        return entry
+    return f"{unescape(token)}={bias}"
 
 
 def build_grid(

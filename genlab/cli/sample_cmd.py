@@ -22,7 +22,11 @@ import typer
 from genlab.assets import DEFAULT_MODEL_HELP
 from genlab.cli.common import EXIT_STOPPED, StopOnSignals, UsageError, default_model, fail
 from genlab.cli.options import knob_command, knob_options
+from genlab.core.configs.knobs import knob_fields
 from genlab.core.configs.sampling import GRID_FIELDS, GRID_PANEL, GenerationRequest, SamplingParams
+
+BASE_FIELDS = tuple(kf.name for kf in knob_fields(SamplingParams) if not kf.knob.grid)
+"""Sampling knobs every column shares (stop strings, logit bias, sampler order, ...)."""
 
 MODEL = "Model"
 PROMPTS = "Prompts"
@@ -85,7 +89,7 @@ QUIET_OPTION = typer.Option(
     help="No progress or status messages on stderr.")
 
 
-@knob_command(knob_options(SamplingParams, panel=GRID_PANEL),
+@knob_command(knob_options(SamplingParams),
               knob_options(GenerationRequest, include=PROMPT_KNOBS, panel=PROMPTS,
                            default_notes={"chat": ""}))
 def sample(
@@ -125,17 +129,19 @@ def sample(
         --system "Answer in one word." -t 0,0.7
 
         genlab sample -m ./model.Q8_0.gguf --prompts chats.jsonl --max-new-tokens 128
+
+        genlab sample --prompt "Once upon a time" --dry-multiplier 0,0.8 --logit-bias " the=-inf"
     """
     from genlab.cli import sample_args as args
 
     axes = {name: knobs[name] for name in GRID_FIELDS}
+    shared = {name: knobs[name] for name in BASE_FIELDS}
     try:
         prompting = args.parse_prompting(knobs["chat"], knobs["system"],
                                          knobs["truncate_prompt"])
         plan = _build_plan(args, model, device, dtype, adapter or [], prompt or [], prompts_file,
-                           axes, knobs["stop"] or [], bool(knobs["ignore_eos"]), num_samples,
-                           seed, batch_size, output_format, out, logprobs, prompting, gguf_file,
-                           force)
+                           axes, shared, num_samples, seed, batch_size, output_format, out,
+                           logprobs, prompting, gguf_file, force)
     except UsageError as err:
         fail(str(err))
     _run(plan, quiet)
@@ -143,10 +149,9 @@ def sample(
 
 def _build_plan(args: Any, model: str | None, device: str, dtype: str, adapter: list[str],
                 prompt: list[str], prompts_file: str | None, axes: dict[str, str | None],
-                stop: list[str], ignore_eos: bool, num_samples: str, seed: str,
-                batch_size: str, output_format: str | None, out: str | None,
-                logprobs: str | None, prompting: dict[str, Any], gguf_file: str | None,
-                force: bool = False) -> Any:
+                shared: dict[str, Any], num_samples: str, seed: str, batch_size: str,
+                output_format: str | None, out: str | None, logprobs: str | None,
+                prompting: dict[str, Any], gguf_file: str | None, force: bool = False) -> Any:
     """Every check that needs no model, in flag order; raises ``UsageError``."""
     model = model or default_model()
     device = args.check_device(device)
@@ -156,7 +161,7 @@ def _build_plan(args: Any, model: str | None, device: str, dtype: str, adapter: 
     if prompting["chat"] is False and any(p.messages for p in prompts):
         raise UsageError(f"--prompts {prompts_file}: holds conversations (\"messages\"), which "
                          "need the chat template; drop --no-chat")
-    base = args.build_base_params(stop, ignore_eos)
+    base = args.build_base_params(shared)
     n = args.parse_int("--num-samples", num_samples, 1, "an integer >= 1")
     s = args.parse_int("--seed", seed, 0, "an integer in [0, 2**63)")
     if s >= 2**63:
@@ -229,12 +234,29 @@ def _load(plan: Any, err_console: Any) -> Any:
                                     dtype=plan.dtype, adapters=plan.adapters,
                                     gguf_file=plan.gguf_file)
     _check_prompts(loaded, plan)
+    _check_logit_bias(plan, loaded)
     err_console.print(line, style="dim", markup=False, highlight=False)
     err_console.print(prompt_format_line(loaded, plan.chat, plan.system), style="dim",
                       markup=False, highlight=False)
     err_console.print(f"{len(plan.rows)} rows · batch {plan.batch_size}", style="dim",
                       markup=False, highlight=False)
     return loaded
+
+
+def _check_logit_bias(plan: Any, loaded: Any) -> None:
+    """Every ``--logit-bias`` token must exist in this model's vocabulary (one-line error)."""
+    from genlab.cli.sample_args import config_error_message
+    from genlab.core.configs import ConfigError
+    from genlab.core.generation.sampling import resolve_logit_bias
+
+    entries = plan.cells[0].params.logit_bias if plan.cells else ()
+    if not entries:
+        return
+    vocab = getattr(loaded.model.config, "vocab_size", None) or len(loaded.tokenizer)
+    try:
+        resolve_logit_bias(loaded.tokenizer, entries, int(vocab))
+    except ConfigError as err:
+        fail(config_error_message(err))
 
 
 def _check_prompts(loaded: Any, plan: Any) -> None:

@@ -20,8 +20,10 @@ from genlab.core.specs.common import SpecError, read_spec_file
 
 LESSON_ORDER = ("learning-rate", "warmup", "schedules", "batch-size", "optimizers",
                 "lora-rank-alpha", "early-stopping", "model-complexity", "temperature-top-k",
-                "search-grid", "search-random", "search-bayes")
-"""The seed lessons in the order a learner meets them (keys 1-9 pick the first nine)."""
+                "repetition-penalties", "truncation-samplers", "mirostat", "sampler-order",
+                "xtc", "search-grid", "search-random", "search-bayes")
+"""The seed lessons in the order a learner meets them (keys 1-9 pick the first nine); the
+sampler lessons follow temperature x top-k, in docs/specs.md's order."""
 SPEC_DIR = Path("prompts") / "specs"
 _LESSON = re.compile(r"^#\s*Lesson:\s*(.+?)\.?\s*$")
 

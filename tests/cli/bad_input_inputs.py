@@ -289,6 +289,16 @@ def spec_files(root: Path, data: Path) -> dict[str, Path]:
     put("bad-role", COMPARE_SPEC.replace(
         "prompts: [Once upon a time]",
         "prompts:\n  - messages: [{role: wizard, content: Hi}]"))
+    # issue #12's samplers: a bad knob in base/axes, a bias token outside the vocabulary
+    put("bad-mirostat", COMPARE_SPEC.replace("{max_new_tokens: 2}",
+                                             "{max_new_tokens: 2, mirostat: 3}"))
+    put("bad-order", COMPARE_SPEC + "  sampler_order: [transformers, bogus]\n")
+    put("order-missing-stage", COMPARE_SPEC.replace(
+        "{max_new_tokens: 2}", "{max_new_tokens: 2, top_p: 0.5, sampler_order: [top_k]}"))
+    put("bias-out-of-vocab", COMPARE_SPEC.replace(
+        "{max_new_tokens: 2}", "{max_new_tokens: 2, logit_bias: {99999: -5}}"))
+    put("bias-not-a-number", COMPARE_SPEC.replace(
+        "{max_new_tokens: 2}", "{max_new_tokens: 2, logit_bias: {' the': lots}}"))
     s["unreadable"] = root / "unreadable.yaml"
     s["unreadable"].write_text(COMPARE_SPEC, encoding="utf-8")
     s["latin1"] = root / "latin1.yaml"

@@ -628,6 +628,59 @@ PRETRAIN_CASES = [
          ("--resume",)),
 ]
 
+SAMPLE_SAMPLER_CASES = [  # issue #12's advanced samplers: each bad value is one line
+    Case("sample/typical-p-0", sample("--typical-p", "0"), ("--typical-p 0", "(0, 1]")),
+    Case("sample/epsilon-cutoff-negative", sample("--epsilon-cutoff", "-1"),
+         ("--epsilon-cutoff -1",)),
+    Case("sample/eta-cutoff-not-a-number", sample("--eta-cutoff", "abc"),
+         ("--eta-cutoff abc", "not a number")),
+    Case("sample/top-n-sigma-negative", sample("--top-n-sigma", "-1"), ("--top-n-sigma -1",)),
+    Case("sample/min-keep-0", sample("--min-keep", "0"), ("--min-keep 0",)),
+    Case("sample/presence-penalty-empty-item", sample("--presence-penalty", "0.5,,1"),
+         ("--presence-penalty", "empty list item")),
+    Case("sample/repeat-last-n-negative", sample("--repeat-last-n", "-2"),
+         ("--repeat-last-n -2",)),
+    Case("sample/no-repeat-ngram-negative", sample("--no-repeat-ngram", "-1"),
+         ("--no-repeat-ngram -1",)),
+    Case("sample/dry-base-below-1", sample("--dry-base", "0.5"), ("--dry-base 0.5",)),
+    Case("sample/dry-allowed-length-0", sample("--dry-allowed-length", "0"),
+         ("--dry-allowed-length 0",)),
+    Case("sample/dry-breakers-not-json", sample("--dry-sequence-breakers", "[1"),
+         ("--dry-sequence-breakers", "JSON strings")),
+    Case("sample/xtc-probability-2", sample("--xtc-probability", "2"), ("--xtc-probability 2",)),
+    Case("sample/xtc-threshold-above-half", sample("--xtc-threshold", "0.9"),
+         ("--xtc-threshold 0.9", "(0, 0.5]")),
+    Case("sample/dynatemp-exponent-0", sample("--dynatemp-exponent", "0"),
+         ("--dynatemp-exponent 0",)),
+    Case("sample/mirostat-3", sample("--mirostat", "3"), ("--mirostat 3", "[0, 2]")),
+    Case("sample/mirostat-tau-negative", sample("--mirostat-tau", "-1"), ("--mirostat-tau -1",)),
+    Case("sample/min-tokens-above-max", sample("--min-tokens", "5"), ("--min-tokens",)),
+    Case("sample/logit-bias-no-equals", sample("--logit-bias", "the"),
+         ("--logit-bias the", "TOKEN=BIAS")),
+    Case("sample/logit-bias-not-a-number", sample("--logit-bias", "the=lots"),
+         ("--logit-bias the=lots", "'lots' is not a number")),
+    Case("sample/logit-bias-out-of-vocab", sample("--logit-bias", "99999=-5"),
+         ("--logit-bias 99999=-5", "vocabulary")),
+    Case("sample/sampler-order-unknown", sample("--sampler-order", "bogus"),
+         ("--sampler-order bogus", "'bogus' is not one")),
+    Case("sample/sampler-order-twice", sample("--sampler-order", "top_k,top_k"),
+         ("named twice",)),
+    Case("sample/sampler-order-missing-stage", sample("--sampler-order", "top_k", "--top-p",
+                                                      "0.5"), ("--sampler-order", "add top_p")),
+]
+
+COMPARE_SAMPLER_CASES = [  # the same knobs in a spec; a bias token is checked before writing
+    Case("compare/spec-mirostat-3", compare("{s.specs[bad-mirostat]}"), ("base.mirostat",)),
+    Case("compare/spec-sampler-order-unknown", compare("{s.specs[bad-order]}"),
+         ("axes.sampler_order[1]", "bogus")),
+    Case("compare/spec-sampler-order-missing-stage", compare("{s.specs[order-missing-stage]}"),
+         ("base.sampler_order", "add top_p")),
+    Case("compare/spec-logit-bias-out-of-vocab", compare("{s.specs[bias-out-of-vocab]}"),
+         ("logit_bias", "99999", "vocabulary")),
+    Case("compare/spec-logit-bias-not-a-number", compare("{s.specs[bias-not-a-number]}"),
+         ("base.logit_bias", "'lots' is not a number")),
+]
+
 COMPARE_CASES = [
     Case("compare/spec-missing", compare("{t}/nope.yaml"), ("no such spec file",)),
     Case("compare/spec-directory", compare("{t}"), ("is a directory",)),
@@ -740,10 +793,12 @@ TUI_CASES = [
 ]
 
 CASES = [*ROOT_CASES, *SAMPLE_MODEL_CASES, *SAMPLE_ADAPTER_CASES, *SAMPLE_FLAG_CASES,
-         *SAMPLE_PROMPT_CASES, *SAMPLE_OUT_CASES, *SAMPLE_CHAT_CASES, *SAMPLE_GGUF_CASES,
+         *SAMPLE_SAMPLER_CASES, *SAMPLE_PROMPT_CASES, *SAMPLE_OUT_CASES, *SAMPLE_CHAT_CASES,
+         *SAMPLE_GGUF_CASES,
          *TRAIN_MODEL_CASES, *TRAIN_DATA_CASES, *TRAIN_KNOB_CASES, *TRAIN_VARIANT_CASES,
          *TRAIN_CHAT_CASES, *TRAIN_OUT_CASES, *MERGE_CASES, *MERGE_GGUF_CASES, *LR_FIND_CASES,
-         *PRETRAIN_CASES, *COMPARE_CASES, *SWEEP_CASES, *REPORT_CASES, *TUI_CASES]
+         *PRETRAIN_CASES, *COMPARE_CASES, *COMPARE_SAMPLER_CASES, *SWEEP_CASES, *REPORT_CASES,
+         *TUI_CASES]
 
 
 def test_the_table_is_big_and_ids_are_unique():

@@ -44,6 +44,7 @@ def test_the_lessons_are_listed_in_teaching_order_with_what_they_show():
     entries = find_specs()
     names = [e.name for e in entries]
     assert names[:7] == list(LESSON_ORDER[:7])  # lr, warmup, ... early stopping: keys 1-7
+    assert names == list(LESSON_ORDER)  # every shipped lesson has its place (new ones too)
     lr = entries[0]
     assert lr.kind == "sweep" and "too small, good, oscillating, diverging" in lr.summary
     assert all(e.summary for e in entries)

@@ -75,6 +75,9 @@ class Knob:
         intuition: One line for learners (TUI hint bar, docs): what turning it does.
         tui: Shown as a TUI form field.
         section: TUI form section (default: ``panel``).
+        advanced: Shown under the TUI's "advanced" fold (the column stays readable).
+        verbatim: The CLI hands the flag's text to the config unchanged; the config's own
+            parser reads it (a text form such as ``"\\n", ":"`` that commas cannot split).
     """
 
     low: float | None = None
@@ -95,6 +98,8 @@ class Knob:
     intuition: str = ""
     tui: bool = False
     section: str = ""
+    advanced: bool = False
+    verbatim: bool = False
 
 
 def knob(default: Any = MISSING, *, factory: Any = MISSING, **meta: Any) -> Any:

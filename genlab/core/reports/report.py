@@ -6,8 +6,9 @@ sweeps each trial's run directory and ``best.json``), so ``write_report(out)`` r
 at any time. A report is a list of blocks rendered twice: Markdown (images linked from
 ``plots/``) and HTML (the same images embedded as base64, so the file travels alone).
 
-* Compare: a summary per cell (mean length, how samples ended, distinct word bigrams) and, per
-  prompt, the side-by-side outputs (one row per cell, one column per sample).
+* Compare: a summary per cell (mean length, how samples ended, distinct word bigrams, and the
+  mean log-probability and perplexity of its text under the base model) and, per prompt, the
+  side-by-side outputs (one row per cell, one column per sample).
 * Sweep: the best configuration (and its retrain), every trial sorted by the objective
   (pruned, diverged and failed trials last, with why), overlaid loss curves, the objective
   against each hyperparameter, and a heatmap when a grid has exactly two dimensions.
@@ -29,6 +30,7 @@ from genlab.core.reports.results import RESULTS_FILE, SPEC_FILE, SPEC_JSON_LIMIT
 from genlab.core.reports.summary import cell_distinct2 as _distinct2
 from genlab.core.reports.summary import cell_endings as _endings
 from genlab.core.reports.summary import cell_mean_tokens as _mean_tokens
+from genlab.core.reports.summary import cell_quality as _quality
 from genlab.core.reports.summary import sort_rows
 from genlab.core.training.run_dir import read_metrics
 
@@ -100,9 +102,14 @@ def write_compare_report(out_dir: str | Path) -> Path:
                         f"the same seed in every cell (base seed {spec.get('seed', 0)}), so "
                         "cells differ only by their settings."))
     blocks.append(("h", 2, "Summary per cell"))
-    blocks.append(("table", ["cell", "mean new tokens", "ended by", "distinct word bigrams"],
-                   [[r.get("label", ""), _mean_tokens(r), _endings(r), _distinct2(r)]
-                    for r in rows]))
+    blocks.append(("table", ["cell", "mean new tokens", "ended by", "distinct word bigrams",
+                             "mean log-prob (base model)", "perplexity (base model)"],
+                   [[r.get("label", ""), _mean_tokens(r), _endings(r), _distinct2(r),
+                     *_quality(r)] for r in rows]))
+    blocks.append(("p", "Distinct word bigrams measure repetition (1 = nothing repeats); the "
+                        "mean log-probability per generated token under the base model, and "
+                        "its perplexity exp(-mean), measure how natural the text is to the "
+                        "model: gibberish scores high on the first and badly on the second."))
     samples = max([o["sample"] for r in rows for o in r.get("outputs", [])] + [0]) + 1
     for p, prompt in enumerate(spec.get("prompts", [])):
         blocks.append(("h", 2, f"Prompt {p + 1}: {prompt}"))

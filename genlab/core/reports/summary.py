@@ -45,3 +45,14 @@ def cell_distinct2(row: dict[str, Any]) -> str:
         words = o.get("text", "").split()
         grams += list(zip(words, words[1:], strict=False))
     return f"{len(set(grams)) / len(grams):.2f}" if grams else "-"
+
+
+def cell_quality(row: dict[str, Any]) -> tuple[str, str]:
+    """Token-weighted mean log-prob of the cell's outputs under the base model, perplexity."""
+    scored = [(o["base_logprob"], o.get("new_tokens", 0)) for o in row.get("outputs", [])
+              if o.get("base_logprob") is not None and o.get("new_tokens")]
+    tokens = sum(n for _, n in scored)
+    if not tokens:
+        return "-", "-"
+    mean = sum(lp for lp, _ in scored) / tokens
+    return f"{mean:.3f}", f"{math.exp(-mean):.1f}"

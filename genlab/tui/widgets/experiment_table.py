@@ -19,6 +19,7 @@ from genlab.core.reports.summary import (
     cell_distinct2,
     cell_endings,
     cell_mean_tokens,
+    cell_quality,
     sort_rows,
 )
 from genlab.tui.widgets import tcss
@@ -107,10 +108,11 @@ class ExperimentTable(DataTable):
 
     def show_compare(self, rows: list[dict[str, Any]]) -> None:
         """One row per finished cell, in cell order."""
-        self._set_columns(("cell", "mean new tokens", "ended by", "distinct bigrams"))
+        self._set_columns(("cell", "mean new tokens", "ended by", "distinct bigrams",
+                           "log-prob (base)", "perplexity (base)"))
         self.clear()
         ordered = sorted(rows, key=lambda r: r.get("cell", 0))
         self.order = [r.get("cell", -1) for r in ordered]
         for row in ordered:
             self.add_row(row.get("label", ""), cell_mean_tokens(row), cell_endings(row),
-                         cell_distinct2(row))
+                         cell_distinct2(row), *cell_quality(row))
