@@ -389,9 +389,10 @@ class SampleScreen(GenlabScreen):
             self._hint(TOKENS_HINT)
         elif focused is not None and isinstance(focused.parent, ChatBar):
             self._hint(CHAT_HINT)
-        elif focused is not None and (focused.id or "") in HINTS and any(
-                isinstance(node, ParamsPanel) for node in focused.ancestors):
-            self._hint(HINTS[focused.id])
+        elif focused is not None and any(isinstance(n, ParamsPanel) for n in focused.ancestors):
+            key = focused.id or getattr(focused.parent, "id", None)  # the fold's title: the fold
+            if key in HINTS:
+                self._hint(HINTS[key])
 
     def _hint(self, text: str) -> None:
         self.query_one("#hint", Static).update(text)

@@ -61,7 +61,11 @@ HINTS = {
                "settings, so what differs is what the adapter learned.",
     **{kf.name: f"{kf.label}: {kf.knob.intuition}" if kf.knob.advanced else
        f"{kf.name.replace('_', ' ')}: {kf.knob.intuition}" for kf in _KNOBS},
+    "advanced": "advanced: every other sampler (typical-p, DRY, XTC, mirostat, logit bias, "
+                "sampler order...); Enter opens or closes it. A setting away from its default "
+                "joins the column's title.",
 }
+"""The hint line of each focusable setting, by widget id (the fold's title: its fold's)."""
 
 _KNOB_DEFAULTS = SamplingParams().to_dict()
 DEFAULTS = {**{f.name: _KNOB_DEFAULTS[f.name] for f in ADVANCED_FIELDS},
@@ -115,7 +119,7 @@ class ParamsPanel(Vertical):
             yield Select(options, value=value, allow_blank=False, compact=True,
                          id="adapter")
             yield from self._inputs_for(MAIN_FIELDS)
-        with Collapsible(title="advanced", collapsed=True, classes="advanced"), \
+        with Collapsible(title="advanced", collapsed=True, classes="advanced", id="advanced"), \
                 Grid(classes="settings advanced-settings"):
             yield from self._inputs_for(ADVANCED_FIELDS)
         yield Static("", classes="error")
