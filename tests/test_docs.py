@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -12,8 +13,7 @@ import typer
 ROOT = Path(__file__).resolve().parents[1]
 GENERATED_WITH_TYPER = "0.29.2"
 """docs/cli.md was generated with this typer; other versions format details differently."""
-REGENERATE = ("docs/cli.md is stale: regenerate it with "
-              "`python -m typer genlab.cli utils docs --name genlab --output docs/cli.md`")
+REGENERATE = "docs/cli.md is stale: regenerate it with `python scripts/cli_docs.py`"
 
 
 def _commands_and_flags(text: str) -> tuple[list[str], set[str]]:
@@ -26,11 +26,8 @@ def _commands_and_flags(text: str) -> tuple[list[str], set[str]]:
 
 def test_cli_reference_is_current(tmp_path):
     out = tmp_path / "cli.md"
-    subprocess.run(
-        [sys.executable, "-m", "typer", "genlab.cli", "utils", "docs", "--name", "genlab",
-         "--output", str(out)],
-        check=True, cwd=ROOT, capture_output=True,
-    )
+    subprocess.run([sys.executable, "scripts/cli_docs.py", "--output", str(out)],
+                   check=True, cwd=ROOT, capture_output=True)
     generated = out.read_text(encoding="utf-8")
     committed = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     if typer.__version__ == GENERATED_WITH_TYPER:
@@ -39,6 +36,37 @@ def test_cli_reference_is_current(tmp_path):
         assert _commands_and_flags(generated) == _commands_and_flags(committed), REGENERATE
     headings, flags = _commands_and_flags(committed)
     assert "genlab sample" in headings and "--temperature" in flags
+
+
+def _load_cli_docs():
+    path = ROOT / "scripts" / "cli_docs.py"
+    spec = importlib.util.spec_from_file_location("genlab_cli_docs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli_reference_code_reads_verbatim():
+    """The examples are code blocks: a quote must be a quote there, not ``&quot;``."""
+    committed = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert not re.findall(r"&(?:quot|#x27|gt|lt|amp);", committed)
+    assert 'genlab sample --prompt "Once upon a time"' in committed
+
+
+def test_fix_markdown_unescapes_code_and_escapes_prose_tags():
+    fix = _load_cli_docs().fix_markdown
+    text = ("Examples:\n\n    genlab x --p &quot;a&#x27;b&quot; &gt; out\n\n"
+            "* `--out DIR`: Default: runs/&lt;time&gt;, &#x27;q&#x27; &amp; more.\n\n"
+            "    under the list item: prose &lt;b&gt;\n\n"
+            "```console\n$ genlab &lt;x&gt;\n```\n"
+            "An &amp;amp; stays an entity&#x27;s text.")
+    assert fix(text).split("\n") == [
+        "Examples:", "", "    genlab x --p \"a'b\" > out", "",
+        "* `--out DIR`: Default: runs/\\<time>, 'q' & more.", "",
+        "    under the list item: prose \\<b>", "",
+        "```console", "$ genlab <x>", "```",
+        "An &amp;amp; stays an entity's text.",
+    ]
 
 
 def test_readme_names_every_command():
