@@ -73,3 +73,22 @@ def test_readme_names_every_command():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for command in ("sample", "train", "merge", "pretrain", "tui", "compare", "sweep", "report"):
         assert f"genlab {command}" in readme, command
+
+
+def test_counts_in_the_docs_match_the_files():
+    """The numbers of prompts, cells and rows the docs quote are those of the shipped files."""
+    import yaml
+
+    specs_md = (ROOT / "docs" / "specs.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    stories = [line for line in (ROOT / "prompts" / "stories.txt").read_text().splitlines()
+               if line.strip()]
+    spec = yaml.safe_load((ROOT / "prompts" / "specs" / "temperature-top-k.yaml").read_text())
+    cells = 1
+    for values in spec["axes"].values():
+        cells *= len(values)
+    assert f"{cells} cells x {len(stories)} prompts x {spec['samples']} samples" in specs_md
+    rows = {name: len((ROOT / "demo" / "facts" / f"{name}.jsonl").read_text().splitlines())
+            for name in ("train", "eval")}
+    assert f"two wordings ({rows['train']} rows)" in readme
+    assert f"never trained on ({rows['eval']} rows)" in readme
