@@ -46,11 +46,13 @@ Exit status: 0 all matched; 1 a command failed or printed something else (a diff
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -169,6 +171,9 @@ def block_commands(block: Block) -> list[Command]:
         pending = ""
         if text and text.startswith(block.options.get("only", "")):
             commands.append(Command(text, first, block.options))
+    if pending:
+        raise ReadmeError(f"line {first}: the block ends inside a command (a last line ending "
+                          "in a backslash)")
     return commands
 
 
@@ -230,6 +235,13 @@ def matches(expected: list[str], actual: list[str]) -> bool:
 # ----------------------------------------------------------------------------- running
 
 
+def _kill(proc: subprocess.Popen) -> None:
+    """Stop a command and everything it started (its own session), and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+
+
 def _run_on_terminal(argv: list[str], cols: int, cwd: Path, env: dict[str, str],
                      timeout: float) -> tuple[int, bytes, bytes]:
     """Run with stdout on a pseudo-terminal ``cols`` wide; stderr to a file."""
@@ -257,11 +269,13 @@ def _run_on_terminal(argv: list[str], cols: int, cwd: Path, env: dict[str, str],
                         break
                     chunks.append(data)
             else:
-                os.killpg(proc.pid, 9)
                 raise subprocess.TimeoutExpired(argv, timeout)
+            status = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:  # still writing, or closed the terminal but runs on
+            _kill(proc)
+            raise
         finally:
             os.close(master)
-        status = proc.wait()
         err.seek(0)
         return status, b"".join(chunks), err.read()
 
@@ -274,8 +288,7 @@ def _run_on_pipe(argv: list[str], cwd: Path, env: dict[str, str],
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-        proc.communicate()
+        _kill(proc)
         raise
     return proc.returncode, out, err
 

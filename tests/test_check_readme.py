@@ -51,6 +51,7 @@ def test_blocks_commands_and_their_expected_output():
     ("<!-- check-readme -->\n```\necho never closed", "never closes"),
     ("<!-- check-readme colums=80 -->\n```\necho\n```", "unknown option 'colums'"),
     ("<!-- check-readme-output -->\n```\nx\n```", "needs a check-readme block"),
+    ("<!-- check-readme -->\n```\necho a \\\n```", "ends inside a command"),
     ("<!-- check-readme -->\n```\necho\n```\n<!-- check-readme-output stream=both -->\n```\n```",
      "stream='both'"),
 ])
