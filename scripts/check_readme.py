@@ -28,8 +28,9 @@ and ``#`` comment lines are not run. Each must exit 0 unless the marker says oth
   slow         run only with ``--slow`` (commands that take minutes)
   timeout=S    seconds each command may take (default 300)
 
-``check-readme-output`` compares the block with what the last command of the preceding
-``check-readme`` block printed (option ``stream=stdout``, the default, or ``stream=stderr``).
+``check-readme-output`` compares the block with what the commands of the preceding
+``check-readme`` block printed, one after another (option ``stream=stdout``, the default, or
+``stream=stderr``); several output blocks may follow, one per stream.
 Matching: trailing spaces and blank lines at either end are ignored, and lines must be equal,
 except that ``…`` in an expected line matches any text there, and a line holding only ``…``
 matches any number of lines: use it for what varies (timings, memory, paths with a time
@@ -88,11 +89,19 @@ class Block:
 
 @dataclass
 class Command:
-    """One command to run, where it is in the README, and what it must print."""
+    """One command to run and where it is in the README."""
 
     text: str
     line: int
+
+
+@dataclass
+class Step:
+    """A ``check-readme`` block: its commands, options and the output blocks that follow it."""
+
+    commands: list[Command]
     options: dict[str, str]
+    line: int
     expected: dict[str, Block] = field(default_factory=dict)  # stream -> output block
 
 
@@ -170,22 +179,22 @@ def block_commands(block: Block) -> list[Command]:
         text = _steps(pending + line, block.options)
         pending = ""
         if text and text.startswith(block.options.get("only", "")):
-            commands.append(Command(text, first, block.options))
+            commands.append(Command(text, first))
     if pending:
         raise ReadmeError(f"line {first}: the block ends inside a command (a last line ending "
                           "in a backslash)")
     return commands
 
 
-def plan(blocks: list[Block]) -> list[Command]:
-    """The commands to run, each with the output blocks that follow its block."""
-    commands: list[Command] = []
-    last: Command | None = None
+def plan(blocks: list[Block]) -> list[Step]:
+    """The blocks of commands to run, each with the output blocks that follow it."""
+    steps: list[Step] = []
+    last: Step | None = None
     for block in blocks:
         if not block.output:
-            found = block_commands(block)
-            commands += found
-            last = found[-1] if found else None
+            commands = block_commands(block)
+            last = Step(commands, block.options, block.line) if commands else None
+            steps += [last] if last else []
             continue
         stream = block.options.get("stream", "stdout")
         if stream not in ("stdout", "stderr"):
@@ -194,7 +203,7 @@ def plan(blocks: list[Block]) -> list[Command]:
             raise ReadmeError(f"line {block.line}: a check-readme-output block needs a "
                               "check-readme block with a command right before it")
         last.expected[stream] = block
-    return commands
+    return steps
 
 
 # ----------------------------------------------------------------------------- matching
@@ -293,15 +302,15 @@ def _run_on_pipe(argv: list[str], cwd: Path, env: dict[str, str],
     return proc.returncode, out, err
 
 
-def run_command(command: Command, cwd: Path, env: dict[str, str]) -> Result:
+def run_command(text: str, options: dict[str, str], cwd: Path, env: dict[str, str]) -> Result:
     """Run one command with bash; a timeout counts as exit status 124."""
-    argv = ["bash", "-c", command.text]
-    cols = int(command.options["cols"]) if command.options.get("cols") else 0
+    argv = ["bash", "-c", text]
+    cols = int(options["cols"]) if options.get("cols") else 0
     env = dict(env)
     if cols:
         env.update(COLUMNS=str(cols), LINES="50", TERM=env.get("TERM") or "xterm-256color")
     start = time.perf_counter()
-    timeout = float(command.options.get("timeout") or 300)
+    timeout = float(options.get("timeout") or 300)
     try:
         if cols:
             status, out, err = _run_on_terminal(argv, cols, cwd, env, timeout)
@@ -322,20 +331,25 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def problems(command: Command, result: Result, readme: str) -> list[str]:
-    """What differs from the README: a wrong exit status, or a diff per stream."""
+def status_problem(result: Result, options: dict[str, str]) -> str | None:
+    """A wrong exit status, with the end of stderr, or None."""
+    want = int(options.get("exit") or 0)
+    if result.status == want:
+        return None
+    tail = "\n".join(normalise(result.stderr)[-15:])
+    return f"exit status {result.status}, the README expects {want}; stderr ends:\n{tail}"
+
+
+def output_problems(step: Step, results: list[Result], readme: str) -> list[str]:
+    """A diff per stream whose output (the block's commands, one after another) differs."""
     found = []
-    want = int(command.options.get("exit") or 0)
-    if result.status != want:
-        tail = "\n".join(normalise(result.stderr)[-15:])
-        found.append(f"exit status {result.status}, the README expects {want}; stderr ends:\n"
-                     f"{tail}")
-    for stream, block in command.expected.items():
-        actual = normalise(getattr(result, stream))
+    for stream, block in step.expected.items():
+        actual = [line for result in results for line in normalise(getattr(result, stream))]
         expected = normalise("\n".join(block.lines))
         if not matches(expected, actual):
             diff = difflib.unified_diff(expected, actual, f"{readme}:{block.line} (expected)",
-                                        f"{stream} of the command", lineterm="")
+                                        f"{stream} of the block at {readme}:{step.line}",
+                                        lineterm="")
             found.append("\n".join(diff))
     return found
 
@@ -347,35 +361,53 @@ def _short(text: str, width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 1] + ANY
 
 
+def _say(mark: str, where: str, text: str, problem: str | None = None) -> None:
+    print(f"{mark}  {where}  {text}", flush=True)
+    if problem:
+        print("\n".join("      " + line for line in problem.splitlines()), flush=True)
+
+
+def run_step(step: Step, work: Path, env: dict[str, str], readme: str) -> int:
+    """Run a block's commands, then compare its output; print each; return the failures."""
+    results, failed = [], 0
+    for command in step.commands:
+        result = run_command(command.text, step.options, work, env)
+        results.append(result)
+        problem = status_problem(result, step.options)
+        failed += problem is not None
+        _say("FAIL" if problem else "ok  ", f"{readme}:{command.line}",
+             f"{_short(command.text)} ({result.seconds:.1f} s)", problem)
+    for problem in output_problems(step, results, readme):
+        failed += 1
+        _say("FAIL", f"{readme}:{step.line}", "the output differs from the README:", problem)
+    return failed
+
+
 def check(readme: Path, slow: bool, keep: bool) -> int:
-    """Run every selected command in README order; print one line each and any diffs."""
-    commands = plan(parse_blocks(readme.read_text(encoding="utf-8")))
+    """Run every selected block in README order; print one line per command and any diffs."""
+    steps = plan(parse_blocks(readme.read_text(encoding="utf-8")))
     work = Path(tempfile.mkdtemp(prefix="check-readme-"))
     for name in COPIED:
         if (readme.parent / name).is_dir():
             shutil.copytree(readme.parent / name, work / name)
-    env, failed, skipped, start = child_env(), 0, 0, time.perf_counter()
+    env, failed, ran, skipped, start = child_env(), 0, 0, 0, time.perf_counter()
     try:
-        for command in commands:
-            where = f"{readme.name}:{command.line}"
-            if "slow" in command.options and not slow:
-                skipped += 1
-                print(f"skip  {where}  {_short(command.text)} (slow: --slow runs it)")
+        for step in steps:
+            if "slow" in step.options and not slow:
+                skipped += len(step.commands)
+                for command in step.commands:
+                    _say("skip", f"{readme.name}:{command.line}",
+                         f"{_short(command.text)} (slow: --slow runs it)")
                 continue
-            result = run_command(command, work, env)
-            found = problems(command, result, readme.name)
-            failed += bool(found)
-            print(f"{'FAIL' if found else 'ok  '}  {where}  {_short(command.text)} "
-                  f"({result.seconds:.1f} s)", flush=True)
-            for problem in found:
-                print("\n".join("      " + line for line in problem.splitlines()), flush=True)
+            failed += run_step(step, work, env, readme.name)
+            ran += len(step.commands)
     finally:
         if keep:
             print(f"the commands ran in {work} (kept)")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    ran = len(commands) - skipped
-    print(f"check_readme: {ran} commands, {ran - failed} as the README shows, {failed} not"
+    print(f"check_readme: {ran} commands run, "
+          + (f"{failed} problems" if failed else "all as the README shows")
           + (f", {skipped} slow ones skipped" if skipped else "")
           + f" ({time.perf_counter() - start:.0f} s)")
     return 1 if failed else 0
@@ -391,9 +423,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         if args.list:
-            for command in plan(parse_blocks(args.readme.read_text(encoding="utf-8"))):
-                streams = ",".join(command.expected) or "exit status only"
-                print(f"{args.readme.name}:{command.line}  [{streams}]  {command.text}")
+            for step in plan(parse_blocks(args.readme.read_text(encoding="utf-8"))):
+                compared = ", ".join(step.expected) or "exit status only"
+                for command in step.commands:
+                    print(f"{args.readme.name}:{command.line}  [{compared}]  {command.text}")
             return 0
         return check(args.readme, args.slow, args.keep)
     except ReadmeError as exc:

@@ -38,12 +38,13 @@ def test_blocks_commands_and_their_expected_output():
         "", "pip install y && python -m pytest -q", "genlab b  # trailing comment", FENCE,
         "<!-- check-readme-output stream=stderr -->", FENCE, "err line", FENCE,
     ])
-    commands = check_readme.plan(check_readme.parse_blocks(text))
-    assert [(c.text, c.line) for c in commands] == [
+    [step] = check_readme.plan(check_readme.parse_blocks(text))
+    assert [(c.text, c.line) for c in step.commands] == [
         ("genlab a --long --flag", 9), ("genlab b  # trailing comment", 13)]
-    assert list(commands[1].expected) == ["stderr"]
-    assert commands[1].expected["stderr"].lines == ["err line"]
-    assert commands[1].expected["stderr"].line == 17
+    assert step.options == {"skip": "pip install", "only": "genlab"} and step.line == 8
+    assert list(step.expected) == ["stderr"]
+    assert step.expected["stderr"].lines == ["err line"]
+    assert step.expected["stderr"].line == 17
 
 
 @pytest.mark.parametrize("text, problem", [
@@ -78,8 +79,10 @@ def test_a_readme_that_holds_passes(tmp_path, capsys):
     readme = _readme(
         tmp_path, "<!-- check-readme -->", FENCE, "printf 'one\\ntwo  \\n' > f.txt",
         "cat f.txt", FENCE, "<!-- check-readme-output -->", FENCE, "one", "two", FENCE,
-        "<!-- check-readme exit=3 -->", FENCE, "echo 'bad: took 1.2 s' >&2; exit 3", FENCE,
-        "<!-- check-readme-output stream=stderr -->", FENCE, "bad: took … s", FENCE,
+        "<!-- check-readme exit=3 -->", FENCE, "echo 'bad: took 1.2 s' >&2; exit 3",
+        "echo 'second: out'; echo 'second: err' >&2; exit 3", FENCE,
+        "<!-- check-readme-output stream=stderr -->", FENCE, "bad: took … s", "second: err", FENCE,
+        "<!-- check-readme-output -->", FENCE, "second: out", FENCE,
         "<!-- check-readme cols=57 -->", FENCE,
         "python -c 'import os, sys; print(os.get_terminal_size().columns, sys.stdout.isatty())'",
         FENCE, "<!-- check-readme-output -->", FENCE, "57 True", FENCE,
@@ -90,7 +93,7 @@ def test_a_readme_that_holds_passes(tmp_path, capsys):
         (tmp_path / name).symlink_to(ROOT / name)
     assert check_readme.main([str(readme)]) == 0
     out = capsys.readouterr().out
-    assert "5 commands, 5 as the README shows, 0 not, 1 slow ones skipped" in out
+    assert "6 commands run, all as the README shows, 1 slow ones skipped" in out
     assert check_readme.main([str(readme), "--slow"]) == 1  # the slow one exits 1
 
 
@@ -102,9 +105,13 @@ def test_a_mismatch_exits_1_with_a_diff(tmp_path, capsys):
     )
     assert check_readme.main([str(readme)]) == 1
     out = capsys.readouterr().out
-    assert "FAIL  README.md:3" in out and "README.md:7 (expected)" in out
+    assert "ok    README.md:3" in out  # its exit status is right; its output is not:
+    assert "FAIL  README.md:3  the output differs from the README:" in out
+    assert "README.md:7 (expected)" in out and "stdout of the block at README.md:3" in out
     assert "-row 3" in out and "+row 2" in out
+    assert "FAIL  README.md:12  echo oops" in out
     assert "exit status 2, the README expects 0; stderr ends:" in out and "oops" in out
+    assert "2 problems" in out
 
 
 def test_a_malformed_readme_exits_2(tmp_path, capsys):
@@ -114,12 +121,14 @@ def test_a_malformed_readme_exits_2(tmp_path, capsys):
 
 
 def test_the_readme_marks_its_quick_start_and_its_output():
-    commands = check_readme.plan(check_readme.parse_blocks(
+    steps = check_readme.plan(check_readme.parse_blocks(
         (ROOT / "README.md").read_text(encoding="utf-8")))
-    first = commands[0]
-    assert first.text.startswith("genlab sample --prompt \"Once upon a time\"")
+    first = steps[0]
+    assert [c.text for c in first.commands] == [
+        'genlab sample --prompt "Once upon a time" -t 0,0.7,1.5 --top-k 0,10 --max-new-tokens 40']
     assert first.options.get("cols") == "120" and "stdout" in first.expected
-    assert not any(c.text.startswith(("pip ", "python -m pytest")) for c in commands)
+    commands = [c.text for step in steps for c in step.commands]
+    assert not any(c.startswith(("pip ", "python -m pytest")) for c in commands)
 
 
 @pytest.mark.parametrize("cols", ["", " cols=40"])
