@@ -102,11 +102,11 @@ def pretrain(
 
     Examples:
 
-        genlab pretrain --data train.txt --eval-data valid.txt --layers 2 --hidden 64
-        --max-steps 300
+        genlab pretrain --data train.txt --eval-data valid.txt --layers 2 --hidden 64 \\
+            --max-steps 300
 
-        genlab pretrain --data tinystories/train.txt --eval-data tinystories/valid.txt
-        --time-limit 90m --out runs/tinystories
+        genlab pretrain --data tinystories/train.txt --eval-data tinystories/valid.txt \\
+            --time-limit 90m --out runs/tinystories
 
         genlab pretrain --resume runs/tinystories --time-limit 30m
     """
