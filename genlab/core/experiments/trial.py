@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from genlab.core.configs import ModelShape
+from genlab.core.configs import ModelShape, TrainConfig
 from genlab.core.events import EvalResult, RunFinished, RunStarted, StopToken, TrainStep
 from genlab.core.experiments.events import TrialProgress
 from genlab.core.io import OutDirError, read_marker, write_marker
@@ -82,11 +82,7 @@ def iter_train_point(spec: SweepSpec, params: dict[str, Any], run_dir: Path, mod
     pruned = False
     try:
         _fresh_run_dir(run_dir)
-        config = spec.train_config(params, model, run_dir.name, overrides)
-        _, shape = spec.trial_fields(params)
-        if shape is not None:
-            init = build_init_model(model, shape, run_dir / INIT_MODEL_DIR, config.seed)
-            config = spec.train_config(params, str(init), run_dir.name, overrides)
+        config = point_config(spec, params, run_dir, model, overrides)
         for event in iter_train(config, out_dir=run_dir, stop_token=token, owned=True):
             if stop.stopped:
                 token.stop()
@@ -94,11 +90,11 @@ def iter_train_point(spec: SweepSpec, params: dict[str, Any], run_dir: Path, mod
                 outcome.total_steps = event.total_steps
             elif isinstance(event, TrainStep):
                 yield TrialProgress(number, event.step, outcome.total_steps, event.loss,
-                                    None, worker)
+                                    None, worker, lr=event.lr, grad_norm=event.grad_norm)
             elif isinstance(event, EvalResult):
                 outcome.final_eval_loss = event.loss
                 yield TrialProgress(number, event.step, outcome.total_steps, None, event.loss,
-                                    worker)
+                                    worker, event.samples)
                 if trial is not None and _should_prune(trial, event):
                     pruned = True
                     token.stop()
@@ -112,6 +108,18 @@ def iter_train_point(spec: SweepSpec, params: dict[str, Any], run_dir: Path, mod
         outcome.message = f"{type(err).__name__}: {first}"[:300]
         return outcome
     return _classify(outcome, pruned, stop)
+
+
+def point_config(spec: SweepSpec, params: dict[str, Any], run_dir: Path, model: str,
+                 overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The TrainConfig that trains ``params`` into ``run_dir`` (a from-scratch point first
+    saves its freshly initialised model under ``run_dir/init-model``)."""
+    config = spec.train_config(params, model, run_dir.name, overrides)
+    _, shape = spec.trial_fields(params)
+    if shape is not None:
+        init = build_init_model(model, shape, run_dir / INIT_MODEL_DIR, config.seed)
+        config = spec.train_config(params, str(init), run_dir.name, overrides)
+    return config
 
 
 def _fresh_run_dir(run_dir: Path) -> None:
