@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from genlab.core.io import apply_umask
 from genlab.core.modeling.gguf import GgufError, check_gguf, find_gguf
 from genlab.core.modeling.loading import ModelLoadError, attach_adapter, load_model, load_tokenizer
 
@@ -157,6 +158,7 @@ def _save_atomically(model: Any, tokenizer: Any, out: Path, dtype: str) -> None:
             warnings.simplefilter("ignore", FutureWarning)
             model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        apply_umask(tmp)  # mkdtemp made it 0700 and safetensors writes 0600
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

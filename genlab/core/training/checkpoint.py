@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from genlab.core.io import apply_umask
 from genlab.core.training.run_dir import CHECKPOINTS_DIR
 
 _PREFIX = "step-"
@@ -148,6 +149,7 @@ def save_checkpoint(
     torch.save(rng, tmp / "rng.pt")
     (tmp / "state.json").write_text(json.dumps({**state, "best_is_current": best is None},
                                                indent=2) + "\n", encoding="utf-8")
+    apply_umask(tmp)  # safetensors writes 0600
     if final.exists():  # same step written again (e.g. eval checkpoint, then stop)
         shutil.rmtree(final)
     os.replace(tmp, final)

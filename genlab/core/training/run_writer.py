@@ -17,7 +17,7 @@ import torch
 from accelerate.utils import broadcast_object_list, gather_object
 
 from genlab.core.events import CheckpointSaved
-from genlab.core.io import write_json_atomic
+from genlab.core.io import apply_umask, write_json_atomic
 from genlab.core.modeling.lora import save_adapter
 from genlab.core.training import checkpoint as ckpt_mod
 from genlab.core.training import run_dir as runs
@@ -135,6 +135,7 @@ class RunFiles:
                 self.setup.unwrapped.save_pretrained(str(tmp))
             if method == "full":
                 self.setup.tokenizer.save_pretrained(str(tmp))
+            apply_umask(tmp)  # safetensors writes 0600; the run's other files follow the umask
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
         self.acc.wait_for_everyone()
