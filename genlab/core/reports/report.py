@@ -38,7 +38,7 @@ def write_report(out_dir: str | Path) -> Path:
     """Regenerate the report of a compare or sweep output directory; returns ``report.md``.
 
     Raises:
-        FileNotFoundError: ``out_dir`` has no ``spec.json``.
+        FileNotFoundError: ``out_dir`` does not exist or has no ``spec.json``.
     """
     spec = _read_spec(Path(out_dir))
     if spec.get("kind") == "compare":
@@ -48,6 +48,9 @@ def write_report(out_dir: str | Path) -> Path:
 
 def _read_spec(out: Path) -> dict[str, Any]:
     path = out / SPEC_FILE
+    if not out.is_dir():
+        raise FileNotFoundError(f"{out}: no such directory; pass the output directory of genlab "
+                                "compare or genlab sweep")
     if not path.is_file():
         raise FileNotFoundError(f"{out}: no {SPEC_FILE}; not a genlab compare or sweep output")
     return json.loads(path.read_text(encoding="utf-8"))
