@@ -204,6 +204,23 @@ def test_summary_names_paths_and_try_command(tmp_path):
             in text)
 
 
+def test_try_command_keeps_a_multiline_prompt_on_one_line(tmp_path):
+    import shlex
+
+    from genlab.cli.common import unescape
+    from genlab.cli.train_progress import summary_lines
+
+    (tmp_path / "adapter").mkdir()
+    prompt = "Q: What color is Zog the duck?\nA:\t"
+    finished = RunFinished("completed", str(tmp_path), 6, 384, 2.5, 2.1, 6)
+    lines = summary_lines(finished, model="./tiny", prompt=prompt)
+    command = lines[lines.index("Try it:") + 1].strip()
+    assert command == lines[-1].strip() and "\n" not in command
+    assert "--prompt 'Q: What color is Zog the duck?\\nA:\\t'" in command
+    args = shlex.split(command)
+    assert unescape(args[args.index("--prompt") + 1]) == prompt  # what genlab sample reads
+
+
 # --------------------------------------------------------------------------- end to end
 
 
