@@ -294,8 +294,8 @@ class TrainProgress(EventRenderer):
             shown = (prompt + (text if text.strip() else " (empty generation)")).replace("\n", " ")
             if len(shown) > SAMPLE_CHARS:
                 shown = shown[: SAMPLE_CHARS - 1] + "…"
-            line = Text.assemble(("sample ", "bold magenta"), (prompt, "dim"),
-                                 shown[len(prompt):])
+            line = Text.assemble(("sample ", "bold magenta"), (shown[:len(prompt)], "dim"),
+                                 shown[len(prompt):])  # one line: the prompt's \n as spaces
             if self.live:
                 self._bar.sample_line = line
             else:

@@ -179,6 +179,20 @@ def test_progress_renders_steps_evals_and_samples_on_a_plain_console():
     assert "sample Once upon" in text
 
 
+def test_a_multiline_sample_prompt_stays_on_the_sample_line():
+    from rich.console import Console
+
+    from genlab.cli.train_progress import TrainProgress
+
+    buffer = io.StringIO()
+    with TrainProgress(Console(file=buffer, width=200)) as progress:
+        progress.handle(_started())
+        progress.handle(EvalResult(0, 2.5, 12.2, is_best=True, samples=(
+            {"prompt": "Q: What color is Zog?\nA:", "text": " Zog is blue."},)))
+    lines = [line for line in buffer.getvalue().splitlines() if line.startswith("sample ")]
+    assert lines == ["sample Q: What color is Zog? A: Zog is blue."]
+
+
 def test_quiet_progress_prints_nothing():
     from rich.console import Console
 
