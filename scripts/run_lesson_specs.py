@@ -7,6 +7,9 @@ result. Each spec runs through the public Python API (``genlab.compare`` / ``gen
 folder holds the usual results.jsonl, report.md and report.html. Rerunning into the same OUT
 skips finished cells and trials (then the times are those of the rerun only).
 
+Specs that read the team's TinyStories copy (``batch-size``) find it through
+``$GENLAB_DATA_DIR`` when set (else at the spec's default, ``../shared/data``).
+
 Usage::
 
     python scripts/run_lesson_specs.py --out /tmp/lessons                 # all specs
@@ -55,21 +58,34 @@ def trial_summary(row: dict[str, Any]) -> dict[str, Any]:
     return {key: row[key] for key in keep if key in row}
 
 
+def corpus_overrides(path: Path) -> list[str]:
+    """``vars.corpus=...`` for specs reading the team's TinyStories copy, when
+    ``$GENLAB_DATA_DIR`` says where it is (a worktree has no ``../shared/data``)."""
+    import yaml
+
+    data_dir = os.environ.get("GENLAB_DATA_DIR")
+    spec_vars = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("vars") or {}
+    if not data_dir or "corpus" not in spec_vars:
+        return []
+    return [f"vars.corpus={Path(data_dir) / 'tinystories'}"]
+
+
 def run_one(path: Path, out: Path, workers: int) -> dict[str, Any]:
     """Run one spec; return its timing and summary."""
     import genlab
 
-    spec = genlab.load_spec(path)
+    overrides = corpus_overrides(path)
+    spec = genlab.load_spec(path, overrides=overrides)
     kind = type(spec).__name__.replace("Spec", "").lower()
     if kind == "sweep" and spec.method != "grid":
         workers = 1  # sampled points depend on the order trials finish in several workers
     wall0, cpu0, load0 = time.perf_counter(), cpu_seconds(), os.getloadavg()[0]
     if kind == "compare":
-        result = genlab.compare(path, out_dir=out)
+        result = genlab.compare(path, out_dir=out, overrides=overrides)
         counts = {"cells": len(result.rows)}
         best = None
     else:
-        result = genlab.sweep(path, out_dir=out, workers=workers)
+        result = genlab.sweep(path, out_dir=out, workers=workers, overrides=overrides)
         counts = dict(result.counts)
         best = trial_summary(result.best) if result.best else None
     return {
