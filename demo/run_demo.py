@@ -197,10 +197,13 @@ def answer_all(loaded: Any, rows: list[dict], adapters: list[str | None]) -> lis
 
 def score(model: str, adapter_dir: Path) -> dict[str, Any]:
     """Accuracy and well-formed share, base and adapter, train and eval wordings."""
-    from genlab.core.modeling.loading import load_model
+    from genlab.core.modeling.loading import ModelLoadError, load_model
 
     train_rows, eval_rows = load_rows(TRAIN), load_rows(EVAL)
-    loaded = load_model(model, adapters={"facts": str(adapter_dir)})
+    try:
+        loaded = load_model(model, adapters={"facts": str(adapter_dir)})
+    except ModelLoadError as err:
+        raise DemoError(f"{' '.join(str(err).split())}; pass --fresh to train again") from None
     base, tuned = answer_all(loaded, train_rows + eval_rows, [None, "facts"])
     n = len(train_rows)
     result: dict[str, Any] = {"examples": [
@@ -302,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     except DemoError as err:
         print(f"run_demo: error: {err}", file=sys.stderr)
         return err.code
+    except KeyboardInterrupt:
+        print("run_demo: interrupted", file=sys.stderr)
+        return 130
     print(json.dumps(report, indent=2) if args.json else text_report(report))
     return 0
 

@@ -115,3 +115,13 @@ def test_end_to_end_then_reuse_then_fresh(demo, tiny_llama, tmp_path, capsys):
     assert "step 3/3" in fresh.err and json.loads(fresh.out)["run"]["reused"] is False
     assert demo.main([*argv, "--lr", "1e-2"]) == 2
     assert capsys.readouterr().err.startswith("run_demo: error: --out ")
+
+
+def test_a_reused_run_with_a_broken_adapter_is_one_line(demo, tiny_llama, tmp_path, capsys):
+    done = fake_run(demo, tmp_path / "done", str(tiny_llama))  # adapter/ is empty
+    argv = ["--model", str(tiny_llama), "--out", str(done), "--max-steps", "4"]
+    assert demo.main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("run_demo: error: ") and err[-1].endswith("pass --fresh to "
+                                                                        "train again")
+    assert "Traceback" not in "\n".join(err)
