@@ -234,6 +234,23 @@ def early_stopping(lesson: Lesson) -> tuple[str, str]:
     return "; ".join(parts), "; ".join(parts)
 
 
+def any_compare(lesson: Lesson) -> tuple[str, str]:
+    """A lesson without its own summary: each cell's distinct word bigrams."""
+    rows = [json.loads(line) for line in
+            (lesson.dir / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    text = "distinct word bigrams: " + ", ".join(
+        f"{r.get('label', r.get('cell'))} {distinct2(r):.2f}" for r in rows)
+    return text, text
+
+
+def summary_of(lesson: Lesson) -> tuple[str, str]:
+    """(README cell, docs cell) of any lesson: its own summary, else a generic one."""
+    own = SUMMARIES.get(lesson.name)
+    if own is not None:
+        return own(lesson)
+    return any_compare(lesson) if lesson.item.get("kind") == "compare" else search(lesson)
+
+
 SUMMARIES: dict[str, Callable[[Lesson], tuple[str, str]]] = {
     "temperature-top-k": temperature_top_k, "learning-rate": learning_rate,
     "batch-size": batch_size, "model-complexity": model_complexity, "warmup": warmup,
@@ -242,6 +259,7 @@ SUMMARIES: dict[str, Callable[[Lesson], tuple[str, str]]] = {
     "early-stopping": early_stopping,
 }
 ORDER = list(SUMMARIES)
+"""Table order; shipped specs without their own summary follow, by name."""
 
 
 # ----------------------------------------------------------------------------- tables
@@ -266,7 +284,7 @@ def readme_table(meta: dict[str, Any], lessons: list[Lesson]) -> str:
                 bests = " / ".join(search(s)[0] for s in searches)
                 lines.append(f"| `search-grid` / `-random` / `-bayes` | {times} | {bests} |")
             continue
-        lines.append(f"| `{lesson.name}` | {lesson.time()} | {SUMMARIES[lesson.name](lesson)[0]} |")
+        lines.append(f"| `{lesson.name}` | {lesson.time()} | {summary_of(lesson)[0]} |")
     return "\n".join(lines)
 
 
@@ -274,9 +292,10 @@ def specs_table(meta: dict[str, Any], lessons: list[Lesson]) -> str:
     lines = [measured_line(meta, lessons), "",
              "| spec | wall time (CPU time) | runs | what you see |", "|---|---|---|---|"]
     for lesson in lessons:
-        runs = lesson.runs() if lesson.name != "temperature-top-k" else "8 cells"
+        runs = lesson.runs() if lesson.item.get("kind") != "compare" else \
+            f"{lesson.item.get('counts', {}).get('cells', '?')} cells"
         lines.append(f"| `{lesson.name}` | {lesson.time_cpu()} | {runs} | "
-                     f"{SUMMARIES[lesson.name](lesson)[1]} |")
+                     f"{summary_of(lesson)[1]} |")
     return "\n".join(lines)
 
 
@@ -294,11 +313,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--print", action="store_true", help="Print instead of writing.")
     args = parser.parse_args(argv)
     data = json.loads((args.out / "lessons.json").read_text(encoding="utf-8"))
-    missing = [name for name in ORDER if name not in data]
+    shipped = sorted(p.stem for p in (REPO / "prompts" / "specs").glob("*.yaml"))
+    missing = [name for name in shipped if name not in data]
     if missing:
         raise SystemExit(f"error: {args.out}/lessons.json lacks {', '.join(missing)}; run "
                          "scripts/run_lesson_specs.py for them first")
-    lessons = [Lesson(args.out, name, data[name]) for name in ORDER]
+    names = [n for n in ORDER if n in shipped] + [n for n in shipped if n not in ORDER]
+    lessons = [Lesson(args.out, name, data[name]) for name in names]
     tables = {"readme": readme_table(data.get("_meta", {}), lessons),
               "specs": specs_table(data.get("_meta", {}), lessons)}
     for key, path in TARGETS.items():
