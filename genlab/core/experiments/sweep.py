@@ -47,7 +47,7 @@ from genlab.core.experiments.study import (
     open_study,
     recover,
 )
-from genlab.core.experiments.trial import iter_train_point
+from genlab.core.experiments.trial import iter_train_point, trial_threads
 from genlab.core.experiments.trial_loop import iter_worker
 from genlab.core.experiments.worker import WorkerJob, iter_workers
 from genlab.core.io import clear_dir, write_json_atomic
@@ -286,7 +286,7 @@ def _iter_processes(spec: SweepSpec, out: Path, url: str, model: str, workers: i
                     stop: StopToken, offset: int) -> Iterator[Any]:
     """Run ``workers`` worker processes on the study and relay their events."""
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = trial_threads()  # the same in every worker and in-process: results must not vary
     jobs = [WorkerJob(spec, str(out), url, model, i, threads, offset + 1000 * (i + 1))
             for i in range(workers)]
     yield from iter_workers(jobs, stop)

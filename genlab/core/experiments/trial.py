@@ -6,10 +6,15 @@ Owns turning a point of the search space into a normal genlab run directory: the
 run's ``init-model/``), ``iter_train`` with pruning (each ``EvalResult`` is reported to the
 Optuna trial; when its pruner says so, the run's stop token ends it and the trial is
 ``pruned``), and the ``results.jsonl`` row that sums it up.
+
+Every trial trains with the same number of torch threads (``trial_threads``: 1 unless asked
+otherwise), in this process or in a worker: float reductions depend on the thread count, so a
+trial's losses would otherwise change with ``--workers`` and with the machine's core count.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -33,6 +38,28 @@ from genlab.core.training.train import iter_train
 TRIALS_DIR = "trials"
 INIT_MODEL_DIR = "init-model"
 SETUP_ERRORS = ("ConfigError", "DataError", "ModelLoadError", "TrainSetupError", "OutDirError")
+TRIAL_THREADS = 1
+"""Torch threads of a trial unless asked otherwise: tiny models run fastest on one, and the
+workers of a sweep then use one core each."""
+
+
+def trial_threads(requested: int | None = None) -> int:
+    """The torch thread count every trial of a sweep runs with (``requested`` or 1),
+    whichever process runs it and however many workers share the machine."""
+    return int(requested) if requested else TRIAL_THREADS
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` torch threads, then restore the caller's count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -46,6 +73,7 @@ class RunOutcome:
         final_eval_loss: Loss of the last evaluation.
         total_steps: Steps planned.
         message: One line for humans.
+        threads: Torch threads it trained with (``trial_threads``).
     """
 
     status: str
@@ -53,6 +81,7 @@ class RunOutcome:
     final_eval_loss: float | None = None
     total_steps: int = 0
     message: str = ""
+    threads: int = TRIAL_THREADS
 
 
 def trial_dir(out_dir: str | Path, number: int) -> Path:
@@ -77,7 +106,17 @@ def iter_train_point(spec: SweepSpec, params: dict[str, Any], run_dir: Path, mod
         overrides: TrainConfig fields replacing the point's (``retrain_overrides``).
     """
 
-    outcome = RunOutcome("failed")
+    outcome = RunOutcome("failed", threads=trial_threads())
+    with torch_threads(outcome.threads):
+        yield from _iter_run(spec, params, run_dir, model, stop, number, worker, trial,
+                             overrides, outcome)
+    return outcome
+
+
+def _iter_run(spec: SweepSpec, params: dict[str, Any], run_dir: Path, model: str,
+              stop: StopToken, number: int, worker: int, trial: Any,
+              overrides: dict[str, Any] | None, outcome: RunOutcome) -> Iterator[Any]:
+    """The body of ``iter_train_point``: fills ``outcome`` in place."""
     token = StopToken()
     pruned = False
     try:
@@ -106,8 +145,8 @@ def iter_train_point(spec: SweepSpec, params: dict[str, Any], run_dir: Path, mod
             raise
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         outcome.message = f"{type(err).__name__}: {first}"[:300]
-        return outcome
-    return _classify(outcome, pruned, stop)
+        return
+    _classify(outcome, pruned, stop)
 
 
 def point_config(spec: SweepSpec, params: dict[str, Any], run_dir: Path, model: str,
@@ -204,6 +243,7 @@ def build_row(spec: SweepSpec, number: int, params: dict[str, Any], run_dir: Pat
         "best_step": f.best_step if f else None,
         "final_eval_loss": outcome.final_eval_loss,
         "final_train_loss": f.final_train_loss if f else None,
-        "message": message, "worker": worker, "host": socket.gethostname(), "pid": os.getpid(),
+        "message": message, "worker": worker, "threads": outcome.threads,
+        "host": socket.gethostname(), "pid": os.getpid(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
