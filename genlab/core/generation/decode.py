@@ -47,6 +47,7 @@ from genlab.core.generation.sampling import (
 )
 from genlab.core.generation.streaming_text import RowText
 from genlab.core.modeling.loading import LoadedModel
+from genlab.core.modeling.threads import use_threads
 
 Event = TokenSampled | RowFinished | GenerationFinished
 PREFILL_CHUNK = 512
@@ -91,6 +92,7 @@ def iter_generate(
         ContextLimitError: A prompt plus its new tokens does not fit the model's context.
     """
     _validate(loaded, requests, top_n, batch_size)
+    use_threads(loaded.threads)  # torch keeps a thread count per OS thread: set it in this one
     if not isinstance(prefill_chunk, int) or prefill_chunk < 1:
         raise ConfigError("prefill_chunk", prefill_chunk, "an integer >= 1")
     encoded = encode_requests(loaded, requests)
