@@ -11,15 +11,20 @@ inside ``merge``, so ``genlab merge --help`` is instant.
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 import typer
 
-from genlab.cli.common import fail
+from genlab.cli.common import UsageError, fail
+from genlab.cli.options import knob_command
+from genlab.cli.runtime_options import parse_runtime, runtime_options
 
 EPILOG = "Exit codes: 0 merged; 2 bad input (nothing written)."
 
 
+@knob_command(runtime_options(("threads",)))
 def merge(
+    knobs: dict[str, Any],
     adapter: str = typer.Option(..., "--adapter", metavar="DIR", show_default=False,
                                 help="LoRA adapter directory, e.g. RUN_DIR/adapter from "
                                      "genlab train."),
@@ -58,8 +63,12 @@ def merge(
     from genlab.core.modeling.merge import MergeError, merge_adapter
 
     try:
+        threads = parse_runtime(knobs).threads
+    except UsageError as err:
+        fail(str(err))
+    try:
         out_dir = merge_adapter(adapter, out, base_model=model, dtype=dtype, force=force,
-                                gguf_file=gguf_file)
+                                gguf_file=gguf_file, threads=threads)
     except (MergeError, ModelLoadError) as err:
         fail(" ".join(str(err).split()))
     print(f"Merged {adapter} into its base model -> {out_dir}")

@@ -23,9 +23,10 @@ from genlab.core.modeling.loading import LoadedModel, ModelLoadError, load_model
 
 
 def load_with_status(console: Any, name: str, *, device: str = "auto", dtype: str = "auto",
-                     adapters: dict[str, str] | None = None, gguf_file: str | None = None
-                     ) -> LoadedModel:
-    """Load ``name`` showing its stages on ``console``; print the loaded line; exit on failure."""
+                     adapters: dict[str, str] | None = None, gguf_file: str | None = None,
+                     threads: int | None = None, quantize: str = "none") -> LoadedModel:
+    """Load ``name`` showing its stages on ``console``; print the loaded line (and the model's
+    notes, e.g. a slow dtype on this CPU); exit on failure."""
     start = time.perf_counter()
     with console.status(f"Loading {escape(name)}…") as status, warnings.catch_warnings():
         # Library deprecation chatter (transformers/peft) is not the user's business here.
@@ -38,12 +39,15 @@ def load_with_status(console: Any, name: str, *, device: str = "auto", dtype: st
 
         try:
             loaded = load_model(name, device=device, dtype=dtype, adapters=adapters or None,
-                                gguf_file=gguf_file, on_progress=progress)
+                                gguf_file=gguf_file, on_progress=progress, threads=threads,
+                                quantize=quantize)
         except ModelLoadError as err:
             fail(str(err).splitlines()[0] if str(err) else "the model could not be loaded")
     seconds = time.perf_counter() - start
     console.print(f"{loaded.describe()} · {loaded.memory_text()} · loaded in {seconds:.1f} s",
                   style="dim", markup=False, highlight=False)
+    for note in loaded.notes:
+        console.print(f"genlab: warning: {note}", style="yellow", markup=False, highlight=False)
     return loaded
 
 

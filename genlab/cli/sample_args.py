@@ -20,6 +20,7 @@ from pathlib import Path
 
 from genlab.cli.common import UsageError, flag_for
 from genlab.core.configs import ConfigError, SamplingParams, knob_fields
+from genlab.core.configs.runtime import RuntimeConfig
 from genlab.core.generation.grid import (
     GRID_FIELDS,
     GridCell,
@@ -71,6 +72,7 @@ class SamplePlan:
         chat: ``--chat``/``--no-chat`` (None: chat when the model has a template).
         system: ``--system`` text, or None.
         truncate_prompt: ``error`` or ``left``.
+        runtime: ``--threads`` and ``--quantize``.
     """
 
     model: str
@@ -91,6 +93,7 @@ class SamplePlan:
     chat: bool | None = None
     system: str | None = None
     truncate_prompt: str = "error"
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     @property
     def prompt_texts(self) -> list[str]:

@@ -8,13 +8,19 @@ worker, so the first frame paints before the model starts loading.
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from genlab.assets import DEFAULT_MODEL_HELP
 from genlab.cli.common import UsageError, default_model, fail
+from genlab.cli.options import knob_command
+from genlab.cli.runtime_options import parse_runtime, runtime_options
 
 
+@knob_command(runtime_options())
 def tui(
+    knobs: dict[str, Any],
     model: str | None = typer.Option(
         None, "--model", "-m", metavar="ID|DIR|GGUF",
         help="Base model: Hugging Face hub id, local directory, or a .gguf file (or a "
@@ -42,6 +48,7 @@ def tui(
     try:
         chosen = model or default_model()  # the shipped model, checked before any paint
         adapters = parse_adapters(adapter or [])
+        runtime = parse_runtime(knobs)
         if gguf_file is not None:
             chosen = gguf_path(chosen, gguf_file)
     except UsageError as err:
@@ -50,7 +57,7 @@ def tui(
     from genlab.tui.app import make_app
 
     make_app(model=chosen, adapters=adapters, device=device, dtype=dtype,
-             runs_dir=runs_dir).run()
+             runs_dir=runs_dir, threads=runtime.threads, quantize=runtime.quantize).run()
 
 
 def gguf_path(model: str, gguf_file: str) -> str:

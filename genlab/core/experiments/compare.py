@@ -141,7 +141,8 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
     out, model = prepare_compare(spec, out_dir)
     if loaded is None:
         loaded = load_model(model, device=spec.device, dtype=spec.dtype,
-                            adapters=dict(spec.adapters) or None, gguf_file=spec.gguf_file)
+                            adapters=dict(spec.adapters) or None, gguf_file=spec.gguf_file,
+                            threads=spec.threads, quantize=spec.quantize)
     cells = spec.cells()
     first = [GridCell(c.index, c.params, c.adapter) for c in cells]
     _check_prompts(spec, loaded, first)
@@ -172,7 +173,8 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
             bucket.append((grid_row, event))
             if len(bucket) == spec.rows_per_cell:
                 cell = next(c for c in chunk if c.index == grid_row.cell.index)
-                row = cell_row(spec, cell, bucket, loaded.tokenizer)
+                row = cell_row(spec, cell, bucket, loaded.tokenizer,
+                               getattr(loaded, "runtime", None))
                 append_row(results, row)
                 finished += 1
                 yield CellFinished(cell.index, cell.label, row)
@@ -210,10 +212,12 @@ def _chunks(cells: list[CompareCell], rows_per_cell: int, batch_size: int
 
 
 def cell_row(spec: CompareSpec, cell: CompareCell, done: list[tuple[Any, RowFinished]],
-             tokenizer: Any = None) -> dict[str, Any]:
+             tokenizer: Any = None, runtime: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``results.jsonl`` row of a finished cell (outputs prompt-major, then sample).
 
-    An output of a chat row also has ``messages``: the conversation sent (system included).
+    An output of a chat row also has ``messages``: the conversation sent (system included);
+    ``runtime`` (device, dtype, quantize, threads: ``LoadedModel.runtime``) says how the
+    model ran this cell (a resumed run may use other threads).
     """
     outputs = []
     for grid_row, event in sorted(done, key=lambda d: (d[0].prompt_index, d[0].sample_index)):
@@ -233,4 +237,5 @@ def cell_row(spec: CompareSpec, cell: CompareCell, done: list[tuple[Any, RowFini
         "cell": cell.index, "key": cell.key, "label": cell.label, "adapter": cell.adapter,
         "settings": cell.settings, "params": cell.params.to_dict(), "outputs": outputs,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **({"runtime": runtime} if runtime is not None else {}),
     }

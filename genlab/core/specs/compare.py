@@ -11,6 +11,8 @@ samples for every prompt, and sample i has the same seed in every cell (``genera
 A prompt is a string or an OpenAI-style conversation (``{messages: [...]}``); ``chat``,
 ``system`` and ``truncate_prompt`` apply to every prompt as in ``genlab sample``, and
 ``gguf_file`` picks the file when ``model`` is a directory holding several GGUF files.
+``threads`` and ``quantize`` say how the model runs (``configs.runtime``; int8 changes the
+answers, so it is part of what a resumed output directory must match; threads is not).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.core.configs import ConfigError, SamplingParams
+from genlab.core.configs.runtime import QUANTIZE
 from genlab.core.configs.sampling import TRUNCATE_CHOICES, message_dicts
 from genlab.core.generation.grid import GRID_FIELDS, SHORT_NAMES, format_value
 from genlab.core.generation.prompts import (
@@ -46,9 +49,9 @@ from genlab.core.specs.common import (
 
 COMPARE_KEYS = ("kind", "name", "description", "vars", "model", "gguf_file", "device", "dtype",
                 "adapters", "prompts", "chat", "system", "truncate_prompt", "base", "axes",
-                "paired", "samples", "seed", "batch_size")
+                "paired", "samples", "seed", "batch_size", "threads", "quantize")
 PROMPTING_DEFAULTS = {"chat": None, "system": None, "truncate_prompt": "error",
-                      "gguf_file": None}
+                      "gguf_file": None, "threads": None, "quantize": "none"}
 """Keys stored in ``spec.json`` only when set (older output directories keep resuming)."""
 BASE_KEYS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens",
              "stop", "ignore_eos")
@@ -117,6 +120,10 @@ class CompareSpec:
     system: str | None = None
     truncate_prompt: str = "error"
     gguf_file: str | None = None
+    threads: int | None = None
+    """CPU threads for the model (None: the physical cores)."""
+    quantize: str = "none"
+    """Weight quantization (``configs.runtime.QUANTIZE``)."""
 
     kind = "compare"
 
@@ -178,6 +185,7 @@ class CompareSpec:
         data = self.to_dict()
         for key in ("description", "source", "batch_size", "device", "dtype"):
             data.pop(key)
+        data.pop("threads", None)
         return data
 
 
@@ -221,6 +229,9 @@ def parse_compare_spec(data: dict[str, Any], ctx: SpecContext) -> CompareSpec:
         batch_size=want_int(data.get("batch_size", 16), "batch_size", ctx, low=1),
         device=want_str(data.get("device", "auto"), "device", ctx),
         dtype=want_str(data.get("dtype", "auto"), "dtype", ctx),
+        threads=None if data.get("threads") is None else want_int(
+            data["threads"], "threads", ctx, low=1),
+        quantize=want_choice(data.get("quantize", "none"), "quantize", ctx, QUANTIZE),
         description=str(data.get("description", "") or "").strip(),
         source=ctx.source,
     )
