@@ -8,8 +8,17 @@ after a warm-up):
 * ``single``: one setting, genlab vs ``model.generate()`` (goal: speedup >= 1.1x).
 * ``overhead``: the 8-row genlab run vs the same forward calls alone (prefill + new_tokens - 1
   cached steps, same batch, same arguments, argmax feeding the next step) (goal: <= 5%).
+  Each overhead entry also gives ``outside_forward_pct``: within the genlab runs themselves,
+  the CPU time outside the model's forward calls (sampling, events, streamed text) as a share
+  of the time inside them (hooks on the model; median over repeats), and the same share for
+  the bare runs (their argmax and loop). Both halves alternate every step, so on a shared
+  machine this split is far steadier than the ratio of two separate runs.
 * ``overhead_common``: the same, for one common setting (T 0.8, top-p 0.95) on all 8 rows, each
-  row with its own seed: the grid above uses every transform, so it is the costly case.
+  row with its own seed; ``overhead_common_top_k``: T 0.8, top-k 40 on all 8 rows.
+* ``overhead_full``: the same, for ``FULL``: 8 rows that between them switch on every sampler
+  stage (typical-p, epsilon, eta, top-nσ, min-keep, presence/frequency with a window,
+  no-repeat-ngram, DRY, XTC, dynamic temperature, mirostat v1 and v2, min-tokens, logit bias,
+  llama.cpp's order) besides the original ones: the most expensive mix.
 
 Runners take turns within each repeat; both wall-clock and CPU time (``time.process_time``)
 medians are reported, since on a shared machine CPU time is the steadier measure.
@@ -57,6 +66,17 @@ GRID = [  # (temperature, top_k, top_p, min_p, repetition_penalty)
     (0.8, 50, 0.95, 0.0, 1.2),
 ]
 SINGLE = (0.8, 0, 0.95, 0.0, 1.0)
+COMMON_TOP_K = (0.8, 40, 1.0, 0.0, 1.0)
+FULL = [  # SamplingParams keywords: every stage is on in at least one row
+    dict(temperature=0.7, typical_p=0.9, epsilon_cutoff=3e-4),
+    dict(eta_cutoff=3e-4, min_keep=2, top_k=50, top_p=0.95, repetition_penalty=1.2),
+    dict(presence_penalty=0.5, frequency_penalty=0.3, repeat_last_n=64, top_k=40),
+    dict(no_repeat_ngram=3, temperature=0.9, top_p=0.9),
+    dict(dry_multiplier=0.8, min_p=0.05),
+    dict(xtc_probability=0.5, xtc_threshold=0.1, min_p=0.02, sampler_order="llama.cpp"),
+    dict(top_n_sigma=1.0, dynatemp_range=0.5, temperature=1.2, mirostat=1),
+    dict(mirostat=2, mirostat_tau=5.0, min_tokens=8, logit_bias=["0=-inf"]),
+]
 
 
 def corpus_lines() -> list[str]:
@@ -95,11 +115,34 @@ def build_default_model(out_dir: Path) -> Path:
     return out_dir
 
 
-def measure(runners: dict, repeats: int) -> dict[str, dict[str, float]]:
+class ForwardClock:
+    """CPU seconds spent inside the model's forward calls (hooks on the top module).
+
+    Within one run, the time outside the forwards (sampling, events, text) against the time
+    inside them is the steadiest overhead figure on a shared machine: both halves alternate
+    every step, so a burst of load from other processes hits them alike.
+    """
+
+    def __init__(self, model) -> None:
+        self.total = 0.0
+        self._start = 0.0
+        model.register_forward_pre_hook(self._enter)
+        model.register_forward_hook(self._leave)
+
+    def _enter(self, *_args) -> None:
+        self._start = time.process_time()
+
+    def _leave(self, *_args) -> None:
+        self.total += time.process_time() - self._start
+
+
+def measure(runners: dict, repeats: int, clock: ForwardClock | None = None
+            ) -> dict[str, dict[str, float]]:
     """Median wall and CPU seconds per runner, after one warm-up each.
 
     The runners take turns in every repeat, so a burst of load from other processes hits them
-    alike; CPU time (this process only) is the steadier figure on a shared machine.
+    alike; CPU time (this process only) is the steadier figure on a shared machine. With a
+    ``clock``, also the median share of each run's CPU time spent outside the forward calls.
     """
     import torch
 
@@ -109,30 +152,40 @@ def measure(runners: dict, repeats: int) -> dict[str, dict[str, float]]:
         fn()
     wall: dict[str, list[float]] = {name: [] for name in runners}
     cpu: dict[str, list[float]] = {name: [] for name in runners}
+    outside: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(repeats):
         for name, fn in runners.items():
             torch.manual_seed(0)
             sync()
+            forward_before = clock.total if clock is not None else 0.0
             w, c = time.perf_counter(), time.process_time()
             fn()
             sync()
             wall[name].append(time.perf_counter() - w)
             cpu[name].append(time.process_time() - c)
-    return {name: {"wall_s": statistics.median(wall[name]), "cpu_s": statistics.median(cpu[name])}
+            if clock is not None:  # (total - forward) / forward, for this run alone
+                forward = clock.total - forward_before
+                outside[name].append((cpu[name][-1] - forward) / max(forward, 1e-9))
+    return {name: {"wall_s": statistics.median(wall[name]), "cpu_s": statistics.median(cpu[name]),
+                   **({"outside_forward": statistics.median(outside[name])} if clock else {})}
             for name in runners}
 
 
-def genlab_runner(loaded, settings: list[tuple], new_tokens: int):
+def genlab_runner(loaded, settings: list, new_tokens: int):
+    """One genlab batch, a row per setting: a (T, k, p, min-p, penalty) tuple or a dict of
+    ``SamplingParams`` keywords."""
     from genlab.core.configs import GenerationRequest, SamplingParams
     from genlab.core.generation.decode import generate
 
-    requests = [
-        GenerationRequest(PROMPT, SamplingParams(temperature=t, top_k=k, top_p=p, min_p=m,
-                                                 repetition_penalty=r, ignore_eos=True,
-                                                 max_new_tokens=new_tokens), seed=i,
-                          chat=False)
-        for i, (t, k, p, m, r) in enumerate(settings)
-    ]
+    def params(setting) -> SamplingParams:
+        if isinstance(setting, dict):
+            return SamplingParams(**setting, ignore_eos=True, max_new_tokens=new_tokens)
+        t, k, p, m, r = setting
+        return SamplingParams(temperature=t, top_k=k, top_p=p, min_p=m, repetition_penalty=r,
+                              ignore_eos=True, max_new_tokens=new_tokens)
+
+    requests = [GenerationRequest(PROMPT, params(s), seed=i, chat=False)
+                for i, s in enumerate(settings)]
     return lambda: generate(loaded, requests)
 
 
@@ -234,6 +287,7 @@ def main() -> None:
             model_dir = args.model or str(build_default_model(Path(tmp)))
         loaded = load_model(model_dir, device=args.device, dtype=args.dtype,
                             threads=args.threads)
+        clock = ForwardClock(loaded.model)
         n = args.new_tokens
         t = measure({
             "grid_genlab": genlab_runner(loaded, GRID, n),
@@ -241,14 +295,24 @@ def main() -> None:
             "single_genlab": genlab_runner(loaded, [SINGLE], n),
             "single_hf": hf_runner(loaded, [SINGLE], n),
             "common_genlab": genlab_runner(loaded, [SINGLE] * len(GRID), n),  # seeds 0..7
+            "common_top_k_genlab": genlab_runner(loaded, [COMMON_TOP_K] * len(GRID), n),
+            "full_genlab": genlab_runner(loaded, FULL, n),
             "bare": bare_runner(loaded, len(GRID), n),
-        }, args.repeats)
+        }, args.repeats, clock)
 
     def ratios(a: str, b: str) -> dict[str, float]:
         return {k: round(t[a][k] / t[b][k], 3) for k in ("wall_s", "cpu_s")}
 
     def secs(name: str) -> dict[str, float]:
-        return {k: round(v, 4) for k, v in t[name].items()}
+        return {k: round(t[name][k], 4) for k in ("wall_s", "cpu_s")}
+
+    def overhead(name: str, setting: str) -> dict:
+        return {"setting": setting, "genlab": secs(name), "bare_forward": secs("bare"),
+                "overhead_pct": {k: round(100 * (v - 1), 2) for k, v in
+                                 ratios(name, "bare").items()},
+                "outside_forward_pct": round(100 * t[name]["outside_forward"], 2),
+                "bare_outside_forward_pct": round(100 * t["bare"]["outside_forward"], 2),
+                "goal": "<= 5"}
 
     report = {
         "model": args.model or (f"random-init {args.preset}" if args.preset else
@@ -264,15 +328,11 @@ def main() -> None:
                  "speedup": ratios("grid_hf", "grid_genlab"), "goal": ">= 4"},
         "single": {"genlab": secs("single_genlab"), "hf": secs("single_hf"),
                    "speedup": ratios("single_hf", "single_genlab"), "goal": ">= 1.1"},
-        "overhead": {"genlab": secs("grid_genlab"), "bare_forward": secs("bare"),
-                     "overhead_pct": {k: round(100 * (v - 1), 2)
-                                      for k, v in ratios("grid_genlab", "bare").items()},
-                     "goal": "<= 5"},
-        "overhead_common": {"setting": "T 0.8, top-p 0.95 on all 8 rows, seeds 0-7",
-                            "genlab": secs("common_genlab"), "bare_forward": secs("bare"),
-                            "overhead_pct": {k: round(100 * (v - 1), 2) for k, v in
-                                             ratios("common_genlab", "bare").items()},
-                            "goal": "<= 5"},
+        "overhead": overhead("grid_genlab", "GRID: the 8 settings above"),
+        "overhead_common": overhead("common_genlab", "T 0.8, top-p 0.95 on all 8 rows, seeds 0-7"),
+        "overhead_common_top_k": overhead("common_top_k_genlab",
+                                          "T 0.8, top-k 40 on all 8 rows, seeds 0-7"),
+        "overhead_full": overhead("full_genlab", "FULL: every sampler stage on in some row"),
         "genlab_grid_tokens_per_s": round(len(GRID) * n / t["grid_genlab"]["wall_s"], 1),
         "load_avg_1min": round(os.getloadavg()[0], 2),
     }

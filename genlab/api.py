@@ -190,8 +190,8 @@ def load_spec(spec: SpecLike, *, overrides: Iterable[str] = (), model: str | Non
 
 def compare(spec: SpecLike, out_dir: str | Path | None = None, *,
             overrides: Iterable[str] = (), model: str | None = None,
-            on_event: Callable[[Any], None] | None = None, stop_token: Any = None
-            ) -> CompareResult:
+            on_event: Callable[[Any], None] | None = None, stop_token: Any = None,
+            force: bool = False) -> CompareResult:
     """Run a compare spec and return its rows and report.
 
     Args:
@@ -202,6 +202,8 @@ def compare(spec: SpecLike, out_dir: str | Path | None = None, *,
         model: Replaces the spec's ``model``.
         on_event: Called with every core event (progress).
         stop_token: A ``genlab.core.events.StopToken`` that ends the run early.
+        force: Replace an ``out_dir`` that holds something else (files genlab did not write,
+            another kind of output or another spec's results); without it that is an error.
 
     Raises:
         SpecError, OutDirError, LookupError, ModelLoadError: Before anything is written.
@@ -211,7 +213,7 @@ def compare(spec: SpecLike, out_dir: str | Path | None = None, *,
 
     parsed = load_spec(spec, overrides=overrides, model=model, expect="compare")
     finished = None
-    for event in iter_compare(parsed, out_dir, stop_token=stop_token):
+    for event in iter_compare(parsed, out_dir, stop_token=stop_token, force=force):
         if on_event is not None:
             on_event(event)
         if isinstance(event, CompareFinished):
@@ -226,7 +228,7 @@ def compare(spec: SpecLike, out_dir: str | Path | None = None, *,
 def sweep(spec: SpecLike, out_dir: str | Path | None = None, storage: str | None = None,
           workers: int = 1, *, overrides: Iterable[str] = (), model: str | None = None,
           on_event: Callable[[Any], None] | None = None, stop_token: Any = None,
-          worker_only: bool = False) -> SweepResult:
+          worker_only: bool = False, force: bool = False) -> SweepResult:
     """Run a sweep spec and return its rows, best trial and report.
 
     Args:
@@ -241,6 +243,7 @@ def sweep(spec: SpecLike, out_dir: str | Path | None = None, storage: str | None
         on_event: Called with every core event (progress).
         stop_token: A ``genlab.core.events.StopToken`` that stops the running trials.
         worker_only: Only run trials (another process reports and retrains).
+        force: Replace an ``out_dir`` that holds something else (see ``compare``).
 
     Raises:
         SpecError, OutDirError, LookupError: Before anything is written.
@@ -251,7 +254,7 @@ def sweep(spec: SpecLike, out_dir: str | Path | None = None, storage: str | None
     parsed = load_spec(spec, overrides=overrides, model=model, expect="sweep")
     finished = started = None
     for event in iter_sweep(parsed, out_dir, storage=storage, workers=workers,
-                            stop_token=stop_token, worker_only=worker_only):
+                            stop_token=stop_token, worker_only=worker_only, force=force):
         if on_event is not None:
             on_event(event)
         if isinstance(event, SweepStarted):
@@ -288,7 +291,7 @@ def _sweep_result(spec: Any, started: Any, finished: Any) -> SweepResult:
 
 def lr_find(config: Any = None, out_dir: str | Path | None = None, *,
             find: Any = None, on_event: Callable[[Any], None] | None = None,
-            stop_token: Any = None, **fields: Any) -> Any:
+            stop_token: Any = None, force: bool = False, **fields: Any) -> Any:
     """Run the learning-rate range test; returns its ``LrFindFinished`` (suggestions, paths).
 
     Args:
@@ -298,13 +301,16 @@ def lr_find(config: Any = None, out_dir: str | Path | None = None, *,
             completion_field="completion", seq_len=64)``.
         out_dir: Directory for lr_find.jsonl and lr_find.png (absent or empty); default
             ``runs/lr-find-<timestamp>-<name>``.
+        force: Replace an ``out_dir`` that holds something else (an earlier lr-find result,
+            files genlab did not write).
         find: An ``LrFindConfig`` (start_lr, end_lr, num_steps, smoothing, diverge), or a
             mapping of its fields.
         on_event: Called with every event (``LrFindStarted``, ``LrFindStep``, ...).
         stop_token: A ``StopToken`` that ends the sweep early (the curve so far is kept).
 
     Raises:
-        ConfigError, ModelLoadError, DataError, TrainSetupError: Before anything is written.
+        ConfigError, ModelLoadError, DataError, TrainSetupError, OutDirError: Before anything
+            is written.
     """
     from genlab.assets import resolve_model
     from genlab.core.configs import LrFindConfig, TrainConfig
@@ -316,7 +322,7 @@ def lr_find(config: Any = None, out_dir: str | Path | None = None, *,
     if isinstance(find, Mapping):
         find = LrFindConfig(**find)
     finished = None
-    for event in iter_lr_find(config, find, out_dir=out_dir, stop_token=stop_token):
+    for event in iter_lr_find(config, find, out_dir=out_dir, stop_token=stop_token, force=force):
         if on_event is not None:
             on_event(event)
         if isinstance(event, LrFindFinished):

@@ -66,3 +66,21 @@ def test_missing_and_directory(tmp_path):
         load_prompts(tmp_path / "nope.txt")
     with pytest.raises(PromptFileError, match="is a directory"):
         load_prompts(tmp_path)
+
+
+def test_a_conversation_counts_all_its_turns_against_the_prompt_limit(tmp_path, monkeypatch):
+    """Each turn is short, but together they pass MAX_PROMPT_CHARS: refused, naming the line."""
+    import json
+
+    from genlab.core.generation import prompts
+
+    monkeypatch.setattr(prompts, "MAX_PROMPT_CHARS", 100)
+    turns = [{"role": r, "content": "x" * 40} for r in ("user", "assistant", "user")]
+    path = tmp_path / "chats.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "ok"}]}) + "\n"
+                    + json.dumps({"messages": turns}) + "\n", encoding="utf-8")
+    with pytest.raises(PromptFileError, match=r"line 2: a conversation of 120 characters"):
+        prompts.load_prompt_set(path)
+    path.write_text(json.dumps({"messages": turns[:2]}) + "\n", encoding="utf-8")
+    assert prompts.load_prompt_set(path)[0].messages == (("user", "x" * 40),
+                                                         ("assistant", "x" * 40))

@@ -20,7 +20,8 @@ SPEC_DIR = ROOT / "prompts" / "specs"
 SHIPPED = sorted(SPEC_DIR.glob("*.yaml"))
 LESSONS = {"temperature-top-k", "learning-rate", "batch-size", "model-complexity", "warmup",
            "schedules", "optimizers", "lora-rank-alpha", "search-grid", "search-random",
-           "search-bayes", "early-stopping"}
+           "search-bayes", "early-stopping", "repetition-penalties", "truncation-samplers",
+           "mirostat", "sampler-order", "xtc"}
 STORY = "Once upon a time there was a little fox. The fox liked to run in the green forest."
 
 

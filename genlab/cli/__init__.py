@@ -2,7 +2,9 @@
 
 Subcommand modules import only typer and the standard library at import time; each imports
 ``genlab.core`` (and so torch) inside its function body, so ``genlab --help`` and
-``genlab sample --help`` start without torch.
+``genlab sample --help`` start without torch. Every command runs inside the one error boundary,
+``common.GenlabGroup``: bad input is one ``genlab: error:`` line, never a traceback (``genlab
+--debug <command>`` shows it).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import typer
 
 from genlab.cli import (
+    common,
     compare_cmd,
     lr_find_cmd,
     merge_cmd,
@@ -24,6 +27,7 @@ from genlab.version import __version__
 
 app = typer.Typer(
     name="genlab",
+    cls=common.GenlabGroup,
     help="See how sampling and training hyperparameters change a language model.",
     no_args_is_help=True,
     add_completion=False,
@@ -42,8 +46,12 @@ def _version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="On an error, print the Python "
+                               "traceback too (also: GENLAB_DEBUG=1). Give it before the "
+                               "command: genlab --debug train ..."),
 ) -> None:
     """See how sampling and training hyperparameters change a language model."""
+    common.set_debug(debug)
 
 
 app.command("sample", no_args_is_help=False)(sample_cmd.sample)

@@ -1,14 +1,21 @@
-"""What every ``genlab`` command shares: one-line errors, the exit-code table, the signal handler.
+"""What every ``genlab`` command shares: the error boundary, the exit-code table, the signals.
 
-* ``UsageError`` / ``fail``: bad input becomes ``genlab: error: <one line>`` on stderr and an
-  exit code, never a traceback.
+* ``GenlabGroup``: the one error boundary of the CLI. Every command runs inside it; an expected
+  failure (a ``GenlabError`` from the core, an ``OSError`` such as a read-only or full disk, a
+  bad flag that click rejects) becomes ``genlab: error: <one line naming the flag or file and
+  the fix>`` on stderr with exit code 2 (bad input) or 1 (a run that could not finish). Anything
+  else is a bug: one line saying so plus "run with --debug for the traceback"; ``genlab --debug
+  <command>`` (or ``GENLAB_DEBUG=1``) prints the traceback too, and shows the library
+  warnings that are hidden otherwise.
+* ``UsageError`` / ``fail``: bad input found by a command becomes the same one line.
 * ``EXIT_*`` and ``exit_code``: the one table from a run's status to the process exit code
   (0 completed or early-stopped, 1 failed, 2 bad input, 3 diverged, 130 stopped).
 * ``StopOnSignals``: the one Ctrl-C/SIGTERM handler. The first signal sets the core's stop
   token (the run ends cleanly at its next step); a second aborts with ``KeyboardInterrupt``.
 * ``default_model``: ``--model`` left out means the shipped model, checked before torch loads.
 
-Standard library and typer only, so ``genlab --help`` stays light.
+Standard library, typer and the standard-library parts of the core only, so ``genlab --help``
+stays light.
 """
 
 from __future__ import annotations
@@ -17,16 +24,26 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+import traceback
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
+
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer runs on click itself
+    from click import exceptions as click_exceptions
 
 from genlab import assets
+from genlab.core import errors
+from genlab.core.configs.knobs import ConfigError
 
 EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+EXIT_FAILED = errors.FAILED
+EXIT_USAGE = errors.BAD_INPUT
 EXIT_DIVERGED = 3
 EXIT_STOPPED = 130
 STATUS_EXIT = {"completed": EXIT_OK, "early-stopped": EXIT_OK, "stopped": EXIT_STOPPED,
@@ -34,7 +51,13 @@ STATUS_EXIT = {"completed": EXIT_OK, "early-stopped": EXIT_OK, "stopped": EXIT_S
 """Exit code of a finished run by its status; anything else (``failed``) is ``EXIT_FAILED``."""
 
 
-class UsageError(Exception):
+DEBUG_ENV = "GENLAB_DEBUG"
+"""Environment variable that turns on ``--debug`` (tracebacks), e.g. for ``genlab tui``."""
+DEBUG_HINT = "run with --debug for the traceback"
+_state = {"debug": False}
+
+
+class UsageError(errors.GenlabError):
     """Bad user input; the message is one line naming the problem and the fix."""
 
 
@@ -42,6 +65,114 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print ``genlab: error: <message>`` on stderr and exit with ``code``."""
     print(f"genlab: error: {message}", file=sys.stderr)
     raise typer.Exit(code)
+
+
+def debug_enabled() -> bool:
+    """True under ``genlab --debug`` or ``GENLAB_DEBUG=1``: errors show their traceback."""
+    return _state["debug"] or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def set_debug(on: bool) -> None:
+    """Set by the root ``--debug`` flag for the command about to run (it also shows the
+    library warnings the boundary hides otherwise)."""
+    _state["debug"] = bool(on)
+    if on:
+        warnings.simplefilter("default")
+
+
+def config_error_line(err: ConfigError, *, flags: Mapping[str, str] | None = None,
+                      typed: Mapping[str, Any] | None = None) -> str:
+    """``--top-p 1.5: must be in (0, 1] (1 = off)``: a ``ConfigError`` in CLI words.
+
+    ``typed`` holds the raw flag values, so the message quotes what the user typed.
+    """
+    flag = (flags or {}).get(err.field, "--" + err.field.replace("_", "-"))
+    if err.value in ("", None) and err.field in ("model", "data"):
+        return f"{flag} is required: pass {err.expected}"
+    raw = (typed or {}).get(err.field)
+    if isinstance(raw, str):
+        value = raw
+    elif isinstance(err.value, (tuple, list)):
+        value = ",".join(str(v) for v in err.value)
+    else:
+        value = str(err.value)
+    expected = err.expected
+    for name in getattr(err, "related", ()):
+        expected = expected.replace(name, (flags or {}).get(name, flag_for(name)))
+    return f"{flag} {value}: must be {expected}"
+
+
+def expected_error(err: BaseException) -> tuple[str, int] | None:
+    """``(one line, exit code)`` for an expected failure, None for a bug.
+
+    A ``ConfigError`` speaks in flags; everything else the core's ``errors.error_line`` knows.
+    """
+    if isinstance(err, ConfigError):
+        return config_error_line(err), EXIT_USAGE
+    return errors.error_line(err)
+
+
+def error_report(err: BaseException) -> tuple[str, int]:
+    """The one line (without the ``genlab: error:`` prefix) and exit code for ``err``; a bug
+    is reported as one too, with the ``--debug`` hint."""
+    known = expected_error(err)
+    if known is not None:
+        return known
+    detail = errors.one_line(str(err))
+    what = f"{type(err).__name__}: {detail}" if detail else type(err).__name__
+    hint = "" if debug_enabled() else f"; {DEBUG_HINT}"
+    return f"unexpected {what} (a bug in genlab; please report it){hint}", EXIT_FAILED
+
+
+def report(err: BaseException) -> int:
+    """Print ``err`` as one ``genlab: error:`` line (and its traceback in debug mode)."""
+    line, code = error_report(err)
+    if debug_enabled():
+        traceback.print_exception(type(err), err, err.__traceback__, file=sys.stderr)
+    print(f"genlab: error: {line}", file=sys.stderr)
+    return code
+
+
+def _usage_line(err: Any) -> str:
+    """A click usage error as one line, with where to read the command's help."""
+    message = errors.one_line(err.format_message()) or "bad command line"
+    ctx = getattr(err, "ctx", None)
+    where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+    return f"{message}{where}"
+
+
+class GenlabGroup(TyperGroup):
+    """The root command group: runs every command inside the CLI's one error boundary."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        """Run the command line; expected failures become one line and an exit code."""
+        set_debug(False)
+        try:
+            with warnings.catch_warnings():
+                # Library warnings (deprecations, a pickle-protocol note while refusing a
+                # pickle) are not the user's business; --debug shows them (set_debug).
+                if not debug_enabled():
+                    warnings.simplefilter("ignore")
+                result = super().main(args, prog_name, complete_var, standalone_mode=False,
+                                      **extra)
+            code = result if isinstance(result, int) and not isinstance(result, bool) else 0
+        except typer.Abort:
+            print("genlab: aborted", file=sys.stderr)
+            code = EXIT_FAILED
+        except click_exceptions.ClickException as err:
+            if type(err).__name__ != "NoArgsIsHelpError":  # the help was shown instead
+                print(f"genlab: error: {_usage_line(err)}", file=sys.stderr)
+            code = err.exit_code
+        except KeyboardInterrupt:
+            print("genlab: aborted", file=sys.stderr)
+            code = EXIT_STOPPED
+        except Exception as err:  # noqa: BLE001 - the one boundary: every failure is one line
+            code = report(err)
+        if standalone_mode:
+            sys.exit(code)
+        return code
 
 
 def first_line(err: BaseException) -> str:

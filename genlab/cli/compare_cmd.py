@@ -17,7 +17,7 @@ from typing import Any
 import typer
 
 from genlab.cli import spec_common
-from genlab.cli.common import EXIT_STOPPED, StopOnSignals, UsageError, fail
+from genlab.cli.common import EXIT_STOPPED, StopOnSignals
 from genlab.cli.options import knob_command
 from genlab.cli.runtime_options import runtime_options, spec_overrides
 
@@ -40,6 +40,7 @@ def compare(
     model: str | None = spec_common.model_option(),
     set_: list[str] | None = spec_common.set_option(),
     check: bool = spec_common.check_option(),
+    force: bool = spec_common.force_option(),
     quiet: bool = spec_common.quiet_option(),
 ) -> None:
     """Sample a model under every combination of a spec's settings and report side by side.
@@ -55,15 +56,12 @@ def compare(
 
         genlab compare my.yaml --threads 1 --quantize int8
     """
-    try:  # --threads/--quantize replace the spec's threads/quantize keys
-        runtime = spec_overrides(knobs)
-    except UsageError as err:
-        fail(str(err))
+    runtime = spec_overrides(knobs)  # --threads/--quantize: the spec's threads/quantize keys
     parsed = spec_common.load_or_fail(spec, [*(set_ or []), *runtime], model, "compare")
     if check:
         _print_plan(parsed)
         return
-    _run(parsed, out, quiet)
+    _run(parsed, out, quiet, force)
 
 
 def _print_plan(spec: Any) -> None:
@@ -75,7 +73,7 @@ def _print_plan(spec: Any) -> None:
         print(f"  {cell.index:3d}  {cell.label}")
 
 
-def _run(spec: Any, out: str | None, quiet: bool) -> None:
+def _run(spec: Any, out: str | None, quiet: bool, force: bool = False) -> None:
     # torch-free --help: rich, the API and the core load only when the command runs
     from rich.console import Console
 
@@ -88,16 +86,12 @@ def _run(spec: Any, out: str | None, quiet: bool) -> None:
     view = CompareProgress(console)
     try:
         with StopOnSignals(stop, on_first=view.stopping), view:
-            result = run_compare(spec, out, on_event=view.handle, stop_token=stop)
+            result = run_compare(spec, out, on_event=view.handle, stop_token=stop,
+                                 force=force)
     except KeyboardInterrupt:
         print(f"genlab: aborted; finished cells are in {out or 'the output directory'}",
               file=sys.stderr)
         raise typer.Exit(EXIT_STOPPED) from None
-    except Exception as err:  # a bad --out or model: nothing was written
-        line = spec_common.setup_error_line(err)
-        if line is None:
-            raise
-        fail(line)
     out_dir = result.out_dir
     if result.cancelled:
         print(f"genlab: stopped: {len(result.rows)} cells finished in {out_dir}; rerun with "

@@ -19,8 +19,8 @@ import typer
 
 from genlab.assets import DEFAULT_MODEL_HELP
 from genlab.cli import common
-from genlab.cli.common import UsageError, fail
-from genlab.cli.options import config_error_line, given, knob_command, knob_options, parse_knobs
+from genlab.cli.common import UsageError, config_error_line, fail
+from genlab.cli.options import given, knob_command, knob_options, parse_knobs
 from genlab.core.configs import ConfigError, LrFindConfig, TrainConfig
 from genlab.core.configs.runtime import THREADS_DEFAULT
 from genlab.core.configs.training import RUN
@@ -55,6 +55,10 @@ def lr_find(
         None, "--out", metavar="DIR", rich_help_panel=RUN, show_default=False,
         help="Output directory to create (absent or empty). Default: "
              "runs/lr-find-<timestamp>-<name>."),
+    force: bool = typer.Option(
+        False, "--force", metavar="", show_default=False, rich_help_panel=RUN,
+        help="Replace --out even when it holds an earlier lr-find result or files genlab did "
+             "not write (its contents are deleted first)."),
     quiet: bool = typer.Option(
         False, "--quiet", "-q", metavar="", show_default=False, rich_help_panel=RUN,
         help="No progress bar; print only the suggested lr."),
@@ -80,7 +84,7 @@ def lr_find(
         train_config, find_config = _configs(raw, typed)
     except UsageError as err:
         fail(str(err))
-    code = _run(train_config, find_config, out, quiet)
+    code = _run(train_config, find_config, out, quiet, force)
     if code:
         raise typer.Exit(code)
 
@@ -103,7 +107,8 @@ def _configs(raw: dict[str, Any], typed: dict[str, str]) -> tuple[TrainConfig, L
         raise UsageError(config_error_line(err, typed=typed)) from None
 
 
-def _run(config: TrainConfig, find: LrFindConfig, out: str | None, quiet: bool) -> int:
+def _run(config: TrainConfig, find: LrFindConfig, out: str | None, quiet: bool,
+         force: bool = False) -> int:
     # torch-free --help: rich and the core load only when the command runs
     from rich.console import Console
 
@@ -118,7 +123,7 @@ def _run(config: TrainConfig, find: LrFindConfig, out: str | None, quiet: bool) 
     finished = None
     try:
         with common.StopOnSignals(stop), progress:
-            for event in iter_lr_find(config, find, out_dir=out, stop_token=stop):
+            for event in iter_lr_find(config, find, out_dir=out, stop_token=stop, force=force):
                 progress.handle(event)
                 if isinstance(event, LrFindFinished):
                     finished = event

@@ -15,11 +15,11 @@ from typing import Any
 
 import typer
 
-from genlab.cli.common import UsageError, fail
 from genlab.cli.options import knob_command
 from genlab.cli.runtime_options import parse_runtime, runtime_options
 
-EPILOG = "Exit codes: 0 merged; 2 bad input (nothing written)."
+EPILOG = ("Exit codes: 0 merged; 1 the merge could not be written (e.g. a full disk; --out is "
+          "unchanged); 2 bad input (nothing written).")
 
 
 @knob_command(runtime_options(("threads",)))
@@ -45,7 +45,9 @@ def merge(
                                    "float32, bfloat16 or float16. The merge itself runs in "
                                    "float32 on the CPU. Default: auto."),
     force: bool = typer.Option(False, "--force", metavar="", show_default=False,
-                               help="Replace --out when it is a non-empty directory."),
+                               help="Replace --out even when it holds files genlab did not "
+                                    "write (an earlier genlab merge output is replaced "
+                                    "without it)."),
 ) -> None:
     """Merge a LoRA adapter into its base model and save a standard Hugging Face model.
 
@@ -59,18 +61,12 @@ def merge(
 
         genlab merge --adapter ./my-adapter --model ./base --out ./merged --dtype bfloat16
     """
-    from genlab.core.modeling.loading import ModelLoadError
-    from genlab.core.modeling.merge import MergeError, merge_adapter
+    # torch-free --help: the core loads only when the command runs. Its errors (a bad
+    # adapter or base, an occupied --out, a full disk) are one line from the error boundary.
+    from genlab.core.modeling.merge import merge_adapter
 
-    try:
-        threads = parse_runtime(knobs).threads
-    except UsageError as err:
-        fail(str(err))
-    try:
-        out_dir = merge_adapter(adapter, out, base_model=model, dtype=dtype, force=force,
-                                gguf_file=gguf_file, threads=threads)
-    except (MergeError, ModelLoadError) as err:
-        fail(" ".join(str(err).split()))
+    out_dir = merge_adapter(adapter, out, base_model=model, dtype=dtype, force=force,
+                            gguf_file=gguf_file, threads=parse_runtime(knobs).threads)
     print(f"Merged {adapter} into its base model -> {out_dir}")
     print(f"Try it:\n  genlab sample --model {shlex.quote(str(out_dir))} "
           "--prompt 'Once upon a time'")

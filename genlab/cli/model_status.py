@@ -2,9 +2,11 @@
 
 Owns what ``genlab sample`` (and the other commands that load a model themselves) show on
 stderr: a spinner naming the loading stage (``reading 538 MB of weights``, ``dequantizing GGUF
-tensors 96/272``) with the seconds so far, then one line with the model's size, device, dtype,
-weight memory, peak process memory and load time; and which prompt format the model gets (its
-chat template, or raw text). A load failure is one ``genlab: error:`` line and exit code 2.
+tensors 96/272``) with the seconds so far, then one line (printed by the command) with the
+model's size, device, dtype, weight memory, peak process memory and load time; and which
+prompt format the model gets (its chat template, or raw text). A load failure raises
+``ModelLoadError``, which the CLI's error boundary prints as one ``genlab: error:`` line with
+exit code 2.
 
 Imported inside the commands (it imports the core, and so torch).
 """
@@ -17,16 +19,20 @@ from typing import Any
 
 from rich.markup import escape
 
-from genlab.cli.common import fail
 from genlab.core.data.chat import describe_template, has_chat_template
-from genlab.core.modeling.loading import LoadedModel, ModelLoadError, load_model
+from genlab.core.modeling.loading import LoadedModel, load_model
 
 
 def load_with_status(console: Any, name: str, *, device: str = "auto", dtype: str = "auto",
                      adapters: dict[str, str] | None = None, gguf_file: str | None = None,
-                     threads: int | None = None, quantize: str = "none") -> LoadedModel:
-    """Load ``name`` showing its stages on ``console``; print the loaded line (and the model's
-    notes, e.g. a slow dtype on this CPU); exit on failure."""
+                     threads: int | None = None, quantize: str = "none"
+                     ) -> tuple[LoadedModel, str]:
+    """Load ``name`` showing its stages on ``console``; return it and its loaded line.
+
+    The caller prints the line (``print_loaded``: with the model's notes, e.g. a slow dtype on
+    this CPU) once its own checks of the loaded model have passed, so input that cannot work
+    with this model (a prompt over its context) is the only line on stderr.
+    """
     start = time.perf_counter()
     with console.status(f"Loading {escape(name)}…") as status, warnings.catch_warnings():
         # Library deprecation chatter (transformers/peft) is not the user's business here.
@@ -37,18 +43,19 @@ def load_with_status(console: Any, name: str, *, device: str = "auto", dtype: st
             elapsed = time.perf_counter() - start
             status.update(f"Loading {escape(name)}: {escape(stage)} ({elapsed:.0f} s)…")
 
-        try:
-            loaded = load_model(name, device=device, dtype=dtype, adapters=adapters or None,
-                                gguf_file=gguf_file, on_progress=progress, threads=threads,
-                                quantize=quantize)
-        except ModelLoadError as err:
-            fail(str(err).splitlines()[0] if str(err) else "the model could not be loaded")
+        # A ModelLoadError (or a GgufError) is one line from the CLI's error boundary.
+        loaded = load_model(name, device=device, dtype=dtype, adapters=adapters or None,
+                            gguf_file=gguf_file, on_progress=progress, threads=threads,
+                            quantize=quantize)
     seconds = time.perf_counter() - start
-    console.print(f"{loaded.describe()} · {loaded.memory_text()} · loaded in {seconds:.1f} s",
-                  style="dim", markup=False, highlight=False)
+    return loaded, f"{loaded.describe()} · {loaded.memory_text()} · loaded in {seconds:.1f} s"
+
+
+def print_loaded(console: Any, loaded: LoadedModel, line: str) -> None:
+    """The loaded line, then each of the model's notes as a warning."""
+    console.print(line, style="dim", markup=False, highlight=False)
     for note in loaded.notes:
         console.print(f"genlab: warning: {note}", style="yellow", markup=False, highlight=False)
-    return loaded
 
 
 def prompt_format_line(loaded: LoadedModel, chat: bool | None, system: str | None) -> str:

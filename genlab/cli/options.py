@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import re
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -23,7 +24,7 @@ from typing import Any
 import typer
 
 from genlab.cli.common import UsageError
-from genlab.core.configs.knobs import ConfigError, KnobField, knob_fields
+from genlab.core.configs.knobs import KnobField, knob_fields
 
 _REF = re.compile(r"``([a-z_][a-z0-9_]*)``")
 
@@ -41,6 +42,8 @@ def default_text(kf: KnobField, default: Any) -> str:
     if isinstance(default, bool):
         return "on" if default else "off"
     if isinstance(default, (tuple, list)):
+        if all(isinstance(v, str) for v in default):  # strings quoted: "\n", ":"
+            return ", ".join(json.dumps(v, ensure_ascii=False) for v in default)
         return ",".join(str(v) for v in default)
     return str(default)
 
@@ -140,7 +143,7 @@ def parse_knob(kf: KnobField, raw: Any, flag: str | None = None) -> Any:
     """The field value of a raw flag value; a value of the wrong form is a ``UsageError``."""
     flag = flag or kf.flag
     kind = kf.kind
-    if isinstance(raw, bool) or kind in ("str", "choice", "bool"):
+    if isinstance(raw, bool) or kind in ("str", "choice", "bool") or kf.knob.verbatim:
         return raw
     if kf.knob.repeat:
         return tuple(raw)
@@ -187,20 +190,3 @@ def parse_knobs(config_cls: type, raw: Mapping[str, Any],
             for name, value in given(raw).items() if name in by_name}
 
 
-def config_error_line(err: ConfigError, *, flags: Mapping[str, str] | None = None,
-                      typed: Mapping[str, Any] | None = None) -> str:
-    """``--top-p 1.5: must be in (0, 1] (1 = off)``: a ``ConfigError`` in CLI words.
-
-    ``typed`` holds the raw flag values, so the message quotes what the user typed.
-    """
-    flag = (flags or {}).get(err.field, "--" + err.field.replace("_", "-"))
-    if err.value in ("", None) and err.field in ("model", "data"):
-        return f"{flag} is required: pass {err.expected}"
-    raw = (typed or {}).get(err.field)
-    if isinstance(raw, str):
-        value = raw
-    elif isinstance(err.value, (tuple, list)):
-        value = ",".join(str(v) for v in err.value)
-    else:
-        value = str(err.value)
-    return f"{flag} {value}: must be {err.expected}"

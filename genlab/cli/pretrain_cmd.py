@@ -25,8 +25,8 @@ from typing import Any
 import typer
 
 from genlab.cli import common, pretrain_resume
-from genlab.cli.common import UsageError, fail
-from genlab.cli.options import config_error_line, given, knob_command, knob_options, parse_knobs
+from genlab.cli.common import UsageError, config_error_line, fail
+from genlab.cli.options import given, knob_command, knob_options, parse_knobs
 from genlab.cli.pretrain_resume import resumed_config
 from genlab.core.configs import ConfigError, ModelShape, PretrainConfig, TrainConfig
 from genlab.core.configs.pretrain import DATA, EOS_TOKEN, PRETRAIN_TRAINING, TIME
@@ -81,7 +81,11 @@ def pretrain(
         help="A prompt continued at each evaluation (repeatable)."),
     out: str | None = typer.Option(
         None, "--out", metavar="DIR", rich_help_panel=RUN, show_default=False,
-        help="Output directory to create. Default: runs/<timestamp>-pretrain."),
+        help="Output directory to create (new or empty). Default: runs/<timestamp>-pretrain."),
+    force: bool = typer.Option(
+        False, "--force", metavar="", show_default=False, rich_help_panel=RUN,
+        help="Replace --out even when it holds files genlab did not write or another "
+             "pretraining (its contents are deleted once the corpus has been read)."),
     resume: str | None = typer.Option(
         None, "--resume", metavar="DIR", rich_help_panel=RUN, show_default=False,
         help="Continue the pretraining in DIR from its last checkpoint with its stored "
@@ -112,14 +116,15 @@ def pretrain(
                  "sample_prompt": sample_prompt})
     try:
         fields = parse_flags(raw)
+        replace = False
         if resume is not None:
             config, out_path = resumed_config(resume, out, fields)
         else:
             config = build_config(fields, typed=raw)
-            out_path = check_new_out(out)
+            out_path, replace = check_new_out(out, force=force)
     except UsageError as err:
         fail(str(err))
-    code = _run(config, out_path, resume=resume is not None, quiet=quiet)
+    code = _run(config, out_path, resume=resume is not None, quiet=quiet, replace=replace)
     if code:
         raise typer.Exit(code)
 
@@ -220,24 +225,30 @@ def flag_of(field: str) -> str:
     return common.flag_for(field, FLAGS)
 
 
-def check_new_out(out_dir: str | None) -> Path:
-    """The output directory of a new run: absent or empty (default runs/<timestamp>-pretrain)."""
+def check_new_out(out_dir: str | None, force: bool = False) -> tuple[Path, bool]:
+    """The output directory of a new run (default runs/<timestamp>-pretrain), and whether
+    its contents are to be replaced (``--force``); absent or empty otherwise."""
     # torch-free --help: the core's io helpers load only when the command runs
-    from genlab.core.io import fresh_dir
+    from genlab.core.io import claim_out_dir, fresh_dir
+    from genlab.core.pretrain.setup import PRETRAIN_KIND, is_legacy_pretrain_dir
 
     if out_dir is None:
-        return fresh_dir("runs", "pretrain")
+        return fresh_dir("runs", "pretrain"), False
     path = Path(out_dir).expanduser()
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise UsageError(f"--out {out_dir}: already exists and is not empty; choose a new "
-                         f"directory, or continue it with --resume {out_dir}")
-    return path
+    state = claim_out_dir(path, PRETRAIN_KIND, force=force, is_legacy=is_legacy_pretrain_dir,
+                          flag="--out")
+    if state == "same" and not force:
+        raise UsageError(f"--out {out_dir}: already a genlab pretraining; continue it with "
+                         f"--resume {out_dir}, choose another --out, or pass --force to "
+                         "replace it")
+    return path, state in ("same", "replace")
 
 
 # --------------------------------------------------------------------------------- running
 
 
-def _run(config: PretrainConfig, out: Path, *, resume: bool, quiet: bool) -> int:
+def _run(config: PretrainConfig, out: Path, *, resume: bool, quiet: bool,
+         replace: bool = False) -> int:
     """Drive ``iter_pretrain``, render its events, print the summary; return the exit code."""
     # torch-free --help: rich and the core load only when the command runs
     from rich.console import Console
@@ -253,7 +264,8 @@ def _run(config: PretrainConfig, out: Path, *, resume: bool, quiet: bool) -> int
     progress = make_progress(Console(stderr=True), config, quiet=quiet)
     try:
         with common.StopOnSignals(stop, on_first=progress.stopping), progress:
-            for event in iter_pretrain(config, out, stop_token=stop, resume=resume):
+            for event in iter_pretrain(config, out, stop_token=stop, resume=resume,
+                                       replace_out=replace):
                 started = started or isinstance(event, RunStarted)
                 if isinstance(event, PretrainFinished):
                     result = event
@@ -267,11 +279,11 @@ def _run(config: PretrainConfig, out: Path, *, resume: bool, quiet: bool) -> int
               f"--resume {out}", file=sys.stderr)
         return common.EXIT_STOPPED
     except Exception as err:
-        known = _known_error(err)
-        if known is None:
-            raise
         if created and not started:  # nothing trained yet: leave no half-made directory
             shutil.rmtree(out, ignore_errors=True)
+        known = _known_error(err, progress, out if started else None)
+        if known is None:
+            raise  # a bug: the error boundary says so (--debug shows the traceback)
         fail(*known)
     if result is None:
         status = last_run.status if last_run else "failed"
@@ -284,11 +296,12 @@ def _run(config: PretrainConfig, out: Path, *, resume: bool, quiet: bool) -> int
     return 0 if result.status == "stopped" else common.exit_code(result.status)
 
 
-def _known_error(err: Exception) -> tuple[str, int] | None:
-    """(one line, exit code) for errors users cause (bad data, settings); None for bugs."""
+def _known_error(err: Exception, progress: Any, out: Path | None) -> tuple[str, int] | None:
+    """(one line, exit code) for an expected failure; None for a bug."""
     from genlab.cli.train_cmd import known_error
 
     if isinstance(err, ConfigError):
         return config_error_line(err, flags=FLAGS), common.EXIT_USAGE
-    known = known_error(err, 0)
+    step = getattr(progress, "step", 0) or 0
+    known = known_error(err, step, str(out) if out else None, "genlab pretrain --resume")
     return (known[0].replace("--seq-len", "--context"), known[1]) if known else None

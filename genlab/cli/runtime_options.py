@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from genlab.cli.common import UsageError
-from genlab.cli.options import config_error_line, knob_options, parse_knobs
+from genlab.cli.common import UsageError, config_error_line
+from genlab.cli.options import knob_options, parse_knobs
 from genlab.core.configs import ConfigError
 from genlab.core.configs.runtime import THREADS_DEFAULT, RuntimeConfig
 

@@ -17,6 +17,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from genlab.cli.common import UsageError, flag_for
 from genlab.core.configs import ConfigError, SamplingParams, knob_fields
@@ -34,9 +35,9 @@ from genlab.core.generation.grid import (
 from genlab.core.generation.prompts import (
     Prompt,
     PromptFileError,
-    decode_utf8,
+    check_prompt_length,
     load_prompt_set,
-    parse_prompt_set,
+    read_prompt_stream,
 )
 
 FORMATS = ("table", "jsonl", "csv", "markdown")
@@ -184,11 +185,15 @@ def collect_prompts(prompt_args: list[str], prompts_file: str | None) -> list[Pr
     for p in texts:
         if not p.strip():
             raise UsageError("--prompt '': a prompt must not be empty")
+        try:
+            check_prompt_length(p)
+        except PromptFileError as err:
+            raise UsageError(f"--prompt: {err}") from None
     prompts = [Prompt(p) for p in texts]
     if prompts_file is not None:
         try:
             if prompts_file == "-":
-                prompts += parse_prompt_set(decode_utf8(sys.stdin.buffer.read()), jsonl=False)
+                prompts += read_prompt_stream(sys.stdin.buffer)
             else:
                 prompts += load_prompt_set(prompts_file)
         except PromptFileError as err:
@@ -219,11 +224,15 @@ def resolve_format(fmt: str | None, out: str | None) -> str:
     return SUFFIX_FORMATS[suffix]
 
 
-def check_out_path(out: str) -> Path:
-    """The ``--out`` path, once its directory exists and is writable."""
+def check_out_path(out: str, force: bool = False) -> Path:
+    """The ``--out`` path, once its directory exists and is writable; an existing file only
+    with ``force`` (genlab never replaces a file it cannot tell it wrote)."""
     path = Path(out).expanduser()
     if path.is_dir():
         raise UsageError(f"--out {out}: is a directory; give a file name")
+    if path.exists() and not force:
+        raise UsageError(f"--out {out}: already exists; pass --force to replace it, or choose "
+                         "another file")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"--out {out}: directory {parent} does not exist")
@@ -255,6 +264,11 @@ def parse_prompting(chat: bool | None, system: str | None, truncate: str | None
         raise UsageError("--system '': give a system message, or leave --system out")
     if chat is False and system is not None:
         raise UsageError("--system: a system message needs the chat template; drop --no-chat")
+    if system is not None:
+        try:
+            check_prompt_length(system, what="a system message")
+        except PromptFileError as err:
+            raise UsageError(f"--system: {err}") from None
     truncate = (truncate or "error").strip().lower()
     if truncate not in ("error", "left"):
         raise UsageError(f"--truncate-prompt {truncate}: must be error or left")
@@ -262,14 +276,48 @@ def parse_prompting(chat: bool | None, system: str | None, truncate: str | None
             "truncate_prompt": truncate}
 
 
-def build_base_params(stop: list[str], ignore_eos: bool) -> SamplingParams:
-    """Settings shared by every column (stop strings, ignore-eos)."""
+def build_base_params(shared: dict[str, Any]) -> SamplingParams:
+    """Settings shared by every column: stop strings, ignore-eos, logit bias, sampler order,
+    DRY breakers (raw flag values; None = not given)."""
+    stop = shared.get("stop") or []
     if any(not s for s in stop):
         raise UsageError("--stop '': a stop string must not be empty")
+    values: dict[str, Any] = {"stop": tuple(unescape(s) for s in stop),
+                              "ignore_eos": bool(shared.get("ignore_eos"))}
+    if shared.get("logit_bias"):
+        values["logit_bias"] = [_bias_entry(e) for e in shared["logit_bias"]]
+    for name in ("sampler_order", "dry_sequence_breakers"):
+        if shared.get(name) is not None:
+            values[name] = shared[name]
     try:
-        return SamplingParams(stop=tuple(unescape(s) for s in stop), ignore_eos=ignore_eos)
+        return SamplingParams(**values)
     except ConfigError as err:
-        raise UsageError(config_error_message(err)) from None
+        shown = None
+        if err.field == "logit_bias":
+            shown = _bad_bias_entry(values["logit_bias"])
+        elif err.field in shared and isinstance(shared[err.field], str):
+            shown = shared[err.field]
+        raise UsageError(config_error_message(err, shown)) from None
+
+
+def _bad_bias_entry(entries: list[str]) -> str:
+    """The first ``--logit-bias`` value that does not parse (all of them if each does)."""
+    from genlab.core.configs.sampler_text import parse_bias_entry
+
+    for entry in entries:
+        try:
+            parse_bias_entry(entry)
+        except ValueError:
+            return entry
+    return " ".join(entries)
+
+
+def _bias_entry(entry: str) -> str:
+    r"""A ``--logit-bias`` value with ``\n``-style escapes expanded in a bare (unquoted) token."""
+    token, sep, bias = entry.rpartition("=")
+    if not sep or token.strip().startswith('"'):
+        return entry
+    return f"{unescape(token)}={bias}"
 
 
 def build_grid(

@@ -24,7 +24,11 @@ from genlab.assets import DEFAULT_MODEL_HELP
 from genlab.cli.common import EXIT_STOPPED, StopOnSignals, UsageError, default_model, fail
 from genlab.cli.options import knob_command, knob_options
 from genlab.cli.runtime_options import parse_runtime, runtime_options
+from genlab.core.configs.knobs import knob_fields
 from genlab.core.configs.sampling import GRID_FIELDS, GRID_PANEL, GenerationRequest, SamplingParams
+
+BASE_FIELDS = tuple(kf.name for kf in knob_fields(SamplingParams) if not kf.knob.grid)
+"""Sampling knobs every column shares (stop strings, logit bias, sampler order, ...)."""
 
 MODEL = "Model"
 PROMPTS = "Prompts"
@@ -75,6 +79,9 @@ OUTPUT_FORMAT_OPTION = typer.Option(
 OUT_OPTION = typer.Option(
     None, "--out", "-o", metavar="FILE", rich_help_panel=OUTPUT,
     help="Write here (atomically: complete or not at all) instead of stdout.")
+FORCE_OPTION = typer.Option(
+    False, "--force", metavar="", show_default=False, rich_help_panel=OUTPUT,
+    help="Replace --out when the file already exists.")
 LOGPROBS_OPTION = typer.Option(
     None, "--logprobs", metavar="N", rich_help_panel=OUTPUT,
     help="Record each token's log-probability and its top N alternatives (JSONL only); "
@@ -84,7 +91,7 @@ QUIET_OPTION = typer.Option(
     help="No progress or status messages on stderr.")
 
 
-@knob_command(knob_options(SamplingParams, panel=GRID_PANEL),
+@knob_command(knob_options(SamplingParams),
               knob_options(GenerationRequest, include=PROMPT_KNOBS, panel=PROMPTS,
                            default_notes={"chat": ""}),
               runtime_options(panel=MODEL))
@@ -102,6 +109,7 @@ def sample(
     batch_size: str = BATCH_SIZE_OPTION,
     output_format: str | None = OUTPUT_FORMAT_OPTION,
     out: str | None = OUT_OPTION,
+    force: bool = FORCE_OPTION,
     logprobs: str | None = LOGPROBS_OPTION,
     quiet: bool = QUIET_OPTION,
 ) -> None:
@@ -125,17 +133,19 @@ def sample(
 
         genlab sample -m ./model.Q8_0.gguf --prompts chats.jsonl --max-new-tokens 128
 
+        genlab sample --prompt "Once upon a time" --dry-multiplier 0,0.8 --logit-bias " the=-inf"
         genlab sample -m ./smollm2-135m --prompt "Hi" --threads 1 --quantize int8
     """
     from genlab.cli import sample_args as args
 
     axes = {name: knobs[name] for name in GRID_FIELDS}
+    shared = {name: knobs[name] for name in BASE_FIELDS}
     try:
         prompting = args.parse_prompting(knobs["chat"], knobs["system"],
                                          knobs["truncate_prompt"])
         plan = _build_plan(args, model, device, dtype, adapter or [], prompt or [], prompts_file,
-                           axes, knobs["stop"] or [], bool(knobs["ignore_eos"]), num_samples,
-                           seed, batch_size, output_format, out, logprobs, prompting, gguf_file)
+                           axes, shared, num_samples, seed, batch_size, output_format, out,
+                           logprobs, prompting, gguf_file, force)
         plan = replace(plan, runtime=parse_runtime(knobs))
     except UsageError as err:
         fail(str(err))
@@ -144,9 +154,9 @@ def sample(
 
 def _build_plan(args: Any, model: str | None, device: str, dtype: str, adapter: list[str],
                 prompt: list[str], prompts_file: str | None, axes: dict[str, str | None],
-                stop: list[str], ignore_eos: bool, num_samples: str, seed: str,
-                batch_size: str, output_format: str | None, out: str | None,
-                logprobs: str | None, prompting: dict[str, Any], gguf_file: str | None) -> Any:
+                shared: dict[str, Any], num_samples: str, seed: str, batch_size: str,
+                output_format: str | None, out: str | None, logprobs: str | None,
+                prompting: dict[str, Any], gguf_file: str | None, force: bool = False) -> Any:
     """Every check that needs no model, in flag order; raises ``UsageError``."""
     model = model or default_model()
     device = args.check_device(device)
@@ -156,7 +166,7 @@ def _build_plan(args: Any, model: str | None, device: str, dtype: str, adapter: 
     if prompting["chat"] is False and any(p.messages for p in prompts):
         raise UsageError(f"--prompts {prompts_file}: holds conversations (\"messages\"), which "
                          "need the chat template; drop --no-chat")
-    base = args.build_base_params(stop, ignore_eos)
+    base = args.build_base_params(shared)
     n = args.parse_int("--num-samples", num_samples, 1, "an integer >= 1")
     s = args.parse_int("--seed", seed, 0, "an integer in [0, 2**63)")
     if s >= 2**63:
@@ -165,7 +175,7 @@ def _build_plan(args: Any, model: str | None, device: str, dtype: str, adapter: 
     lp = None if logprobs is None else args.parse_int("--logprobs", logprobs, 0,
                                                       "an integer >= 0")
     fmt = args.resolve_format(output_format, out)
-    out_path = args.check_out_path(out) if out is not None else None
+    out_path = args.check_out_path(out, force) if out is not None else None
     cells, rows, varying = args.build_grid(axes, base, adapters, prompts, n, s, prompting)
     return args.SamplePlan(model=model, device=device, dtype=dtype, prompts=prompts,
                            cells=cells, rows=rows, varying=varying, seed=s, num_samples=n,
@@ -223,16 +233,48 @@ def _prompt_error_line(plan: Any, err: Exception) -> str:
 
 
 def _load(plan: Any, err_console: Any) -> Any:
-    from genlab.cli.model_status import load_with_status, prompt_format_line
+    from genlab.cli.model_status import load_with_status, print_loaded, prompt_format_line
 
-    loaded = load_with_status(err_console, plan.model, device=plan.device, dtype=plan.dtype,
-                              adapters=plan.adapters, gguf_file=plan.gguf_file,
-                              threads=plan.runtime.threads, quantize=plan.runtime.quantize)
+    loaded, line = load_with_status(err_console, plan.model, device=plan.device,
+                                    dtype=plan.dtype, adapters=plan.adapters,
+                                    gguf_file=plan.gguf_file, threads=plan.runtime.threads,
+                                    quantize=plan.runtime.quantize)
+    _check_prompts(loaded, plan)
+    _check_logit_bias(plan, loaded)
+    print_loaded(err_console, loaded, line)
     err_console.print(prompt_format_line(loaded, plan.chat, plan.system), style="dim",
                       markup=False, highlight=False)
     err_console.print(f"{len(plan.rows)} rows · batch {plan.batch_size}", style="dim",
                       markup=False, highlight=False)
     return loaded
+
+
+def _check_logit_bias(plan: Any, loaded: Any) -> None:
+    """Every ``--logit-bias`` token must exist in this model's vocabulary (one-line error)."""
+    from genlab.cli.sample_args import config_error_message
+    from genlab.core.configs import ConfigError
+    from genlab.core.generation.sampling import resolve_logit_bias
+
+    entries = plan.cells[0].params.logit_bias if plan.cells else ()
+    if not entries:
+        return
+    vocab = getattr(loaded.model.config, "vocab_size", None) or len(loaded.tokenizer)
+    try:
+        resolve_logit_bias(loaded.tokenizer, entries, int(vocab))
+    except ConfigError as err:
+        fail(config_error_message(err))
+
+
+def _check_prompts(loaded: Any, plan: Any) -> None:
+    """Every row's prompt against the model (template, context) before anything is printed:
+    a prompt that cannot work is one error line (the generator checks it again, cheaply:
+    identical prompts are encoded once)."""
+    from genlab.core.generation.prompting import ContextLimitError, PromptError, encode_requests
+
+    try:
+        encode_requests(loaded, [r.request for r in plan.rows])
+    except (ContextLimitError, PromptError) as err:
+        fail(_prompt_error_line(plan, err))
 
 
 def _hint_raw_instruct(loaded: Any, plan: Any, results: list[Any], err_console: Any) -> None:

@@ -8,7 +8,7 @@ Owns the output formats and their exact shapes:
   (the reply only), ``token_ids``, ``finish_reason``, ``adapter`` (null for the base model),
   ``runtime`` (how the model ran: ``device``, ``dtype``, ``quantize``, ``threads``), plus
   ``logprobs`` only when logprobs were requested.
-* CSV: one line per row, the parameters flattened into their own columns.
+* CSV: one line per row, the parameters flattened into their own columns (lists as JSON).
 * Markdown and the terminal table: one table per prompt, one column per setting (the header
   shows the settings that vary), one line per sample index; each cell shows the text with its
   finish reason and token count beneath.
@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from genlab.core.configs import SAMPLING_FIELDS, SamplingParams, knob_fields
 from genlab.core.generation.grid import (
     GridCell,
     GridRow,
@@ -35,8 +36,9 @@ from genlab.core.generation.grid import (
     sample_record,
 )
 
-PARAM_COLUMNS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty",
-                 "max_new_tokens", "stop", "ignore_eos")
+PARAM_COLUMNS = SAMPLING_FIELDS
+_ADVANCED = frozenset(kf.name for kf in knob_fields(SamplingParams) if kf.knob.advanced)
+_DEFAULTS = SamplingParams().to_dict()
 CSV_COLUMNS = ("prompt", "adapter", *PARAM_COLUMNS, "seed", "sample_index", "finish_reason",
                "num_tokens", "text", "messages")
 
@@ -86,15 +88,19 @@ def to_jsonl(results: Sequence[SampleResult]) -> str:
 
 
 def to_csv(results: Sequence[SampleResult]) -> str:
-    """RFC 4180 CSV with a header; ``stop`` is a JSON list, booleans are true/false."""
+    """RFC 4180 CSV with a header; lists (``stop``, ``logit_bias``...) are JSON, booleans
+    true/false."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for r in results:
         req = r.row.request
         params = req.params.to_dict()
-        params["stop"] = json.dumps(params["stop"], ensure_ascii=False)
-        params["ignore_eos"] = "true" if params["ignore_eos"] else "false"
+        for name, value in params.items():
+            if isinstance(value, list):
+                params[name] = json.dumps(value, ensure_ascii=False)
+            elif isinstance(value, bool):
+                params[name] = "true" if value else "false"
         writer.writerow([req.prompt, req.adapter or "", *(params[c] for c in PARAM_COLUMNS),
                          req.seed, r.row.sample_index, r.finish_reason, len(r.token_ids),
                          r.text, json.dumps(r.messages, ensure_ascii=False) if r.messages
@@ -118,9 +124,12 @@ def _labels(cells: Sequence[GridCell], varying: Sequence[str]) -> list[str]:
 
 
 def fixed_settings(cells: Sequence[GridCell], varying: Sequence[str]) -> str:
-    """The settings every column shares, e.g. ``p=1 min-p=0 rep=1 max=64``."""
+    """The settings every column shares, e.g. ``p=1 min-p=0 rep=1 max=64`` (the advanced
+    knobs only where they are not at their default)."""
+    shared = cells[0].params.to_dict()
     fields = [f for f in PARAM_COLUMNS if f not in varying
-              and (f not in ("stop", "ignore_eos") or cells[0].params.to_dict()[f])]
+              and (f not in ("stop", "ignore_eos") or shared[f])
+              and (f not in _ADVANCED or shared[f] != _DEFAULTS[f])]
     return describe_params(cells[0].params, fields)
 
 

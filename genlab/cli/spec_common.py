@@ -1,8 +1,9 @@
 """What ``genlab compare`` and ``genlab sweep`` share: spec options, loading, one-line errors.
 
-Owns the ``--model``/``--set``/``--out``/``--check`` options of the spec commands and the
-mapping of every "nothing can run" problem (bad spec, unusable output directory, missing model)
-to one ``genlab: error:`` line and exit code 2, raised before any output directory exists.
+Owns the ``--model``/``--set``/``--check``/``--force`` options of the spec commands and the
+spec loading; every "nothing can run" problem (bad spec, unusable output directory, missing
+model, unusable ``--storage``) is a ``GenlabError`` from the core, raised before any output
+directory exists, which the CLI's error boundary prints as one line with exit code 2.
 Imports only typer and the standard library at import time.
 """
 
@@ -40,6 +41,14 @@ def check_option() -> Any:
         help="Validate the spec and print what would run; run nothing, write nothing.")
 
 
+def force_option() -> Any:
+    """The ``--force`` option: replace an ``--out`` that holds something else."""
+    return typer.Option(
+        False, "--force", metavar="", show_default=False, rich_help_panel=OUTPUT_PANEL,
+        help="Replace --out even when it holds files genlab did not write, another kind of "
+             "output or another spec's results (its contents are deleted first).")
+
+
 def quiet_option() -> Any:
     """The ``--quiet`` option."""
     return typer.Option(False, "--quiet", "-q", metavar="", show_default=False,
@@ -56,20 +65,6 @@ def load_or_fail(path: str, overrides: list[str] | None, model: str | None, expe
         return load_spec(path, overrides=overrides or (), model=model, expect=expect)
     except SpecError as err:
         fail(str(err))
-
-
-def setup_error_line(err: Exception) -> str | None:
-    """One line for a problem found before anything ran (bad ``--out``, missing model)."""
-    # torch-free --help: the core's error types load only when a command has failed
-    from genlab.core.experiments.study import SweepSetupError
-    from genlab.core.generation.prompting import ContextLimitError, PromptError
-    from genlab.core.modeling.loading import ModelLoadError
-    from genlab.core.reports.results import OutDirError
-
-    if isinstance(err, (OutDirError, LookupError, ModelLoadError, SweepSetupError,
-                        ContextLimitError, PromptError)):
-        return str(err).splitlines()[0] if str(err) else type(err).__name__
-    return None
 
 
 def short(value: Any) -> str:

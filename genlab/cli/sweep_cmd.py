@@ -18,7 +18,7 @@ from typing import Any
 import typer
 
 from genlab.cli import spec_common
-from genlab.cli.common import EXIT_FAILED, EXIT_STOPPED, StopOnSignals, UsageError, fail
+from genlab.cli.common import EXIT_FAILED, EXIT_STOPPED, StopOnSignals
 from genlab.cli.options import knob_command
 from genlab.cli.runtime_options import runtime_options, spec_overrides
 
@@ -57,6 +57,7 @@ def sweep(
     model: str | None = spec_common.model_option(),
     set_: list[str] | None = spec_common.set_option(),
     check: bool = spec_common.check_option(),
+    force: bool = spec_common.force_option(),
     quiet: bool = spec_common.quiet_option(),
 ) -> None:
     """Train a model under many hyperparameter settings and compare the runs.
@@ -73,15 +74,12 @@ def sweep(
 
         genlab sweep my.yaml --model ./tiny --set base.max_steps=5 --set trials=2
     """
-    try:  # --threads replaces the spec's base.threads (per worker process)
-        runtime = spec_overrides(knobs, prefix="base.")
-    except UsageError as err:
-        fail(str(err))
+    runtime = spec_overrides(knobs, prefix="base.")  # --threads: the spec's base.threads
     parsed = spec_common.load_or_fail(spec, [*(set_ or []), *runtime], model, "sweep")
     if check:
         _print_plan(parsed)
         return
-    code = _run(parsed, out, storage, workers, worker, quiet)
+    code = _run(parsed, out, storage, workers, worker, quiet, force)
     if code:
         raise typer.Exit(code)
 
@@ -106,7 +104,7 @@ def _describe_dim(dim: Any) -> str:
 
 
 def _run(spec: Any, out: str | None, storage: str | None, workers: int, worker: bool,
-         quiet: bool) -> int:
+         quiet: bool, force: bool = False) -> int:
     # torch-free --help: rich, the API and the core load only when the command runs
     from rich.console import Console
 
@@ -120,16 +118,11 @@ def _run(spec: Any, out: str | None, storage: str | None, workers: int, worker: 
     try:
         with StopOnSignals(stop, on_first=view.stopping), view:
             result = run_sweep(spec, out, storage, workers, on_event=view.handle,
-                               stop_token=stop, worker_only=worker)
+                               stop_token=stop, worker_only=worker, force=force)
     except KeyboardInterrupt:
         print(f"genlab: aborted; finished trials are in {view.out_dir or 'the output directory'}",
               file=sys.stderr)
         return EXIT_STOPPED
-    except Exception as err:  # a bad --out, storage or model: nothing was written
-        line = spec_common.setup_error_line(err)
-        if line is None:
-            raise
-        fail(line)
     out_dir = result.out_dir
     if result.stopped:
         print(f"genlab: stopped: {len(result.rows)} trials finished in {out_dir}; rerun with "

@@ -27,8 +27,8 @@ import typer
 
 from genlab.assets import DEFAULT_MODEL_HELP
 from genlab.cli import common
-from genlab.cli.common import UsageError, fail
-from genlab.cli.options import config_error_line, given, knob_command, knob_options, parse_knobs
+from genlab.cli.common import UsageError, config_error_line, fail
+from genlab.cli.options import given, knob_command, knob_options, parse_knobs
 from genlab.core.configs import ConfigError, TrainConfig
 from genlab.core.configs.runtime import THREADS_DEFAULT
 from genlab.core.configs.training import EVAL, RUN
@@ -61,7 +61,11 @@ def train(
         help="A prompt generated at each evaluation (repeatable; \\n means a newline)."),
     out: str | None = typer.Option(
         None, "--out", metavar="DIR", rich_help_panel=RUN, show_default=False,
-        help="Run directory to create. Default: runs/<timestamp>-<name>."),
+        help="Run directory to create (new or empty). Default: runs/<timestamp>-<name>."),
+    force: bool = typer.Option(
+        False, "--force", metavar="", show_default=False, rich_help_panel=RUN,
+        help="Replace --out even when it holds files genlab did not write or another run "
+             "(its contents are deleted first)."),
     resume: str | None = typer.Option(
         None, "--resume", metavar="DIR", rich_help_panel=RUN, show_default=False,
         help="Continue the run in DIR from its last checkpoint, with its stored settings "
@@ -92,7 +96,7 @@ def train(
                   else new_config(fields, typed))
     except UsageError as err:
         fail(str(err))
-    code = _run(config, out_dir=out, resume_dir=resume, quiet=quiet)
+    code = _run(config, out_dir=out, resume_dir=resume, quiet=quiet, force=force)
     if code:
         raise typer.Exit(code)
 
@@ -177,7 +181,7 @@ def _show(value: Any) -> str:
 
 
 def _run(config: TrainConfig, *, out_dir: str | None, resume_dir: str | None,
-         quiet: bool) -> int:
+         quiet: bool, force: bool = False) -> int:
     """Drive ``iter_train``, render its events, and return the exit code."""
     # torch-free --help: rich and the core load only when the command runs
     from rich.console import Console
@@ -193,7 +197,7 @@ def _run(config: TrainConfig, *, out_dir: str | None, resume_dir: str | None,
     progress = TrainProgress(console, quiet=quiet or not main_process)
     # Resuming passes no config: the core continues with the run's stored one.
     events = iter_train(None if resume_dir else config, out_dir=out_dir, stop_token=stop,
-                        resume_from=resume_dir)
+                        resume_from=resume_dir, force=force)
     try:
         with common.StopOnSignals(stop, on_first=progress.stopping), progress:
             for event in events:
@@ -203,13 +207,12 @@ def _run(config: TrainConfig, *, out_dir: str | None, resume_dir: str | None,
     except KeyboardInterrupt:
         return _aborted(progress.run_dir, main_process)
     except Exception as err:
-        known = known_error(err, progress.step)
+        known = known_error(err, progress.step, progress.run_dir, "genlab train --resume")
+        if not main_process:  # every rank hits the same error; rank 0 says it once
+            raise typer.Exit(known[1] if known else common.EXIT_FAILED) from None
         if known is None:
-            raise
-        line, code = known
-        if not main_process:  # every rank hits the same setup error; rank 0 says it once
-            raise typer.Exit(code) from None
-        fail(line, code=code)
+            raise  # a bug: the error boundary says so (--debug shows the traceback)
+        fail(*known)
     if finished is None:
         fail("training ended without a result (no RunFinished event)", code=common.EXIT_FAILED)
     if main_process:
@@ -217,20 +220,24 @@ def _run(config: TrainConfig, *, out_dir: str | None, resume_dir: str | None,
     return common.exit_code(finished.status)
 
 
-def known_error(err: Exception, step: int) -> tuple[str, int] | None:
-    """(one-line message, exit code) for errors users cause; None for bugs (traceback)."""
-    from genlab.core.data.sources import DataError
-    from genlab.core.modeling.loading import ModelLoadError
-    from genlab.core.training.setup import TrainSetupError
+def known_error(err: Exception, step: int, run_dir: str | None = None,
+                resume_command: str = "genlab train --resume") -> tuple[str, int] | None:
+    """(one-line message, exit code) for an expected failure; None for a bug.
 
-    if isinstance(err, ConfigError):
-        return config_error_line(err), common.EXIT_USAGE
-    if isinstance(err, (DataError, ModelLoadError, TrainSetupError)):
-        return " ".join(str(err).split()) or type(err).__name__, common.EXIT_USAGE
+    Once the run directory exists, a failure (a full or read-only disk) is a runtime failure
+    (exit 1) and the line says how to continue from the last checkpoint.
+    """
     if isinstance(err, (MemoryError, RuntimeError)) and "out of memory" in str(err).lower():
         return (f"out of memory at step {step}; try a smaller --batch-size (with --grad-accum "
                 "to keep the effective batch) or --seq-len", common.EXIT_FAILED)
-    return None
+    known = common.expected_error(err)
+    if known is None:
+        return None
+    line, code = known
+    if run_dir and step > 0:
+        return (f"{line}; the run stopped at step {step}: fix that, then continue with "
+                f"{resume_command} {shlex.quote(str(run_dir))}", common.EXIT_FAILED)
+    return line, code
 
 
 def _aborted(run_dir: str | None, main_process: bool) -> int:

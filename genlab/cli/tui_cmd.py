@@ -8,11 +8,14 @@ worker, so the first frame paints before the model starts loading.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import typer
 
 from genlab.assets import DEFAULT_MODEL_HELP
+from genlab.cli import common
 from genlab.cli.common import UsageError, default_model, fail
 from genlab.cli.options import knob_command
 from genlab.cli.runtime_options import parse_runtime, runtime_options
@@ -33,7 +36,8 @@ def tui(
         None, "--adapter", metavar="NAME=DIR",
         help="LoRA adapter (a PEFT directory) offered in every column's model choice; "
              "repeatable."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    device: str = typer.Option("auto", "--device",
+                               help="auto, cpu, cuda, cuda:N or mps."),
     dtype: str = typer.Option("auto", "--dtype", help="auto, float32, bfloat16 or float16."),
     runs_dir: str = typer.Option("runs", "--runs-dir", metavar="DIR",
                                  help="Where training runs are written and listed."),
@@ -43,11 +47,13 @@ def tui(
     Keys: F1 help · F2 Sample · F3 Train · F4 Runs · Ctrl+R run · Esc stop · Ctrl+Q quit.
     """
     # torch-free --help: the argument checks and the app load only when the command runs
-    from genlab.cli.sample_args import parse_adapters
+    from genlab.cli.sample_args import check_device, check_dtype, parse_adapters
 
     try:
-        chosen = model or default_model()  # the shipped model, checked before any paint
+        chosen = check_model(model)  # a missing local model, checked before any paint
         adapters = parse_adapters(adapter or [])
+        device, dtype = check_device(device), check_dtype(dtype)
+        check_runs_dir(runs_dir)
         runtime = parse_runtime(knobs)
         if gguf_file is not None:
             chosen = gguf_path(chosen, gguf_file)
@@ -56,14 +62,41 @@ def tui(
 
     from genlab.tui.app import make_app
 
+    if common.debug_enabled():  # the app's workers read it: tracebacks go to a log file
+        os.environ[common.DEBUG_ENV] = "1"
     make_app(model=chosen, adapters=adapters, device=device, dtype=dtype,
              runs_dir=runs_dir, threads=runtime.threads, quantize=runtime.quantize).run()
 
 
+def check_model(model: str | None) -> str:
+    """The shipped model for None; a local path (``./x``, ``/x``, ``~/x``) must exist."""
+    from genlab import assets
+
+    if model is None:
+        return default_model()
+    try:
+        return assets.resolve_model(model)
+    except assets.ModelNotFound as err:
+        raise UsageError(f"--model {model}: {err}; pass an existing model directory or a "
+                         "Hugging Face hub id") from None
+
+
+def check_runs_dir(runs_dir: str) -> None:
+    """``--runs-dir`` must be a directory (created when the first run starts) genlab can write."""
+    path = Path(runs_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--runs-dir {runs_dir}: is a file, not a directory; pass a directory "
+                         "(it is created when the first run starts)")
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UsageError(f"--runs-dir {runs_dir}: {existing} is a file, not a directory")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--runs-dir {runs_dir}: {existing} is not writable; pass a directory "
+                         "you can write to")
+
+
 def gguf_path(model: str, gguf_file: str) -> str:
     """``--model DIR --gguf-file NAME`` as the file's path (the TUI loads files by path)."""
-    from pathlib import Path
-
     directory = Path(model).expanduser()
     if not directory.is_dir():
         raise UsageError(f"--gguf-file {gguf_file}: --model {model} is not a local directory; "

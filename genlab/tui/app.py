@@ -17,7 +17,7 @@ from textual.app import App
 from textual.reactive import reactive
 
 from genlab.tui.bindings import APP_BINDINGS
-from genlab.tui.bridge import Bridge
+from genlab.tui.bridge import Bridge, describe_failure
 from genlab.tui.screens.help import HelpScreen
 from genlab.tui.screens.runs import RunsScreen
 from genlab.tui.screens.sample import SampleScreen
@@ -88,7 +88,7 @@ class GenlabApp(App):
                 try:
                     source.attach_adapter(loaded, adapter_name, adapter_dir)
                 except Exception as err:  # noqa: BLE001 - a bad adapter must not lose the model
-                    errors.append(str(err).splitlines()[0] if str(err) else repr(err))
+                    errors.append(describe_failure(err))
             return loaded, errors
 
         self.bridge.call(self, MODEL_GROUP, load, uses_model=True)

@@ -21,10 +21,14 @@ trample, and two forwards on a CPU only slow each other down.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import queue
+import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,10 +37,14 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 from textual.worker import Worker, get_current_worker
 
+from genlab.core.errors import error_line, one_line
 from genlab.core.events import StopToken
 
 BATCH_S = 0.04
 """Longest time an event waits in the worker before it is posted to the UI."""
+
+TRACEBACK_LOG = os.path.join(tempfile.gettempdir(), "genlab-tui-tracebacks.log")
+"""Where the TUI writes the traceback of an unexpected failure in debug mode."""
 
 _DONE = object()
 
@@ -83,15 +91,15 @@ class Bridge:
             self.cancelled = cancelled
 
     class Failed(Message, bubble=False):
-        """A run raised; ``message`` is one line for humans."""
+        """A run raised; ``message`` is one line for humans (the CLI's line for the same
+        failure: ``describe_failure``)."""
 
         def __init__(self, run_id: int, group: str, error: BaseException) -> None:
             super().__init__()
             self.run_id = run_id
             self.group = group
             self.error = error
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            self.message = first or type(error).__name__
+            self.message = describe_failure(error)
 
     def __init__(self, host: Any) -> None:
         """``host`` is the app: workers belong to it, so they outlive screen switches."""
@@ -232,6 +240,22 @@ class Bridge:
             events.put(_Error(err))
         finally:
             events.put(_DONE)
+
+
+def describe_failure(error: BaseException) -> str:
+    """One line for a failed run: the core's line for an expected failure (as the CLI prints
+    it), else "unexpected ..." saying where the traceback went (``GENLAB_DEBUG=1`` or
+    ``genlab --debug tui`` writes it to ``TRACEBACK_LOG``)."""
+    known = error_line(error)
+    if known is not None:
+        return known[0]
+    detail = one_line(str(error))
+    what = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+    if os.environ.get("GENLAB_DEBUG", "") not in ("", "0"):
+        with contextlib.suppress(OSError), open(TRACEBACK_LOG, "a", encoding="utf-8") as log:
+            log.write("".join(traceback.format_exception(error)) + "\n")
+        return f"unexpected {what} (a bug in genlab; traceback in {TRACEBACK_LOG})"
+    return f"unexpected {what} (a bug in genlab; run genlab --debug tui for the traceback)"
 
 
 @dataclass

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.core.configs import GenerationRequest, TrainConfig
+from genlab.core.errors import GenlabError
 from genlab.core.events import (
     EvalResult,
     GenerationFinished,
@@ -95,7 +96,7 @@ class FakeSource:
         if self.load_delay_s:
             time.sleep(self.load_delay_s)
         if self.fail_load:
-            raise RuntimeError(self.fail_load)
+            raise GenlabError(self.fail_load)
         return FakeLoaded(name, dict(adapters), self.template)
 
     def prompt_info(self, loaded: FakeLoaded) -> tuple[str, int | None]:
@@ -111,7 +112,7 @@ class FakeSource:
 
     def attach_adapter(self, loaded: FakeLoaded, name: str, adapter_dir: str) -> None:
         if name in loaded.adapters:
-            raise RuntimeError(f"--adapter {name}={adapter_dir}: the name {name!r} is taken")
+            raise GenlabError(f"--adapter {name}={adapter_dir}: the name {name!r} is taken")
         loaded.adapters[name] = adapter_dir
 
     # -------------------------------------------------------------- generation

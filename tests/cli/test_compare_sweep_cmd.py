@@ -143,7 +143,8 @@ def test_an_out_dir_of_another_spec_is_refused(specs, tiny_llama):
     (out / "notes.txt").write_text("mine", encoding="utf-8")
     result = runner.invoke(app, ["compare", str(specs / "compare.yaml"), "--model",
                                  str(tiny_llama), "--out", str(out)])
-    assert result.exit_code == 2 and "not empty" in result.stderr
+    assert result.exit_code == 2 and "genlab did not write" in result.stderr
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
 

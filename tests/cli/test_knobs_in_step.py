@@ -53,8 +53,10 @@ def test_sampling_knobs_are_sample_flags_and_column_settings():
     params = _params("sample")
     for kf in knob_fields(SamplingParams):
         assert kf.flag in params[kf.name].opts, kf.name
-    grid = [kf.name for kf in knob_fields(SamplingParams) if kf.knob.grid]
-    assert [f.name for f in SAMPLE_FIELDS] == [*grid, "seed"]
+    main = [kf.name for kf in knob_fields(SamplingParams) if kf.knob.grid and not kf.knob.advanced]
+    advanced = [kf.name for kf in knob_fields(SamplingParams) if kf.knob.advanced]
+    assert [f.name for f in SAMPLE_FIELDS] == [*main, "seed", *advanced]
+    assert all(f.advanced for f in SAMPLE_FIELDS[len(main) + 1:])
     assert knob_fields(GenerationRequest)[0].name == "seed"
 
 

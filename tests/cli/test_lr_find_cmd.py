@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -24,7 +25,14 @@ def test_lr_find_prints_the_suggestion_and_writes_the_plot(tiny_llama, tmp_path)
     assert (out / "lr_find.png").is_file() and (out / "lr_find.jsonl").is_file()
     again = runner.invoke(app, args)  # the same --out: refused, nothing changed
     assert again.exit_code == 2
-    assert "already holds an lr-find result" in again.stderr
+    assert "already holds an lr-find result" in again.stderr and "--force" in again.stderr
+    assert json.loads((out / ".genlab.json").read_text())["kind"] == "lr-find"
+    (out / "notes.txt").write_text("stale\n")
+    forced = runner.invoke(app, [*args, "--force", "--steps", "6"])  # replaces the old result
+    assert forced.exit_code == 0, forced.output
+    assert not (out / "notes.txt").exists() and (out / "lr_find.png").is_file()
+    records = [json.loads(line) for line in (out / "lr_find.jsonl").read_text().splitlines()]
+    assert len(records) <= 7 and records[-1]["type"] == "result"  # only the new run's lines
     quiet = runner.invoke(app, [*args[:-1], str(tmp_path / "q"), "--quiet"])
     assert quiet.exit_code == 0 and float(quiet.stdout.strip()) > 0
 

@@ -146,7 +146,7 @@ def bad_cases(tmp: Path, train: Path) -> dict[str, tuple[list[str], str]]:
         "missing eval data": ([*d, "--eval-data", str(tmp / "nope.txt")], "--eval-data"),
         "blank separator": ([*d, "--doc-separator", " "], "--doc-separator"),
         "unknown schedule": ([*d, "--schedule", "zigzag"], "--schedule zigzag"),
-        "out not empty": ([*d, "--out", str(full)], "already exists and is not empty"),
+        "out not empty": ([*d, "--out", str(full)], "genlab did not write"),
         "resume not a pretrain dir": (["--resume", str(full)], "no pretrain_config.json"),
     }
 
@@ -239,7 +239,7 @@ def test_help_does_not_import_torch():
         heavy = [m for m in sys.modules if m.split(".")[0] in
                  ("torch", "transformers", "peft", "datasets", "accelerate")
                  or (m.startswith("genlab.core") and m != "genlab.core"
-                     and not m.startswith("genlab.core.configs"))]
+                     and not m.startswith(("genlab.core.configs", "genlab.core.errors")))]
         print(json.dumps({"heavy": heavy, "help": out.getvalue()}))
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -19,7 +19,7 @@ import typer
 from typer.testing import CliRunner
 
 from genlab.cli import app
-from genlab.core.configs import SamplingParams
+from genlab.core.configs import SamplingParams, knob_fields
 from genlab.core.generation.grid import derive_seed
 
 JSONL_KEYS = {"prompt", "messages", "params", "seed", "sample_index", "text", "token_ids",
@@ -96,6 +96,31 @@ def test_grid_size_and_jsonl_shape(sample):
         assert x["seed"] == derive_seed(0, x["sample_index"])
         assert x["finish_reason"] in ("length", "eos", "stop")
         assert 1 <= len(x["token_ids"]) <= 4 and isinstance(x["text"], str)
+
+
+def test_advanced_samplers_are_grid_axes_and_shared_settings(sample):
+    r = sample("--prompt", "Once upon a time", "--dry-multiplier", "0,0.8", "--mirostat", "0,2",
+               "--typical-p", "0.9", "--logit-bias", " the=-inf", "--logit-bias", '"\\n"=-2',
+               "--sampler-order", "llama.cpp", "--dry-sequence-breakers", '"\\n", ":"',
+               "--max-new-tokens", "6", "-f", "jsonl")
+    assert r.exit_code == 0, r.stderr
+    rows = _jsonl(r.stdout)
+    assert {(x["params"]["dry_multiplier"], x["params"]["mirostat"]) for x in rows} == {
+        (0.0, 0), (0.0, 2), (0.8, 0), (0.8, 2)}
+    for x in rows:
+        assert x["params"]["logit_bias"] == [[" the", "-inf"], ["\n", -2.0]]
+        assert x["params"]["sampler_order"] == "llama.cpp"
+        assert x["params"]["dry_sequence_breakers"] == ["\n", ":"]
+        assert x["params"]["typical_p"] == 0.9
+    table = sample("--prompt", "Once upon a time", "--xtc-probability", "0,0.5",
+                   "--logit-bias", "5=1", "--max-new-tokens", "3")
+    assert "xtc-p=0 " in table.stdout and "xtc-p=0.5" in table.stdout
+    assert "bias=5=1" in table.stdout  # shared advanced settings join the caption
+
+
+def test_logit_bias_outside_the_vocabulary_fails_after_load(sample):
+    r = sample("--prompt", "hi", "--logit-bias", "999999=-inf")
+    _assert_one_line_error(r, "--logit-bias 999999=-inf: must be token ids in 0..")
 
 
 def test_same_command_twice_gives_same_output_and_seeds_reproduce_a_row(sample):
@@ -274,6 +299,18 @@ BAD = [
     (["--adapter", "nodir"], "--adapter nodir: expected NAME=DIR"),
     (["--adapter", "a=/no/such/adapter"], "--adapter a=/no/such/adapter: no such directory"),
     (["--adapter", "base=/tmp"], "--adapter base=/tmp: 'base' names the model"),
+    (["--typical-p", "0,0.5"], "--typical-p 0: must be in (0, 1] (1 = off)"),
+    (["--mirostat", "0,3"], "--mirostat 3: must be an integer in [0, 2]"),
+    (["--presence-penalty", "2.5"], "--presence-penalty 2.5: must be in [-2, 2] (0 = off)"),
+    (["--xtc-threshold", "0.7"], "--xtc-threshold 0.7: must be in (0, 0.5]"),
+    (["--dry-allowed-length", "1.5"], "--dry-allowed-length 1.5: '1.5' is not an integer"),
+    (["--min-tokens", "9", "--max-new-tokens", "8"], "--min-tokens 9: must be <= max_new"),
+    (["--logit-bias", "the"], "--logit-bias the: must be TOKEN=BIAS entries"),
+    (["--logit-bias", "5=-1", "--logit-bias", "x=high"], "--logit-bias x=high: must be"),
+    (["--logit-bias", "x=inf"], "-inf bans a token"),
+    (["--sampler-order", "top_k,nope"], "--sampler-order top_k,nope: must be transformers"),
+    (["--top-k", "5", "--sampler-order", "temperature"], "(add top_k)"),
+    (["--dry-sequence-breakers", "\\n"], "--dry-sequence-breakers \\n: must be JSON strings"),
 ]
 
 
@@ -376,8 +413,9 @@ def test_help_documents_every_option_and_examples(runner):
 def test_help_defaults_match_sampling_params():
     command = typer.main.get_command(app).commands["sample"]
     defaults = SamplingParams().to_dict()
+    numbers = {kf.name for kf in knob_fields(SamplingParams) if kf.kind in ("int", "float")}
     for param in command.params:
-        if param.name in defaults and param.name not in ("stop", "ignore_eos"):
+        if param.name in numbers:
             shown = re.search(r"Default: ([\d.]+)\.", param.help).group(1)
             assert float(shown) == defaults[param.name], param.name
 

@@ -71,3 +71,96 @@ def test_fresh_dir_is_path_safe_and_never_an_existing_path(tmp_path):
     assert first.name.endswith("-my-run-1")
     first.mkdir()
     assert io.fresh_dir(tmp_path, "my run/1", prefix="sweep-") != first
+
+
+# ----------------------------------------------------------------------------- output dirs
+
+
+def test_claim_out_dir_uses_new_empty_and_same_kind_and_refuses_the_rest(tmp_path):
+    assert io.claim_out_dir(tmp_path / "new", "run") == "new"
+    (tmp_path / "empty").mkdir()
+    assert io.claim_out_dir(tmp_path / "empty", "run") == "empty"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    io.write_marker(mine, "run")
+    assert io.claim_out_dir(mine, "run") == "same"
+    with pytest.raises(io.OutDirError, match="holds a genlab run output, not a sweep"):
+        io.claim_out_dir(mine, "sweep")
+    assert io.claim_out_dir(mine, "sweep", force=True) == "replace"
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    with pytest.raises(io.OutDirError, match="genlab did not write.*--force"):
+        io.claim_out_dir(users, "run")
+    assert io.claim_out_dir(users, "run", is_legacy=lambda p: True) == "same"
+    assert io.claim_out_dir(users, "run", force=True) == "replace"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(io.OutDirError, match="is a file"):
+        io.claim_out_dir(tmp_path / "file", "run", force=True)
+    assert (users / "notes.txt").read_text() == "mine"  # deciding never touches anything
+
+
+def test_a_marker_that_does_not_read_is_no_marker(tmp_path):
+    (tmp_path / io.MARKER_FILE).write_text("{not json")
+    assert io.read_marker(tmp_path) is None
+    (tmp_path / io.MARKER_FILE).write_text('{"kind": "pizza"}')
+    assert io.read_marker(tmp_path) is None
+
+
+def test_replace_dir_keeps_one_complete_copy(tmp_path, monkeypatch):
+    old, new = tmp_path / "out", tmp_path / "new"
+    old.mkdir()
+    (old / "a").write_text("old")
+    new.mkdir()
+    (new / "a").write_text("new")
+    real = os.replace
+    calls = []
+
+    def second_fails(src, dst):
+        calls.append(src)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(io.os, "replace", second_fails)
+    with pytest.raises(OSError):
+        io.replace_dir(new, old)
+    monkeypatch.undo()
+    assert (old / "a").read_text() == "old"  # moved back: the previous output is whole
+    io.replace_dir(new, old)
+    assert (old / "a").read_text() == "new" and not new.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+# ----------------------------------------------------------------------------- bounded reads
+
+
+def test_bounded_reads_stop_one_byte_past_the_limit(tmp_path):
+    path = tmp_path / "big.txt"
+    path.write_bytes(b"x" * 101)
+    assert io.read_bytes_limited(path, 101, "it") == b"x" * 101
+    with pytest.raises(io.InputTooLarge, match="big: more than 100 bytes"):
+        io.read_bytes_limited(path, 100, "big")
+
+
+def test_iter_lines_limited_names_the_long_line(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b"short\n" + b"y" * 50 + b"\nend")
+    assert [n for n, _ in io.iter_lines_limited(path, 60, "rows")] == [1, 2, 3]
+    with pytest.raises(io.InputTooLarge, match="line 2 is longer than 20 bytes"):
+        list(io.iter_lines_limited(path, 20, "rows"))
+
+
+def test_named_os_errors_recovers_the_disk_error_a_library_wrapped(tmp_path):
+    target = tmp_path / "optimizer.pt"
+    with pytest.raises(OSError) as info, io.named_os_errors(target):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos") from None
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)
+    with pytest.raises(OSError) as info, io.named_os_errors(target):
+        raise ValueError("I/O error: No space left on device (os error 28)")
+    assert info.value.errno == errno.ENOSPC
+    with pytest.raises(KeyError), io.named_os_errors(target):
+        raise KeyError("not a disk problem")

@@ -37,12 +37,14 @@ def test_failed_model_load_is_shown_and_the_app_keeps_running(tmp_path, tui):
 
     async def scenario():
         app = tui.fake_app(tmp_path, source, adapters={"bad": str(tmp_path)})
+        messages: list[str] = []  # every notification, kept past its timeout on a slow machine
+        notify = app.notify
+        app.notify = lambda message, **kw: (messages.append(str(message)), notify(message, **kw))
         async with app.run_test(size=tui.SIZE, notifications=True) as pilot:
             await tui.wait_ready(pilot)
             assert app.model_state == "failed"
             status = str(app.screen.query_one(StatusLine).render())
             assert "model not loaded: --model nope: no such directory" in status
-            messages = [n.message for n in app._notifications]
             assert any("no such directory" in m for m in messages)
             await pilot.press("ctrl+r")
             assert not app.bridge.running("generate")

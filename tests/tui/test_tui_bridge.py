@@ -6,6 +6,7 @@ import time
 
 from textual.app import App
 
+from genlab.core.data.sources import DataError
 from genlab.tui.bridge import BATCH_S, Bridge
 
 
@@ -70,14 +71,23 @@ def test_a_slow_producer_is_never_held_back_more_than_a_batch(tui):
 def test_failures_and_call_results_reach_the_owner(tui):
     def broken(stop):
         yield 1
-        raise ValueError("--data x: no such file\nmore detail")
+        raise DataError("--data x: no such file\nmore detail")
+
+    def buggy(stop):
+        yield 1
+        raise KeyError("oops")
 
     async def scenario():
         app = Recorder()
         async with app.run_test() as pilot:
             app.bridge.stream(app, "g", broken)
             await tui.wait_for(pilot, lambda: app.failed, what="failure")
+            # The CLI's line for the same failure: the core's one-line message.
             assert app.failed[0].message == "--data x: no such file"
+            app.bridge.stream(app, "b", buggy)
+            await tui.wait_for(pilot, lambda: len(app.failed) == 2, what="bug")
+            assert app.failed[1].message.startswith("unexpected KeyError: 'oops' (a bug")
+            assert "--debug" in app.failed[1].message
             app.bridge.call(app, "c", lambda: 42)
             await tui.wait_for(pilot, lambda: app.finished, what="call")
             assert app.finished[0].result == 42 and app.finished[0].group == "c"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from textual.widgets import Input, Select
+from textual.widgets import Collapsible, Input, Select
+from textual.widgets._collapsible import CollapsibleTitle
 
 from genlab.tui.fake_source import FakeSource
 from genlab.tui.screens.sample import SampleScreen
-from genlab.tui.widgets.params_panel import FIELDS, HINTS
+from genlab.tui.widgets.params_panel import ADVANCED_FIELDS, FIELDS, HINTS
 from genlab.tui.widgets.sample_column import SampleColumn
 from genlab.tui.widgets.token_dist import TokenDist
 
@@ -100,6 +101,42 @@ def test_invalid_setting_is_shown_inline_and_settings_explain_themselves(tmp_pat
                 column.panel.query_one(f"#{name}").focus()
                 await tui.wait_for(pilot, lambda p=phrase: p in str(hint.render()), timeout=3,
                                    what=f"hint for {name}")
+
+    tui.run(scenario)
+
+
+def test_advanced_samplers_sit_under_a_fold_and_reach_the_request(tmp_path, tui):
+    async def scenario():
+        app = tui.fake_app(tmp_path)
+        async with app.run_test(size=tui.SIZE) as pilot:
+            await tui.wait_ready(pilot)
+            column = _columns(app)[0]
+            fold = column.panel.query_one(Collapsible)
+            assert fold.collapsed and fold.title == "advanced"
+            assert not column.panel.query_one("#dry_multiplier", Input).is_on_screen
+            assert {f.name for f in ADVANCED_FIELDS} >= {"typical_p", "dry_multiplier",
+                                                         "mirostat", "logit_bias",
+                                                         "sampler_order"}
+            fold.query_one(CollapsibleTitle).focus()
+            await pilot.press("enter")  # the keyboard opens the fold
+            await pilot.pause()
+            assert not fold.collapsed
+            column.panel.set_value("dry_multiplier", "0.8")
+            column.panel.set_value("logit_bias", '" the"=-inf, 5=2')
+            column.panel.set_value("sampler_order", "llama.cpp")
+            await pilot.pause(0.05)
+            params = column.request("x").params
+            assert params.dry_multiplier == 0.8 and params.sampler_order == "llama.cpp"
+            assert params.logit_bias == ((" the", float("-inf")), (5, 2.0))
+            assert "dry 0.8" in column.label and "order llama.cpp" in column.label
+            column.panel.set_value("mirostat", "3")
+            await pilot.pause(0.05)
+            assert "mirostat=3" in column.panel.error
+            assert column.panel.query_one("#mirostat", Input).has_class("-invalid-setting")
+            column.panel.set_value("mirostat", "2")
+            await pilot.pause(0.05)
+            assert column.panel.error == "" and column.request("x").params.mirostat == 2
+            assert "mirostat" in HINTS["mirostat"] and "surprise" in HINTS["mirostat"]
 
     tui.run(scenario)
 

@@ -29,10 +29,12 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
+from genlab.core.errors import GenlabError
+
 KNOB_KEY = "genlab.knob"
 
 
-class ConfigError(ValueError):
+class ConfigError(GenlabError, ValueError):
     """A configuration value is out of range or of the wrong kind.
 
     Attributes:
@@ -41,10 +43,13 @@ class ConfigError(ValueError):
         expected: Human description of the valid range, e.g. ``"in (0, 1]"``.
     """
 
-    def __init__(self, field: str, value: Any, expected: str) -> None:
+    def __init__(self, field: str, value: Any, expected: str,
+                 related: tuple[str, ...] = ()) -> None:
         self.field = field
         self.value = value
         self.expected = expected
+        self.related = related
+        """Other field names that ``expected`` mentions; faces spell them their own way."""
         super().__init__(f"{field}={value!r}: must be {expected}")
 
 
@@ -70,6 +75,9 @@ class Knob:
         intuition: One line for learners (TUI hint bar, docs): what turning it does.
         tui: Shown as a TUI form field.
         section: TUI form section (default: ``panel``).
+        advanced: Shown under the TUI's "advanced" fold (the column stays readable).
+        verbatim: The CLI hands the flag's text to the config unchanged; the config's own
+            parser reads it (a text form such as ``"\\n", ":"`` that commas cannot split).
     """
 
     low: float | None = None
@@ -90,6 +98,8 @@ class Knob:
     intuition: str = ""
     tui: bool = False
     section: str = ""
+    advanced: bool = False
+    verbatim: bool = False
 
 
 def knob(default: Any = MISSING, *, factory: Any = MISSING, **meta: Any) -> Any:

@@ -9,6 +9,7 @@ so adding a training knob is one edit here plus its tests.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -24,6 +25,15 @@ TRAIN_METHODS = ("lora", "full")
 DATA_FORMATS = ("auto", "text", "prompt-completion", "messages")
 LORA_INITS = ("default", "gaussian", "pissa", "olora", "loftq")
 QUANTIZE = TRAIN_QUANTIZE
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+DEVICE_EXPECTED = "auto, cpu, cuda, cuda:N or mps"
+DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16", "fp32", "bf16", "fp16")
+
+
+def valid_device(name: Any) -> bool:
+    """True for a device genlab runs on: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    return isinstance(name, str) and DEVICE_PATTERN.match(name) is not None
+
 
 DATA = "Model and data"
 LORA = "LoRA"
@@ -313,9 +323,15 @@ class TrainConfig:
                               "compare; QLoRA trains on a 4bit or 8bit base on CUDA)")
         validate_knobs(self)
         if (self.prompt_field is None) != (self.completion_field is None):
-            raise ConfigError("completion_field", self.completion_field,
-                              "given together with prompt_field (both or neither)")
+            given, other = (("prompt_field", "completion_field") if self.completion_field is None
+                            else ("completion_field", "prompt_field"))
+            raise ConfigError(given, getattr(self, given),
+                              f"given together with {other} (both or neither)", related=(other,))
         self._check_data_format()
+        if not valid_device(self.device):
+            raise ConfigError("device", self.device, DEVICE_EXPECTED)
+        if self.dtype not in DTYPE_NAMES:
+            raise ConfigError("dtype", self.dtype, "auto, float32, bfloat16 or float16")
         if len(self.betas) != 2 or not all(_unit(b) for b in self.betas):
             raise ConfigError("betas", self.betas, "two numbers in [0, 1), e.g. 0.9,0.999")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))

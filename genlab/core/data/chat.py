@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from genlab.core.errors import GenlabError
+
 ROLES = ("system", "user", "assistant", "tool")
 """The roles a conversation may use (OpenAI's, as chat templates expect them)."""
 Pairs = tuple[tuple[str, str], ...]
@@ -40,7 +42,7 @@ _FAMILIES = (  # (marker in the template, name shown), most specific first
 )
 
 
-class ChatError(ValueError):
+class ChatError(GenlabError, ValueError):
     """A conversation or chat template cannot be used; the message is one line."""
 
 

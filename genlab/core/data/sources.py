@@ -17,6 +17,11 @@ Owns turning what the user passes as ``--data`` / ``--eval-data`` into a list of
 * anything else that does not exist locally is tried as a Hugging Face hub dataset name
   (``datasets.load_dataset(name, split="train")``).
 
+Size limits: one document (a ``.txt`` document, a JSONL line, a CSV/Parquet/JSON row's text)
+holds at most ``MAX_ROW_BYTES`` (8 MiB); a ``.jsonl`` line over it is refused while the file is
+scanned, before anything parses it. The corpus as a whole has no limit: it is tokenised in
+memory, so it needs room for its token ids.
+
 Every failure is a ``DataError`` with one line naming the flag, the problem and the fix. The
 ``datasets`` library is imported lazily, kept quiet (no progress bars, no log lines: the core
 never prints) and pointed at a throw-away cache for local files, so nothing lands in the user's
@@ -38,14 +43,19 @@ import datasets
 from huggingface_hub.utils import logging as hub_logging
 
 from genlab.core.data.chat import ChatError, parse_messages
+from genlab.core.errors import GenlabError
+from genlab.core.io import human_size
 
 TEXT_SUFFIXES = (".txt",)
 STRUCTURED_SUFFIXES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 SUPPORTED_SUFFIXES = (*TEXT_SUFFIXES, *STRUCTURED_SUFFIXES)
 _UTF8_CHUNK = 1 << 20
+MAX_ROW_BYTES = 8 << 20
+"""Largest document or row (8 MiB): tokenising one text that long takes seconds and ~2 GB."""
+LINE_SUFFIXES = (".jsonl",)
 
 
-class DataError(ValueError):
+class DataError(GenlabError, ValueError):
     """Training data cannot be used; the one-line message names the flag, problem and fix."""
 
 
@@ -190,17 +200,18 @@ def _load_file(path: Path, fields: _Fields, doc_separator: str | None) -> list[D
     if path.stat().st_size == 0:
         raise DataError(f"{fields.flag} {path}: the file is empty; pass a file with documents")
     if suffix != ".parquet":
-        _check_utf8(path, fields.flag)
+        _scan_text(path, fields.flag, MAX_ROW_BYTES if suffix in LINE_SUFFIXES else None)
     if suffix in TEXT_SUFFIXES:
         return _load_text_file(path, fields, doc_separator)
     return _load_structured(path, STRUCTURED_SUFFIXES[suffix], fields)
 
 
-def _check_utf8(path: Path, flag: str) -> None:
-    """Raise a DataError naming the byte offset of the first invalid UTF-8 sequence."""
+def _scan_text(path: Path, flag: str, max_line: int | None) -> None:
+    """One streaming pass: a DataError naming the byte offset of the first invalid UTF-8
+    sequence, or the first line longer than ``max_line`` bytes (None: no line limit)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
-    with path.open("rb") as fh:
+    offset, line, run = 0, 1, 0  # run: bytes of the current line so far
+    with _open_data(path, flag) as fh:
         while True:
             chunk = fh.read(_UTF8_CHUNK)
             pending = len(decoder.getstate()[0])  # bytes of a split character from last chunk
@@ -213,7 +224,32 @@ def _check_utf8(path: Path, flag: str) -> None:
                                 "re-save the file as UTF-8") from None
             if not chunk:
                 return
+            if max_line is not None:
+                line, run = _check_lines(chunk, line, run, max_line, f"{flag} {path}")
             offset += len(chunk)
+
+
+def _check_lines(chunk: bytes, line: int, run: int, max_line: int, where: str
+                 ) -> tuple[int, int]:
+    """Track line lengths over chunks; returns the (line number, bytes so far) carried on."""
+    pieces = chunk.split(b"\n")
+    for i, piece in enumerate(pieces):
+        run += len(piece)
+        if run > max_line:
+            raise DataError(f"{where}: line {line} is longer than {human_size(max_line)}, "
+                            "genlab's limit for one row; split that row into smaller ones")
+        if i < len(pieces) - 1:
+            line, run = line + 1, 0
+    return line, run
+
+
+def _open_data(path: Path, flag: str) -> Any:
+    """``path`` opened for binary reading; an unreadable file is a one-line DataError."""
+    try:
+        return path.open("rb")
+    except OSError as err:
+        raise DataError(f"{flag} {path}: cannot read it ({(err.strerror or str(err)).lower()});"
+                        " check its permissions") from None
 
 
 def _load_text_file(path: Path, fields: _Fields, doc_separator: str | None) -> list[Document]:
@@ -223,9 +259,17 @@ def _load_text_file(path: Path, fields: _Fields, doc_separator: str | None) -> l
     if fields.pair:
         raise DataError(f"--prompt-field {fields.prompt}: {path} is plain text, which has no "
                         "fields; use .jsonl/.json/.csv/.parquet rows for prompt/completion data")
-    text = path.read_text(encoding="utf-8").replace("\r\n", "\n")
+    with _open_data(path, fields.flag) as fh:
+        text = fh.read().decode("utf-8").replace("\r\n", "\n")
     pieces = text.split(doc_separator) if doc_separator else _split_blank_lines(text)
-    return [Document(doc) for doc in (p.strip() for p in pieces) if doc]
+    docs = [Document(doc) for doc in (p.strip() for p in pieces) if doc]
+    for number, doc in enumerate(docs, start=1):
+        if len(doc.text) > MAX_ROW_BYTES:
+            raise DataError(f"{fields.flag} {path}: document {number} holds "
+                            f"{len(doc.text):,} characters, more than genlab's limit of "
+                            f"{human_size(MAX_ROW_BYTES)} for one document; split it (blank "
+                            "lines, or --doc-separator, separate documents)")
+    return docs
 
 
 def _split_blank_lines(text: str) -> list[str]:
@@ -304,7 +348,7 @@ def _rows_to_documents(table: Any, fields: _Fields, where: str) -> list[Document
                                 f"{names}); pass {flag} with one of them")
         prompts = _strings(table[fields.prompt], "--prompt-field", fields.prompt, where)
         completions = _strings(table[fields.completion], "--completion-field",
-                               fields.completion, where)
+                               fields.completion, where, required=True)
         return [Document(c, prompt=p) for p, c in zip(prompts, completions, strict=True) if c]
     if fields.text not in columns:
         raise DataError(f"--text-field {fields.text}: {where} has no {fields.text!r} field "
@@ -327,6 +371,11 @@ def _conversations(table: Any, fields: _Fields, where: str, names: str) -> list[
             pairs = parse_messages(_plain_messages(value))
         except ChatError as err:
             raise DataError(f"{flag} {fields.messages}: row {row} of {where}: {err}") from None
+        size = sum(len(content) for _, content in pairs)
+        if size > MAX_ROW_BYTES:
+            raise DataError(f"{flag} {fields.messages}: row {row} of {where} holds {size:,} "
+                            f"characters of messages, more than genlab's limit of "
+                            f"{human_size(MAX_ROW_BYTES)} for one row; split it")
         if any(role == "assistant" and content for role, content in pairs):
             docs.append(Document.conversation(pairs))
     return docs
@@ -340,13 +389,22 @@ def _plain_messages(value: Any) -> Any:
     return value
 
 
-def _strings(column: Sequence[Any], flag: str, name: str, where: str) -> list[str]:
-    """The column as strings (None -> ""); any other non-string value is an error."""
+def _strings(column: Sequence[Any], flag: str, name: str, where: str,
+             required: bool = False) -> list[str]:
+    """The column as strings (None -> "", or an error when ``required``); any other
+    non-string value, or a text over ``MAX_ROW_BYTES``, is an error."""
     values = list(column)
     for row, value in enumerate(values, start=1):
+        if value is None and required:
+            raise DataError(f"{flag} {name}: row {row} of {where} has no {name!r} value; give "
+                            f"every row one (rows whose {name!r} is \"\" are skipped)")
         if value is not None and not isinstance(value, str):
             raise DataError(f"{flag} {name}: row {row} of {where} holds a "
                             f"{type(value).__name__}, not text; point {flag} at a text field")
+        if value is not None and len(value) > MAX_ROW_BYTES:
+            raise DataError(f"{flag} {name}: row {row} of {where} holds {len(value):,} "
+                            f"characters, more than genlab's limit of "
+                            f"{human_size(MAX_ROW_BYTES)} for one row; split it")
     return [v or "" for v in values]
 
 

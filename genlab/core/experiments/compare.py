@@ -9,6 +9,10 @@ writes the report at the end. A stop (or kill) loses at most the cells in flight
 into the same directory finishes the rest. Every prompt is encoded (chat template, context
 check) before the output directory is opened, so a prompt that cannot run writes nothing.
 
+Each output also records ``base_logprob``: the summed log-probability of its tokens under the
+base model (``generation.scoring``, one batched forward per finished cell), the report's
+quality measure beside distinct bigrams.
+
 Events: ``CompareStarted``, then the generator's ``RowFinished`` per generation (for progress)
 and ``CellFinished`` per cell, then ``CompareFinished``.
 """
@@ -21,10 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genlab.core.configs import ConfigError
 from genlab.core.configs.sampling import message_dicts
 from genlab.core.events import RowFinished, StopToken
 from genlab.core.generation.decode import iter_generate
 from genlab.core.generation.grid import GridCell, build_rows
+from genlab.core.generation.model_call import vocab_size
 from genlab.core.generation.prompting import (
     ContextLimitError,
     PromptError,
@@ -32,6 +38,8 @@ from genlab.core.generation.prompting import (
     sent_messages,
     uses_chat,
 )
+from genlab.core.generation.sampling import resolve_logit_bias
+from genlab.core.generation.scoring import score_continuations
 from genlab.core.modeling.loading import load_model
 from genlab.core.reports.report import write_compare_report
 from genlab.core.reports.results import (
@@ -42,6 +50,7 @@ from genlab.core.reports.results import (
     open_out_dir,
     read_rows,
 )
+from genlab.core.specs.common import SpecError
 from genlab.core.specs.compare import CompareCell, CompareSpec
 from genlab.core.specs.loader import resolve_model
 
@@ -104,11 +113,12 @@ class CompareFinished:
 CompareEvent = CompareStarted | RowFinished | CellFinished | CompareFinished
 
 
-def prepare_compare(spec: CompareSpec, out_dir: str | Path | None = None) -> tuple[Path, str]:
+def prepare_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
+                    force: bool = False) -> tuple[Path, str, str]:
     """Resolve the output directory and model before anything is loaded or written.
 
     Returns:
-        ``(out_dir, model)``.
+        ``(out_dir, model, state)``; ``state`` as ``reports.results.check_out_dir`` says.
 
     Raises:
         OutDirError: ``out_dir`` holds something else.
@@ -116,13 +126,13 @@ def prepare_compare(spec: CompareSpec, out_dir: str | Path | None = None) -> tup
     """
 
     out = Path(out_dir) if out_dir is not None else default_out_dir("compare", spec.name)
-    check_out_dir(out, "compare", spec.identity())
-    return out, resolve_model(spec.model)
+    state = check_out_dir(out, "compare", spec.identity(), force=force)
+    return out, resolve_model(spec.model), state
 
 
 def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
-                 stop_token: StopToken | None = None, loaded: Any = None
-                 ) -> Iterator[CompareEvent]:
+                 stop_token: StopToken | None = None, loaded: Any = None,
+                 force: bool = False) -> Iterator[CompareEvent]:
     """Run ``spec`` into ``out_dir`` (default ``runs/compare-<timestamp>-<name>``).
 
     Args:
@@ -131,6 +141,7 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
         stop_token: Ends the run after the cells in flight are cancelled (their rows are not
             written; a rerun redoes them).
         loaded: An already-loaded model to use instead of loading ``spec.model`` (tests, TUI).
+        force: Replace an ``out_dir`` that holds something else (``--force``).
 
     Raises:
         OutDirError, LookupError, ModelLoadError, PromptError, ContextLimitError: Before
@@ -138,7 +149,7 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
     """
 
     start = time.perf_counter()
-    out, model = prepare_compare(spec, out_dir)
+    out, model, state = prepare_compare(spec, out_dir, force=force)
     if loaded is None:
         loaded = load_model(model, device=spec.device, dtype=spec.dtype,
                             adapters=dict(spec.adapters) or None, gguf_file=spec.gguf_file,
@@ -146,8 +157,9 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
     cells = spec.cells()
     first = [GridCell(c.index, c.params, c.adapter) for c in cells]
     _check_prompts(spec, loaded, first)
+    _check_logit_bias(spec, loaded, first)
     stop = stop_token or StopToken()
-    open_out_dir(out, spec.to_dict(), spec.identity())
+    open_out_dir(out, spec.to_dict(), spec.identity(), state)
     results = out / RESULTS_FILE
     done = {row.get("key") for row in read_rows(results)}
     pending = [c for c in cells if c.key not in done]
@@ -161,7 +173,7 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
         rows = build_rows(spec.prompt_items, grid_cells, spec.samples, spec.seed,
                           **spec.prompting)
         by_cell: dict[int, list[tuple[Any, RowFinished]]] = {c.index: [] for c in chunk}
-        for event in iter_generate(loaded, [r.request for r in rows],
+        for event in iter_generate(loaded, [r.request for r in rows], token_events=False,
                                    batch_size=spec.batch_size, stop_token=stop):
             if not isinstance(event, RowFinished):
                 continue
@@ -174,6 +186,7 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
             if len(bucket) == spec.rows_per_cell:
                 cell = next(c for c in chunk if c.index == grid_row.cell.index)
                 row = cell_row(spec, cell, bucket, loaded.tokenizer,
+                               _base_logprobs(loaded, bucket),
                                getattr(loaded, "runtime", None))
                 append_row(results, row)
                 finished += 1
@@ -203,6 +216,22 @@ def _check_prompts(spec: CompareSpec, loaded: Any, cells: list[GridCell]) -> Non
         raise PromptError(f"prompts[{index}]: {err}") from None
 
 
+def _check_logit_bias(spec: CompareSpec, loaded: Any, cells: list[GridCell]) -> None:
+    """Every cell's ``logit_bias`` tokens must be in this model's vocabulary (checked before
+    anything is written).
+
+    Raises:
+        SpecError: Naming ``logit_bias``, the entry and the vocabulary's range.
+    """
+    vocab = vocab_size(loaded)
+    for entries in dict.fromkeys(c.params.logit_bias for c in cells if c.params.logit_bias):
+        try:
+            resolve_logit_bias(loaded.tokenizer, entries, vocab)
+        except ConfigError as err:
+            raise SpecError(spec.source or "<spec>", "logit_bias",
+                            f"expected {err.expected}, got {err.value}") from None
+
+
 def _chunks(cells: list[CompareCell], rows_per_cell: int, batch_size: int
             ) -> Iterator[list[CompareCell]]:
     """Whole cells per generator call, about ``batch_size`` rows each (at least one cell)."""
@@ -211,16 +240,27 @@ def _chunks(cells: list[CompareCell], rows_per_cell: int, batch_size: int
         yield cells[i:i + per_chunk]
 
 
+def _base_logprobs(loaded: Any, done: list[tuple[Any, RowFinished]]) -> list[float | None]:
+    """Each generation's summed log-probability under the base model (compare's quality)."""
+    return score_continuations(loaded, [g.request for g, _ in done],
+                               [e.token_ids for _, e in done])
+
+
 def cell_row(spec: CompareSpec, cell: CompareCell, done: list[tuple[Any, RowFinished]],
-             tokenizer: Any = None, runtime: dict[str, Any] | None = None) -> dict[str, Any]:
+             tokenizer: Any = None, base_logprobs: list[float | None] | None = None,
+             runtime: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``results.jsonl`` row of a finished cell (outputs prompt-major, then sample).
 
-    An output of a chat row also has ``messages``: the conversation sent (system included);
+    An output of a chat row also has ``messages``: the conversation sent (system included).
+    ``base_logprobs`` (in the order of ``done``) are the summed log-probabilities of each
+    output's tokens under the base model; the report turns them into a mean and perplexity.
     ``runtime`` (device, dtype, quantize, threads: ``LoadedModel.runtime``) says how the
     model ran this cell (a resumed run may use other threads).
     """
+    scores = dict(zip((id(d) for d in done), base_logprobs or [None] * len(done), strict=True))
     outputs = []
-    for grid_row, event in sorted(done, key=lambda d: (d[0].prompt_index, d[0].sample_index)):
+    for pair in sorted(done, key=lambda d: (d[0].prompt_index, d[0].sample_index)):
+        grid_row, event = pair
         output = {
             "prompt_index": grid_row.prompt_index,
             "prompt": spec.prompts[grid_row.prompt_index],
@@ -229,6 +269,7 @@ def cell_row(spec: CompareSpec, cell: CompareCell, done: list[tuple[Any, RowFini
             "text": event.text,
             "finish_reason": event.reason,
             "new_tokens": len(event.token_ids),
+            "base_logprob": scores[id(pair)],
         }
         if tokenizer is not None and uses_chat(tokenizer, grid_row.request):
             output["messages"] = message_dicts(sent_messages(grid_row.request))

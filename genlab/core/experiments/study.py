@@ -24,12 +24,14 @@ import math
 import os
 import shutil
 import socket
+import warnings
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
+from genlab.core.errors import GenlabError
 from genlab.core.experiments.trial import trial_dir
 from genlab.core.io import jsonable
 from genlab.core.specs.sweep import SweepSpec
@@ -37,21 +39,6 @@ from genlab.core.specs.sweep import SweepSpec
 ROW_ATTR = "genlab_row"
 GRID_ATTR = "grid_index"
 OWNER_ATTR = "genlab_owner"
-STUDY_FILE = "study.db"
-
-
-def default_storage(out_dir: str | Path) -> str:
-    """``sqlite:///<out>/study.db`` (absolute)."""
-    return f"sqlite:///{Path(out_dir).resolve() / STUDY_FILE}"
-
-
-def make_storage(url: str) -> Any:
-    """An Optuna ``RDBStorage`` for ``url``; SQLite waits for locks instead of failing."""
-
-    kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
-    return optuna.storages.RDBStorage(url, **kwargs)
 
 
 def open_study(spec: SweepSpec, storage: Any, *, seed_offset: int = 0) -> Any:
@@ -66,7 +53,7 @@ def open_study(spec: SweepSpec, storage: Any, *, seed_offset: int = 0) -> Any:
 IDENTITY_ATTR = "genlab_identity"
 
 
-class SweepSetupError(ValueError):
+class SweepSetupError(GenlabError, ValueError):
     """A sweep cannot start (bad worker count, a study of another spec); one line."""
 
 
@@ -155,7 +142,7 @@ def claim_trial(study: Any, spec: SweepSpec) -> Any | None:
         if spec.method == "grid":
             if not any(t.state == TrialState.WAITING for t in trials):
                 return None
-            trial = study.ask()
+            trial = _ask(study)
             index = trial.user_attrs.get(GRID_ATTR)
             if index is None or _grid_point_taken(study, index, trial.number):
                 study.tell(trial, state=TrialState.FAIL)
@@ -165,7 +152,7 @@ def claim_trial(study: Any, spec: SweepSpec) -> Any | None:
         else:
             if sum(counts(t) for t in trials) >= spec.budget:
                 return None
-            trial = study.ask()
+            trial = _ask(study)
             before = sum(counts(t) for t in study.get_trials(deepcopy=False)
                          if t.number < trial.number)
             if before >= spec.budget:
@@ -173,6 +160,14 @@ def claim_trial(study: Any, spec: SweepSpec) -> Any | None:
                 return None
         trial.set_user_attr(OWNER_ATTR, {"host": socket.gethostname(), "pid": os.getpid()})
         return trial
+
+
+def _ask(study: Any) -> Any:
+    """``study.ask()`` without Optuna's note that heartbeats are meant for ``optimize`` (genlab
+    records them itself: ``storage.Heartbeat``)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
+        return study.ask()
 
 
 def _grid_point_taken(study: Any, index: int, number: int) -> bool:
@@ -223,7 +218,11 @@ def _remove(run_dir: Path | None) -> None:
 
 
 def recover(study: Any, rows: dict[int, dict[str, Any]], out_dir: Path | None = None) -> int:
-    """Settle RUNNING trials whose owner process died on this host; returns how many.
+    """Settle RUNNING trials whose owner died; returns how many.
+
+    A trial owned by a process of this host that is gone is settled at once (from its row
+    when it has one). A trial of any host whose heartbeat is older than the storage's grace
+    period (its machine died, or lost the database for good) is told FAIL by Optuna.
 
     Args:
         study: The study.
@@ -232,9 +231,12 @@ def recover(study: Any, rows: dict[int, dict[str, Any]], out_dir: Path | None = 
             are removed from it.
     """
 
-
     host = socket.gethostname()
-    settled = 0
+    running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    with warnings.catch_warnings():  # fail_stale_trials is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    settled = running - len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = t.user_attrs.get(OWNER_ATTR) or {}
         if owner and (owner.get("host") != host or _pid_alive(int(owner.get("pid", -1)))):

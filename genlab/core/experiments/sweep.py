@@ -37,24 +37,25 @@ from genlab.core.experiments.events import (
     SweepStarted,
     WaitingForTrials,
 )
+from genlab.core.experiments.storage import check_storage_url, default_storage, make_storage
 from genlab.core.experiments.study import (
     SweepSetupError,
     check_study_identity,
-    default_storage,
+    counts,
     enqueue_grid,
     finished_rows,
-    make_storage,
     open_study,
     recover,
 )
 from genlab.core.experiments.trial import iter_train_point
 from genlab.core.experiments.trial_loop import iter_worker
 from genlab.core.experiments.worker import WorkerJob, iter_workers
-from genlab.core.io import write_json_atomic
+from genlab.core.io import clear_dir, write_json_atomic
 from genlab.core.modeling.threads import physical_cores
 from genlab.core.reports.report import write_sweep_report
 from genlab.core.reports.results import (
     RESULTS_FILE,
+    append_row,
     check_out_dir,
     default_out_dir,
     open_out_dir,
@@ -69,8 +70,13 @@ GOOD = ("completed", "early-stopped")
 
 
 def prepare_sweep(spec: SweepSpec, out_dir: str | Path | None = None,
-                  storage: str | None = None) -> tuple[Path, str, str]:
+                  storage: str | None = None, *, force: bool = False
+                  ) -> tuple[Path, str, str, str]:
     """Resolve output directory, storage URL and model before anything is written.
+
+    Returns:
+        ``(out_dir, storage URL, model, state)``; ``state`` as
+        ``reports.results.check_out_dir`` says.
 
     Raises:
         OutDirError: ``out_dir`` holds something else.
@@ -78,15 +84,16 @@ def prepare_sweep(spec: SweepSpec, out_dir: str | Path | None = None,
     """
 
     out = Path(out_dir) if out_dir is not None else default_out_dir("sweep", spec.name)
-    check_out_dir(out, "sweep", spec.identity())
+    state = check_out_dir(out, "sweep", spec.identity(), force=force)
     model = resolve_model(spec.model)
-    return out, storage or default_storage(out), model
+    url = check_storage_url(storage) if storage is not None else default_storage(out)
+    return out, url, model, state
 
 
 def iter_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *,
                storage: str | None = None, workers: int = 1,
-               stop_token: StopToken | None = None, worker_only: bool = False
-               ) -> Iterator[Any]:
+               stop_token: StopToken | None = None, worker_only: bool = False,
+               force: bool = False) -> Iterator[Any]:
     """Run ``spec`` (see the module docstring) and yield its events.
 
     Args:
@@ -98,14 +105,41 @@ def iter_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *,
         stop_token: Stops every running trial at its next step; stopped trials are not
             recorded and run again on resume.
         worker_only: Only run trials (another process retrains and reports).
+        force: Replace an ``out_dir`` that holds something else (``--force``).
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise SweepSetupError(f"--workers {workers}: must be an integer >= 1")
     start = time.perf_counter()
-    out, url, model = prepare_sweep(spec, out_dir, storage)
+    out, url, model, state = prepare_sweep(spec, out_dir, storage, force=force)
     stop = stop_token or StopToken()
+    study, done = _open(spec, out, url, state, default_file=storage is None,
+                        worker_only=worker_only)
+    yield SweepStarted(str(out), url, spec.name, spec.method, spec.budget, done, workers, model)
+    yield from _iter_trials(spec, study, out, url, model, workers, stop, worker_only)
+    rows = _merged_rows(out, study)
+    best = best_row(rows)
+    report = ""
+    if not worker_only:
+        _sync_rows(out, rows)
+        if not stop.stopped and best is not None:
+            yield from _iter_retrain(spec, out, model, best, stop)
+        if rows:
+            report = str(write_sweep_report(out, rows))
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.get("status", "?")] = counts.get(row.get("status", "?"), 0) + 1
+    yield SweepFinished(str(out), len(rows), counts, best, stop.stopped, report,
+                        time.perf_counter() - start)
+
+
+def _open(spec: SweepSpec, out: Path, url: str, state: str, *, default_file: bool,
+          worker_only: bool) -> tuple[Any, int]:
+    """Open the output directory and the study, settle trials a kill left RUNNING, enqueue
+    the grid; returns the study and how many trials are done."""
+    if state == "replace":  # --force: the user chose to replace what is there
+        clear_dir(out)
     file_rows = _rows_by_trial(read_rows(out / RESULTS_FILE))
-    if storage is None:  # the default SQLite file lives in the output directory
+    if default_file:  # the default SQLite file lives in the output directory
         out.mkdir(parents=True, exist_ok=True)
     # A joining worker must not replay the coordinator's random draws: offset by its pid.
     offset = len(file_rows) + (1000 * (os.getpid() % 100_000) if worker_only else 0)
@@ -115,45 +149,56 @@ def iter_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *,
     recover(study, file_rows, out)
     if spec.method == "grid":
         enqueue_grid(study, spec)
-    done = len(_merged_rows(out, study))
-    yield SweepStarted(str(out), url, spec.name, spec.method, spec.budget, done, workers, model)
-    if workers == 1:
-        yield from iter_worker(spec, study, out, model, stop, worker=0)
-    else:
-        yield from _iter_processes(spec, out, url, model, workers, stop, len(file_rows))
-    if not worker_only:
-        yield from _iter_wait_for_others(study, out, stop)
-    rows = _merged_rows(out, study)
-    best = best_row(rows)
-    report = ""
-    if not worker_only:
-        if not stop.stopped and best is not None:
-            yield from _iter_retrain(spec, out, model, best, stop)
-        if rows:
-
-            report = str(write_sweep_report(out, rows))
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row.get("status", "?")] = counts.get(row.get("status", "?"), 0) + 1
-    yield SweepFinished(str(out), len(rows), counts, best, stop.stopped, report,
-                        time.perf_counter() - start)
+    return study, len(_merged_rows(out, study))
 
 
-def _iter_wait_for_others(study: Any, out: Path, stop: StopToken,
+def _iter_trials(spec: SweepSpec, study: Any, out: Path, url: str, model: str, workers: int,
+                 stop: StopToken, worker_only: bool) -> Iterator[Any]:
+    """Run trials until the budget is used; the coordinator then waits for other processes'
+    trials, and runs again the ones they could not finish (their process died)."""
+    while True:
+        if workers == 1:
+            yield from iter_worker(spec, study, out, model, stop, worker=0)
+        else:  # seeds offset by the trials so far: a second round draws new points
+            offset = len(study.get_trials(deepcopy=False))
+            yield from _iter_processes(spec, out, url, model, workers, stop, offset)
+        if worker_only or stop.stopped:
+            return
+        more = yield from _iter_wait_for_others(spec, study, out, stop)
+        if not more:
+            return
+
+
+def _iter_wait_for_others(spec: SweepSpec, study: Any, out: Path, stop: StopToken,
                           poll_s: float = 2.0) -> Iterator[Any]:
-    """Before reporting, wait for trials that other processes (``--worker``) still run."""
+    """Wait for trials that other processes (``--worker``) still run; returns True as soon as
+    a trial of a dead process was given back (there is work to do again), False when none
+    runs any more."""
 
     shown: tuple[int, ...] = ()
     while not stop.stopped:
         recover(study, _rows_by_trial(read_rows(out / RESULTS_FILE)), out)
+        if spec.method == "grid":
+            enqueue_grid(study, spec)  # grid points of failed trials wait again
+        if _work_left(study, spec):
+            return True
         running = tuple(t.number for t in study.get_trials(deepcopy=False,
                                                           states=(TrialState.RUNNING,)))
         if not running:
-            return
+            return False
         if running != shown:
             shown = running
             yield WaitingForTrials(running)
         time.sleep(poll_s)
+    return False
+
+
+def _work_left(study: Any, spec: SweepSpec) -> bool:
+    """True when a worker could claim a trial now (a waiting grid point, unused budget)."""
+    trials = study.get_trials(deepcopy=False)
+    if spec.method == "grid":
+        return any(t.state == TrialState.WAITING for t in trials)
+    return sum(counts(t) for t in trials) < spec.budget
 
 
 # ----------------------------------------------------------------------------- rows
@@ -174,6 +219,15 @@ def _merged_rows(out: Path, study: Any) -> list[dict[str, Any]]:
     for number, row in finished_rows(study).items():
         rows.setdefault(number, row)
     return [rows[n] for n in sorted(rows)]
+
+
+def _sync_rows(out: Path, rows: list[dict[str, Any]]) -> None:
+    """Append to ``results.jsonl`` the rows only the study has (trials of other machines), so
+    the coordinator's file lists every trial."""
+    have = set(_rows_by_trial(read_rows(out / RESULTS_FILE)))
+    for row in rows:
+        if row.get("trial") not in have:
+            append_row(out / RESULTS_FILE, row)
 
 
 def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -23,14 +23,16 @@ from typing import Any
 from genlab.core.configs import ModelShape
 from genlab.core.events import EvalResult, RunFinished, RunStarted, StopToken, TrainStep
 from genlab.core.experiments.events import TrialProgress
+from genlab.core.io import OutDirError, read_marker, write_marker
 from genlab.core.modeling.loading import load_tokenizer
 from genlab.core.pretrain.model import build_model, save_model_dir
 from genlab.core.specs.sweep import SweepSpec
+from genlab.core.training.run_dir import RUN_KIND, is_legacy_run_dir
 from genlab.core.training.train import iter_train
 
 TRIALS_DIR = "trials"
 INIT_MODEL_DIR = "init-model"
-SETUP_ERRORS = ("ConfigError", "DataError", "ModelLoadError", "TrainSetupError")
+SETUP_ERRORS = ("ConfigError", "DataError", "ModelLoadError", "TrainSetupError", "OutDirError")
 
 
 @dataclass
@@ -75,18 +77,17 @@ def iter_train_point(spec: SweepSpec, params: dict[str, Any], run_dir: Path, mod
         overrides: TrainConfig fields replacing the point's (``retrain_overrides``).
     """
 
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # a leftover of a killed attempt: trials are re-run, not resumed
     outcome = RunOutcome("failed")
     token = StopToken()
     pruned = False
     try:
+        _fresh_run_dir(run_dir)
         config = spec.train_config(params, model, run_dir.name, overrides)
         _, shape = spec.trial_fields(params)
         if shape is not None:
             init = build_init_model(model, shape, run_dir / INIT_MODEL_DIR, config.seed)
             config = spec.train_config(params, str(init), run_dir.name, overrides)
-        for event in iter_train(config, out_dir=run_dir, stop_token=token):
+        for event in iter_train(config, out_dir=run_dir, stop_token=token, owned=True):
             if stop.stopped:
                 token.stop()
             if isinstance(event, RunStarted):
@@ -111,6 +112,18 @@ def iter_train_point(spec: SweepSpec, params: dict[str, Any], run_dir: Path, mod
         outcome.message = f"{type(err).__name__}: {first}"[:300]
         return outcome
     return _classify(outcome, pruned, stop)
+
+
+def _fresh_run_dir(run_dir: Path) -> None:
+    """Create ``run_dir`` empty and marked; a leftover of a killed attempt is removed (trials
+    are re-run, not resumed), but never a directory genlab did not write."""
+    if run_dir.exists():
+        if read_marker(run_dir) != RUN_KIND and not is_legacy_run_dir(run_dir):
+            raise OutDirError(f"{run_dir}: exists and is not a genlab run directory; move it "
+                              "away so the trial can run there")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    write_marker(run_dir, RUN_KIND)
 
 
 def _should_prune(trial: Any, event: EvalResult) -> bool:

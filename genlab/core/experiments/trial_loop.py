@@ -13,6 +13,7 @@ from typing import Any
 
 from genlab.core.events import StopToken
 from genlab.core.experiments.events import TrialFinished, TrialStarted
+from genlab.core.experiments.storage import Heartbeat
 from genlab.core.experiments.study import claim_trial, record, release
 from genlab.core.experiments.trial import build_row, iter_train_point, trial_dir
 from genlab.core.reports.results import RESULTS_FILE, append_row
@@ -27,7 +28,8 @@ def iter_worker(spec: SweepSpec, study: Any, out: Path, model: str, stop: StopTo
         if trial is None:
             return
         try:
-            yield from _iter_trial(spec, study, trial, out, model, stop, worker)
+            with Heartbeat(study, trial):  # so other machines can tell this trial is alive
+                yield from _iter_trial(spec, study, trial, out, model, stop, worker)
         except BaseException:
             release(study, trial, trial_dir(out, trial.number))
             raise

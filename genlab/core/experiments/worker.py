@@ -168,7 +168,8 @@ def _child(events_fd: int) -> int:
     try:
         import torch
 
-        from genlab.core.experiments.study import make_storage, open_study
+        from genlab.core.experiments.storage import make_storage
+        from genlab.core.experiments.study import open_study
         from genlab.core.experiments.trial_loop import iter_worker
 
         torch.set_num_threads(job.threads)

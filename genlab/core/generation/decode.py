@@ -17,12 +17,18 @@ the whole call up front. Long prompts are prefilled in chunks of ``PREFILL_CHUNK
 a 4k-token prompt never materialises 4k x 4k attention scores or 4k rows of MLP activations at
 once; memory for a grid is bounded by ``batch_size`` rows (one chunk of rows, and its KV cache,
 at a time).
+
+Stateful samplers (penalties, DRY, mirostat, XTC, logit bias, min-tokens) keep their per-row
+state in a ``SamplerState`` that follows the batch. On CUDA the loop never waits for the device
+per token: each step's ids and log-probs are copied asynchronously into a pinned host buffer,
+and the host reads them every ``SYNC_EVERY["cuda"]`` steps (rows that ended meanwhile drop the
+extra tokens they computed, so every row's output is the same as with a sync per step).
 """
 
 from __future__ import annotations
 
-import inspect
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -38,12 +44,16 @@ from genlab.core.events import (
     TokenAlternative,
     TokenSampled,
 )
+from genlab.core.generation.model_call import cache_argument, eos_ids, forward_kwargs, vocab_size
 from genlab.core.generation.prompting import EncodedPrompt, encode_requests
+from genlab.core.generation.readback import HostBuffer
 from genlab.core.generation.sampling import (
     RowParams,
-    fill_history_padding,
+    SamplerState,
+    draw_uniforms,
     pick_with_uniforms,
     process_logits,
+    resolve_logit_bias,
 )
 from genlab.core.generation.streaming_text import RowText
 from genlab.core.modeling.loading import LoadedModel
@@ -52,11 +62,19 @@ from genlab.core.modeling.threads import use_threads
 Event = TokenSampled | RowFinished | GenerationFinished
 PREFILL_CHUNK = 512
 """Prompt tokens per prefill forward pass (longer prompts are prefilled in several)."""
+SYNC_EVERY = {"cuda": 8}
+"""Steps between host reads of the sampled ids, by device type (1 when absent: on the CPU
+there is nothing to wait for, and a finished row stops costing at once)."""
+_TOKEN_TEXTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def generate(loaded: LoadedModel, requests: Sequence[GenerationRequest], **kwargs: Any
              ) -> list[RowFinished]:
-    """Run ``iter_generate`` to the end; return every row's ``RowFinished``, ordered by row."""
+    """Run ``iter_generate`` to the end; return every row's ``RowFinished``, ordered by row.
+
+    No per-token events are built (``token_events=False``): the rows are the same.
+    """
+    kwargs.setdefault("token_events", False)
     done = [e for e in iter_generate(loaded, requests, **kwargs) if isinstance(e, RowFinished)]
     return sorted(done, key=lambda r: r.row)
 
@@ -68,6 +86,7 @@ def iter_generate(
     top_n: int = 0,
     batch_size: int | None = None,
     stop_token: StopToken | None = None,
+    token_events: bool = True,
     prefill_chunk: int = PREFILL_CHUNK,
 ) -> Iterator[TokenSampled | RowFinished | GenerationFinished]:
     """Generate every request, yielding events as tokens are chosen.
@@ -79,12 +98,14 @@ def iter_generate(
             ``alternatives``; 0 skips that work.
         batch_size: Rows per batch (chunks run one after another); None = all rows at once.
         stop_token: Once set, unfinished rows end with reason ``cancelled`` at the next step.
+        token_events: False skips the ``TokenSampled`` events (and ``top_n``), for callers
+            that only want finished rows; every row's tokens and text are the same.
         prefill_chunk: Prompt tokens per prefill forward (the prompt's KV cache is filled in
             chunks of this size).
 
     Yields:
-        ``TokenSampled`` per row per step, one ``RowFinished`` per row, then one
-        ``GenerationFinished``.
+        ``TokenSampled`` per row per step (unless ``token_events`` is False), one
+        ``RowFinished`` per row, then one ``GenerationFinished``.
 
     Raises:
         ConfigError: ``top_n``/``batch_size`` out of range or an unknown adapter name.
@@ -92,7 +113,8 @@ def iter_generate(
         ContextLimitError: A prompt plus its new tokens does not fit the model's context.
     """
     _validate(loaded, requests, top_n, batch_size)
-    use_threads(loaded.threads)  # torch keeps a thread count per OS thread: set it in this one
+    if getattr(loaded, "threads", None) is not None:  # torch counts threads per OS thread
+        use_threads(loaded.threads)
     if not isinstance(prefill_chunk, int) or prefill_chunk < 1:
         raise ConfigError("prefill_chunk", prefill_chunk, "an integer >= 1")
     encoded = encode_requests(loaded, requests)
@@ -105,8 +127,9 @@ def iter_generate(
             for row in rows:
                 yield RowFinished(row, "cancelled", "", (), time.perf_counter() - start)
             continue
-        new, cancelled = yield from _iter_chunk(loaded, requests, encoded, rows, top_n,
-                                                stop_token, start, prefill_chunk)
+        new, cancelled = yield from _iter_chunk(loaded, requests, encoded, rows,
+                                                top_n if token_events else 0, stop_token, start,
+                                                prefill_chunk, token_events)
         total += new
     yield GenerationFinished(len(requests), total, time.perf_counter() - start, cancelled)
 
@@ -129,21 +152,14 @@ def _validate(loaded: LoadedModel, requests: Sequence[GenerationRequest], top_n:
                               "genlab merge and sample the merged model")
 
 
-def _eos_ids(loaded: LoadedModel) -> frozenset[int]:
-    """Token ids that end a row: the tokenizer's EOS and the generation config's."""
-    ids = {loaded.tokenizer.eos_token_id}
-    extra = getattr(getattr(loaded.model, "generation_config", None), "eos_token_id", None)
-    ids.update(extra if isinstance(extra, (list, tuple)) else [extra])
-    return frozenset(i for i in ids if i is not None)
-
 
 def _iter_chunk(loaded: LoadedModel, all_requests: Sequence[GenerationRequest],
                 encoded: Sequence[EncodedPrompt], rows: list[int], top_n: int,
-                stop_token: StopToken | None, start: float, prefill_chunk: int
-                ) -> Iterator[Event]:
+                stop_token: StopToken | None, start: float, prefill_chunk: int = PREFILL_CHUNK,
+                token_events: bool = True) -> Iterator[Event]:
     """Decode one chunk of rows; returns ``(new_tokens, cancelled)`` through ``yield from``."""
     requests = [all_requests[r] for r in rows]
-    eos = _eos_ids(loaded)
+    eos = eos_ids(loaded)
     ends = [eos | encoded[r].end_ids for r in rows]  # a chat row also ends at end of turn
 
     def cancel_all() -> Iterator[Event]:
@@ -152,49 +168,63 @@ def _iter_chunk(loaded: LoadedModel, all_requests: Sequence[GenerationRequest],
                               time.perf_counter() - start)
 
     # Phase 1: tensors and per-row text state, then the prompts' prefill.
-    batch = _Batch(loaded, requests, [encoded[r].ids for r in rows], top_n)
+    batch = _Batch(loaded, requests, [encoded[r].ids for r in rows], frozenset().union(*ends),
+                   top_n)
     texts = [RowText(loaded.tokenizer, p, r.params.stop)
              for p, r in zip(batch.prompts, requests, strict=True)]
     if stop_token is not None and stop_token.stopped:
         yield from cancel_all()
         return 0, True
     batch.prefill(prefill_chunk)
-    new_tokens = 0
-    for step in range(batch.steps):
-        # Phase 2: choose a token per row (tensor work), then emit the events (Python work).
-        tokens, logprobs, sampled_lps, alts = batch.sample(step)
-        keep: list[int] = []
-        for b, (row, req, text) in enumerate(zip(rows, requests, texts, strict=True)):
-            token_id = tokens[b]
-            delta, hit_stop = text.push(token_id)
-            reason: FinishReason | None = "stop" if hit_stop else None
-            if reason is None and token_id in ends[b] and not req.params.ignore_eos:
-                reason = "eos"
-            elif reason is None and len(text.token_ids) >= req.params.max_new_tokens:
-                reason = "length"
-            if reason in ("eos", "length"):
-                delta += text.flush()
-            yield TokenSampled(row, step, token_id, delta, logprobs[b],
-                               0.0 if req.params.greedy else sampled_lps[b],
-                               batch.alternatives(alts[b]) if alts is not None else ())
-            if reason is None:
-                keep.append(b)
-            else:
-                yield RowFinished(row, reason, text.text, tuple(text.token_ids),
-                                  time.perf_counter() - start)
-        new_tokens += len(rows)
+    # Per row, what the loop checks every step: its row, text, length limit, the ids that end
+    # it (EOS, and a chat row's end of turn; none with ignore_eos), whether it is greedy.
+    info = [(row, text, r.params.max_new_tokens, frozenset() if r.params.ignore_eos else end,
+             r.params.greedy)
+            for row, text, r, end in zip(rows, texts, requests, ends, strict=True)]
+    new_tokens, step = 0, 0
+    while step < batch.steps:
+        # Phase 2: a block of steps on the device, then their tokens read back at once.
+        count = batch.run_block(step, stop_token)
+        keep = list(range(len(info)))
+        for offset, (tokens, logprobs, sampled_lps, alts) in enumerate(batch.flush()):
+            # Phase 3: the events of each step (Python work), for the rows still going.
+            still: list[int] = []
+            for b in keep:
+                row, text, limit, row_ends, greedy = info[b]
+                token_id = tokens[b]
+                delta, hit_stop = text.push(token_id)
+                reason: FinishReason | None = None
+                if hit_stop:
+                    reason = "stop"
+                elif token_id in row_ends:
+                    reason = "eos"
+                elif len(text.token_ids) >= limit:
+                    reason = "length"
+                if reason is not None and reason != "stop":
+                    delta += text.flush()
+                if token_events:
+                    yield TokenSampled(row, step + offset, token_id, delta, logprobs[b],
+                                       0.0 if greedy else sampled_lps[b],
+                                       batch.alternatives(alts[b]) if alts is not None else ())
+                if reason is None:
+                    still.append(b)
+                else:
+                    yield RowFinished(row, reason, text.text, tuple(text.token_ids),
+                                      time.perf_counter() - start)
+            new_tokens += len(keep)
+            keep = still
+        step += count
 
-        # Phase 3: finished rows leave the batch (cache included); honour the stop token.
+        # Phase 4: finished rows leave the batch (cache included); honour the stop token.
         if not keep:
             break
-        if len(keep) < len(rows):
+        if len(keep) < len(info):
             batch.compact(keep)
-            rows, requests, texts, ends = ([xs[b] for b in keep]
-                                           for xs in (rows, requests, texts, ends))
+            info = [info[b] for b in keep]
+            rows, texts = [i[0] for i in info], [i[1] for i in info]
         if stop_token is not None and stop_token.stopped:
             yield from cancel_all()
             return new_tokens, True
-        batch.advance()
     return new_tokens, False
 
 
@@ -207,7 +237,7 @@ class _Batch:
 
     @torch.inference_mode()
     def __init__(self, loaded: LoadedModel, requests: list[GenerationRequest],
-                 prompts: list[list[int]], top_n: int):
+                 prompts: list[list[int]], end_ids: frozenset[int], top_n: int):
         self.model, self.device, self.top_n = loaded.model, loaded.device, top_n
         self.tokenizer = loaded.tokenizer
         self.prompts = prompts
@@ -223,18 +253,25 @@ class _Batch:
         self.mask = mask if any(len(p) < width for p in self.prompts) else None
         self.params = RowParams.from_params([r.params for r in requests], self.device)
         self.steps = max(r.params.max_new_tokens for r in requests)
-        self.uniforms = _draw_uniforms(requests, self.steps)  # [B, steps]
+        self.uniforms, self.xtc_uniforms = draw_uniforms(requests, self.steps,
+                                                          "xtc" in self.params.uses)
         if self.device.type == "mps":  # no float64 there; keep u < 1 after rounding
             self.uniforms = self.uniforms.float().clamp_(max=1 - 2**-24)
         self.uniforms = self.uniforms.to(self.device)
-        self.extra = _forward_kwargs(loaded, requests)
-        self.cache_arg = _cache_argument(loaded)
+        self.extra = forward_kwargs(loaded, requests)
+        self.vocab = vocab_size(loaded)
+        self.bias = [resolve_logit_bias(self.tokenizer, r.params.logit_bias, self.vocab)
+                     for r in requests] if "logit_bias" in self.params.uses else None
+        self.eos = sorted(end_ids)  # min-tokens bans every id that ends a row (EOS, end of turn)
+        self.cache_arg = cache_argument(loaded)
 
         self.cache = DynamicCache(config=self.model.config)
-        self.history: torch.Tensor | None = None  # [B, L + steps] ids, if a row is penalised
-        self.history_len = 0  # columns of ``history`` filled so far
+        self.state: SamplerState | None = None
         self.logits = self.last_tokens = torch.empty(0)
         self.token_texts: dict[int, str] = {}
+        self.sync_every = SYNC_EVERY.get(self.device.type, 1)
+        self.pending: list[tuple[torch.Tensor, ...]] = []
+        self.host = HostBuffer(len(requests), self.sync_every, top_n, self.device)
 
     def _forward(self, input_ids: torch.Tensor, positions: torch.Tensor,
                  mask: torch.Tensor | None) -> torch.Tensor:
@@ -245,7 +282,8 @@ class _Batch:
 
     @torch.inference_mode()
     def prefill(self, chunk: int = PREFILL_CHUNK) -> None:
-        """Run the prompts through the model, ``chunk`` positions per forward, filling the cache.
+        """Run the prompts through the model, ``chunk`` positions per forward, filling the
+        cache; start the samplers.
 
         Each chunk attends to the cache of the chunks before it, so the result is the one-shot
         prefill's (up to float rounding) with memory for ``chunk`` positions of activations.
@@ -256,15 +294,14 @@ class _Batch:
             mask = None if self.mask is None else self.mask[:, :end]  # [B, end]: cache + chunk
             self.logits = self._forward(self.input_ids[:, begin:end],
                                         self.positions[:, begin:end], mask)
-        if "repetition_penalty" in self.params.uses:  # preallocated: one column per step
-            prompt = self.input_ids if self.mask is None else \
-                fill_history_padding(self.input_ids, self.mask)
-            self.history_len = prompt.shape[1]
-            self.history = prompt.new_empty(prompt.shape[0], self.history_len + self.steps)
-            self.history[:, :self.history_len] = prompt
+        if self.params.uses:
+            self.state = SamplerState(
+                self.params, self.input_ids, None if self.mask is None else self.mask.bool(),
+                self.steps, self.logits.shape[-1], eos_ids=self.eos,
+                token_texts=lambda: _token_texts(self.tokenizer, self.logits.shape[-1]),
+                bias=self.bias, xtc_uniforms=self.xtc_uniforms)
 
-    @torch.inference_mode()
-    def advance(self) -> None:
+    def _advance(self) -> None:
         """One forward over the tokens chosen last; every row moves one position on."""
         if self.mask is not None:
             ones = self.mask.new_ones(self.mask.shape[0], 1)
@@ -273,36 +310,53 @@ class _Batch:
         self.next_pos = self.next_pos + 1
 
     @torch.inference_mode()
-    def sample(self, step: int) -> tuple[list[int], list[float], list[float], list | None]:
-        """Choose this step's token for every row.
+    def run_block(self, step: int, stop_token: StopToken | None) -> int:
+        """Sample ``sync_every`` steps from ``step`` (fewer at the end or once stopped).
 
-        Returns:
-            Token ids, raw log-probs, post-transform log-probs (meaningless for greedy rows),
-            and per row ``(ids, raw_probs, sampled_probs)`` of the top-n alternatives (None
-            when top_n is 0).
+        Each step but the very first starts with the forward over the previous step's tokens.
         """
+        count = min(self.sync_every, self.steps - step)
+        for offset in range(count):
+            if step + offset > 0:
+                self._advance()
+            self.sample(step + offset)
+            if stop_token is not None and stop_token.stopped:
+                return offset + 1
+        return count
+
+    def sample(self, step: int) -> None:
+        """Choose this step's token for every row; the results wait in ``pending``."""
         logits, params = self.logits, self.params  # [B, V] float32
-        history = None if self.history is None else self.history[:, :self.history_len]
-        processed = process_logits(logits, params, history)
+        processed = process_logits(logits, params, self.state)
         tokens, probs = pick_with_uniforms(processed, params.greedy, self.uniforms[:, step],
                                            any_greedy=params.any_greedy,
                                            any_sample=params.any_sample)
-        if self.history is not None:
-            self.history[:, self.history_len] = tokens
-            self.history_len += 1
-        self.last_tokens = tokens
         chosen = tokens.unsqueeze(1)  # [B, 1]
-        raw_lp = logits.log_softmax(dim=-1).gather(1, chosen).squeeze(1)  # [B]
-        sampled_lp = raw_lp if probs is None else probs.gather(1, chosen).squeeze(1).log()
-        alts = None
+        chosen_p = None if probs is None else probs.gather(1, chosen).squeeze(1)
+        if chosen_p is not None and processed is logits:  # no stage ran: the same distribution
+            raw_lp = chosen_p.log()
+        else:
+            raw_lp = logits.log_softmax(dim=-1).gather(1, chosen).squeeze(1)  # [B]
+        if self.state is not None:
+            self.state.update(tokens, chosen_p)
+        self.last_tokens = tokens
+        sampled_lp = raw_lp if chosen_p is None else chosen_p.log()
+        alts: tuple[torch.Tensor, ...] = ()
         if self.top_n:
             raw_top, ids = logits.softmax(dim=-1).topk(min(self.top_n, logits.shape[-1]), dim=-1)
             sampled = (ids == chosen).float()  # [B, n]: a greedy row's post-sampler probs
             if probs is not None:
                 sampled = torch.where(params.greedy.unsqueeze(1), sampled, probs.gather(1, ids))
-            alts = list(zip(ids.tolist(), raw_top.tolist(), sampled.tolist(), strict=True))
-        raw_lps, sampled_lps = torch.stack([raw_lp, sampled_lp]).tolist()  # one transfer
-        return tokens.tolist(), raw_lps, sampled_lps, alts
+            alts = (ids, raw_top, sampled)
+        self.host.put(len(self.pending), tokens, torch.stack([raw_lp, sampled_lp]), alts)
+        self.pending.append(())
+
+    def flush(self) -> list[tuple[list[int], list[float], list[float], list | None]]:
+        """Per pending step: token ids, raw log-probs, post-transform log-probs (meaningless
+        for greedy rows) and per row ``(ids, raw_probs, sampled_probs)`` of the top-n
+        alternatives (None when top_n is 0); one host read for the whole block."""
+        steps, self.pending = len(self.pending), []
+        return self.host.read(steps, self.last_tokens.shape[0])
 
     def alternatives(self, row_alts: tuple[list[int], list[float], list[float]]
                      ) -> tuple[TokenAlternative, ...]:
@@ -320,45 +374,26 @@ class _Batch:
         """Keep only the rows at positions ``keep`` in every tensor (cache included)."""
         index = torch.tensor(keep, dtype=torch.long, device=self.device)
         self.cache.batch_select_indices(index)
-        for name in ("mask", "next_pos", "uniforms", "last_tokens", "history"):
+        for name in ("mask", "next_pos", "uniforms", "last_tokens"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value.index_select(0, index))
         self.params = self.params.select(index)
+        if self.state is not None:
+            self.state.select(index, self.params)
         if "adapter_names" in self.extra:
             names = self.extra["adapter_names"]
             self.extra = {**self.extra, "adapter_names": [names[i] for i in keep]}
 
 
-def _draw_uniforms(requests: list[GenerationRequest], steps: int) -> torch.Tensor:
-    """``[rows, steps]`` float64 uniforms, one per step, each row from its own seeded generator.
-
-    Drawn on the CPU once per run: a row's draws are then the same on every device and
-    independent of the batch. Rows shorter than ``steps`` are zero-padded (never read).
-    """
-    out = torch.zeros(len(requests), steps, dtype=torch.float64)
-    for i, req in enumerate(requests):
-        gen = torch.Generator(device="cpu").manual_seed(req.seed)
-        n = req.params.max_new_tokens
-        out[i, :n] = torch.rand(n, generator=gen, dtype=torch.float64)
-    return out
 
 
-def _cache_argument(loaded: LoadedModel) -> str:
-    """The forward's KV-cache keyword: ``cache`` where the model takes it (transformers >= 5.2
-    deprecates ``past_key_values`` with a FutureWarning on every call), else
-    ``past_key_values``."""
-    base = loaded.model.get_base_model() if loaded.adapters else loaded.model
-    params = inspect.signature(base.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
-def _forward_kwargs(loaded: LoadedModel, requests: list[GenerationRequest]) -> dict[str, Any]:
-    """Extra forward arguments: last-position logits only, and per-row PEFT adapters."""
-    base = loaded.model.get_base_model() if loaded.adapters else loaded.model
-    extra: dict[str, Any] = {}
-    if "logits_to_keep" in inspect.signature(base.forward).parameters:
-        extra["logits_to_keep"] = 1
-    if loaded.adapters:  # PEFT mixed-adapter batch; "__base__" rows skip every LoRA layer
-        extra["adapter_names"] = [r.adapter or "__base__" for r in requests]
-    return extra
+def _token_texts(tokenizer: Any, vocab: int) -> list[str]:
+    """Every token's text (for DRY's breakers), decoded once per tokenizer."""
+    texts = _TOKEN_TEXTS.get(tokenizer)
+    if texts is None or len(texts) < vocab:
+        size = min(vocab, len(tokenizer))
+        texts = tokenizer.batch_decode([[i] for i in range(size)])
+        texts += [""] * (vocab - size)
+        _TOKEN_TEXTS[tokenizer] = texts
+    return texts

@@ -23,10 +23,17 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from genlab.core.configs import ConfigError, GenerationRequest, SamplingParams
+from genlab.core.configs.sampler_text import (
+    canonical_order,
+    format_bias,
+    format_breakers,
+    normalize_logit_bias,
+)
 from genlab.core.configs.sampling import GRID_FIELDS, SHORT_NAMES
 from genlab.core.generation.prompts import Prompt
 
-__all__ = ["GRID_FIELDS", "SHORT_NAMES"]  # re-exported: the grid vocabulary of every face
+# GRID_FIELDS and SHORT_NAMES re-exported: the grid vocabulary of every face
+__all__ = ["GRID_FIELDS", "SHORT_NAMES", "format_param"]
 
 MAX_SEED = 2**63 - 1
 
@@ -198,7 +205,18 @@ def format_value(value: Any) -> str:
 def describe_params(params: SamplingParams, fields: Sequence[str]) -> str:
     """``T=0.7 k=40`` for the given fields of ``params`` (empty string for no fields)."""
     data = params.to_dict()
-    return " ".join(f"{SHORT_NAMES.get(f, f)}={format_value(data[f])}" for f in fields)
+    return " ".join(f"{SHORT_NAMES.get(f, f)}={format_param(f, data[f])}" for f in fields)
+
+
+def format_param(name: str, value: Any) -> str:
+    """``format_value``, with the text forms of logit bias and DRY breakers."""
+    if name == "logit_bias":
+        return format_bias(normalize_logit_bias(value))
+    if name == "dry_sequence_breakers":
+        return format_breakers(tuple(value))
+    if name == "sampler_order":  # a spec may give the stages as a list
+        return canonical_order(value)
+    return format_value(value)
 
 
 def cell_label(cell: GridCell, fields: Sequence[str], show_adapter: bool) -> str:

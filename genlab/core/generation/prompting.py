@@ -30,10 +30,11 @@ from genlab.core.data.chat import (
     has_chat_template,
     render_prompt_ids,
 )
+from genlab.core.errors import GenlabError
 from genlab.core.modeling.loading import LoadedModel
 
 
-class ContextLimitError(ValueError):
+class ContextLimitError(GenlabError, ValueError):
     """A prompt plus its new tokens does not fit the model's context.
 
     Attributes:
@@ -60,7 +61,7 @@ class ContextLimitError(ValueError):
         super().__init__(f"{total}; {fix}")
 
 
-class PromptError(ValueError):
+class PromptError(GenlabError, ValueError):
     """A row's prompt cannot be encoded (no chat template, a template that refuses it).
 
     Attributes:

@@ -13,6 +13,12 @@ places that take text only (training sample prompts) and refuses conversations.
 
 Every failure raises ``PromptFileError`` with a one-line message that names the line when
 there is one; faces prefix their own flag or spec key.
+
+Size limits (each a clear error, checked while reading, so a huge or endless file never fills
+memory): a prompt file holds at most ``MAX_FILE_BYTES`` (64 MiB) and ``MAX_PROMPTS`` (100,000)
+prompts, and one prompt (a conversation: all its messages together) is at most
+``MAX_PROMPT_CHARS`` (1,000,000) characters, far beyond the context of any model genlab runs
+(whether a prompt fits the model is checked after tokenisation, where the model is known).
 """
 
 from __future__ import annotations
@@ -20,16 +26,24 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from genlab.core.data.chat import ChatError, parse_messages
+from genlab.core.errors import GenlabError, InputTooLarge
+from genlab.core.io import read_bytes_limited, read_stream_limited
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+MAX_FILE_BYTES = 64 << 20
+"""Largest prompt file read (64 MiB)."""
+MAX_PROMPTS = 100_000
+"""Most prompts in one file."""
+MAX_PROMPT_CHARS = 1_000_000
+"""Longest prompt, in characters."""
 _SHAPES = ('each line must be an object like {"prompt": "Once upon a time"} or {"messages": '
            '[{"role": "user", "content": "Hi"}]}')
 
 
-class PromptFileError(ValueError):
+class PromptFileError(GenlabError, ValueError):
     """A prompt file is missing, unreadable, empty or malformed (one-line message)."""
 
 
@@ -68,7 +82,22 @@ def parse_prompt_set(text: str, *, jsonl: bool) -> list[Prompt]:
     prompts = _parse_jsonl(text) if jsonl else [Prompt(line) for line in _parse_lines(text)]
     if not prompts:
         raise PromptFileError("holds no prompts (blank lines are skipped)")
+    if len(prompts) > MAX_PROMPTS:
+        raise PromptFileError(f"holds {len(prompts):,} prompts, more than genlab's limit of "
+                              f"{MAX_PROMPTS:,} per file; split it into smaller files")
     return prompts
+
+
+def check_prompt_length(prompt: str, where: str = "", *, chars: int | None = None,
+                        what: str = "a prompt") -> None:
+    """Raise ``PromptFileError`` when ``prompt`` (or ``chars`` characters, for a conversation)
+    is over ``MAX_PROMPT_CHARS`` characters."""
+    size = len(prompt) if chars is None else chars
+    if size > MAX_PROMPT_CHARS:
+        head = f"{where}: " if where else ""
+        raise PromptFileError(f"{head}{what} of {size:,} characters, more than genlab's "
+                              f"limit of {MAX_PROMPT_CHARS:,}; shorten it (no model genlab runs "
+                              "has a context that long)")
 
 
 def parse_prompts(text: str, *, jsonl: bool) -> list[str]:
@@ -105,14 +134,25 @@ def load_prompt_set(path: str | Path) -> list[Prompt]:
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = read_bytes_limited(path, MAX_FILE_BYTES, "the file")
     except FileNotFoundError:
         raise PromptFileError("no such file") from None
     except IsADirectoryError:
         raise PromptFileError("is a directory, not a prompt file") from None
+    except InputTooLarge as err:
+        raise PromptFileError(str(err).removeprefix("the file: ")) from None
     except OSError as err:
         raise PromptFileError(f"cannot read it ({err.strerror or type(err).__name__})") from None
     return parse_prompt_set(decode_utf8(data), jsonl=path.suffix.lower() in JSONL_SUFFIXES)
+
+
+def read_prompt_stream(stream: BinaryIO) -> list[Prompt]:
+    """Prompts of a text stream (``--prompts -``: stdin), one per line, within the limits."""
+    try:
+        data = read_stream_limited(stream, MAX_FILE_BYTES, "the input")
+    except InputTooLarge as err:
+        raise PromptFileError(str(err).removeprefix("the input: ")) from None
+    return parse_prompt_set(decode_utf8(data), jsonl=False)
 
 
 def decode_utf8(data: bytes) -> str:
@@ -126,7 +166,12 @@ def decode_utf8(data: bytes) -> str:
 
 
 def _parse_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.strip()]
+    prompts = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            check_prompt_length(line, f"line {number}")
+            prompts.append(line)
+    return prompts
 
 
 def _parse_jsonl(text: str) -> list[Prompt]:
@@ -161,11 +206,15 @@ def prompt_from_value(row: Any) -> Prompt:
     if not isinstance(row, dict) or not ("prompt" in row or "messages" in row):
         raise PromptFileError('no "prompt" or "messages" field; ' + _SHAPES)
     value = row["messages"] if "messages" in row else row["prompt"]
-    if isinstance(value, list):
+    if isinstance(value, list) or "messages" in row:  # "messages" is always a conversation
         try:
-            return Prompt.conversation(parse_messages(value))
+            messages = parse_messages(value)
         except ChatError as err:
             raise PromptFileError(str(err)) from None
+        check_prompt_length("", chars=sum(len(content) for _, content in messages),
+                            what="a conversation")
+        return Prompt.conversation(messages)
     if not isinstance(value, str) or not value:
         raise PromptFileError('"prompt" must be a non-empty string')
+    check_prompt_length(value)
     return Prompt(value)

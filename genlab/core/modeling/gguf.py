@@ -19,13 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from genlab.core.errors import GenlabError
+
 GGUF_SUFFIX = ".gguf"
 _FLOAT_TYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 _ARCH_ALIASES = {"qwen2moe", "qwen3moe", "gpt-oss", "minimax-m2", "t5encoder"}
 """llama.cpp spellings transformers maps to its own names itself."""
 
 
-class GgufError(ValueError):
+class GgufError(GenlabError, ValueError):
     """A GGUF file cannot be used; the message is one line naming the file and the fix."""
 
 

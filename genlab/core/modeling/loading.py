@@ -3,7 +3,9 @@
 Owns the choice of device (cuda, then mps, then cpu) and dtype (bf16 on CUDA where supported,
 else float32), turning "not found" failures into a one-line ``ModelLoadError`` that names the
 model and the fix, and attaching PEFT LoRA adapters by name so that one batch can mix the base
-model and several adapters. ``load_model(None)`` (or ``"default"``) loads the model shipped in
+model and several adapters. Damaged or mismatched files (a truncated ``.safetensors``, a
+wrong-typed ``config.json`` value, a refused pickle) are one-line ``ModelLoadError`` too, worded
+by ``modeling.load_errors``. ``load_model(None)`` (or ``"default"``) loads the model shipped in
 ``genlab/assets`` (``genlab.assets.resolve_model``, the one default-model resolver).
 
 GGUF files (``--model file.gguf``, a directory holding one, ``gguf_file=`` for one of several;
@@ -23,6 +25,7 @@ on the ``LoadedModel``, so every output can say how the model ran.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -37,8 +40,14 @@ from transformers.utils import logging as hf_logging
 
 from genlab import assets
 from genlab.core.configs import ConfigError
+from genlab.core.errors import GenlabError
 from genlab.core.modeling.cpu_dtype import dtype_note
 from genlab.core.modeling.gguf import GgufError, GgufFile, check_gguf, find_gguf
+from genlab.core.modeling.load_errors import (
+    check_config_json,
+    describe_load_failure,
+    weight_files,
+)
 from genlab.core.modeling.mapped import convert_dtype, stored_dtype
 from genlab.core.modeling.memory import (
     current_process_memory,
@@ -66,7 +75,7 @@ Progress = Callable[[str], None]
 _GGUF_LOCK = threading.Lock()
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(GenlabError, RuntimeError):
     """A model, tokenizer or adapter could not be loaded; the message says what to do."""
 
 
@@ -194,7 +203,14 @@ def resolve_device(device: str = "auto") -> torch.device:
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ModelLoadError(f"--device {device}: unknown device; use auto, cpu, cuda, cuda:N "
+                             "or mps") from None
+    if dev.type not in DEVICE_CHOICES:
+        raise ModelLoadError(f"--device {device}: genlab runs on cpu, cuda or mps only; use "
+                             "--device auto, cpu, cuda, cuda:N or mps")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError(f"--device {device}: CUDA is not available here; use --device cpu")
     if dev.type == "mps" and not torch.backends.mps.is_available():
@@ -216,6 +232,8 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 def _not_found_message(name: str, err: Exception) -> str:
+    if isinstance(err, json.JSONDecodeError) and Path(name).is_dir():
+        return describe_load_failure(f"--model {name}", name, err)
     if Path(name).exists():
         return (f"--model {name}: the directory exists but holds no loadable Hugging Face "
                 f"model ({type(err).__name__}: {str(err).splitlines()[0][:160]})")
@@ -273,6 +291,9 @@ def load_tokenizer(name_or_path: str, *, gguf_file: str | None = None) -> Any:
             tok = AutoTokenizer.from_pretrained(where, **kwargs)
     except (OSError, ValueError) as err:
         raise ModelLoadError(_not_found_message(name_or_path, err)) from err
+    except Exception as err:  # damaged tokenizer files fail with the tokenizers' own types
+        raise ModelLoadError(describe_load_failure(f"--model {name_or_path}", name_or_path,
+                                                   err)) from err
     if tok.pad_token_id is None:
         if tok.eos_token is None:
             raise ModelLoadError(f"--model {name_or_path}: the tokenizer has neither a pad "
@@ -319,6 +340,10 @@ def load_model(
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     threads_used = _apply_threads(threads)
+    try:
+        check_config_json(name_or_path, f"--model {name_or_path}")
+    except ValueError as err:
+        raise ModelLoadError(str(err)) from None
     source = _gguf_source(name_or_path, gguf_file)
     try:
         check_quantize(quantize, dev, torch_dtype, gguf=source is not None)
@@ -367,6 +392,8 @@ def _load_weights(name: str, source: GgufFile | None, dev: torch.device, dtype: 
             model = AutoModelForCausalLM.from_pretrained(where, dtype=stored or dtype, **kwargs)
     except (OSError, ValueError) as err:
         raise ModelLoadError(_not_found_message(name, err)) from err
+    except Exception as err:  # damaged or mismatched files: see modeling.load_errors
+        raise ModelLoadError(describe_load_failure(f"--model {name}", name, err)) from err
     if stored is not None and stored != dtype:
         report(f"casting the weights to {str(dtype).removeprefix('torch.')}")
         convert_dtype(model, dtype)
@@ -421,15 +448,31 @@ def attach_adapter(loaded: LoadedModel, name: str, adapter_dir: str) -> None:
     if name in loaded.adapters or name == "base":
         raise ModelLoadError(f"--adapter {name}={adapter_dir}: the name {name!r} is taken; "
                              "give each adapter its own name (and not 'base')")
+    flag = f"--adapter {name}={adapter_dir}"
+    try:
+        check_config_json(path, flag, "adapter_config.json")
+    except ValueError as err:
+        raise ModelLoadError(str(err)) from None
+    if not weight_files(path):
+        raise ModelLoadError(f"{flag}: no adapter weights there (adapter_model.safetensors); "
+                             "pass a complete adapter directory, e.g. RUN_DIR/adapter of a "
+                             "finished genlab train run")
     try:
         if not loaded.adapters:
             loaded.model = PeftModel.from_pretrained(loaded.model, str(path), adapter_name=name)
         else:
             loaded.model.load_adapter(str(path), adapter_name=name)
-    except (OSError, ValueError, RuntimeError, KeyError) as err:
-        first = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
-        raise ModelLoadError(f"--adapter {name}={adapter_dir}: cannot load it onto "
-                             f"{loaded.name} ({first})") from err
+    except Exception as err:  # noqa: BLE001 - every load failure is the adapter files' problem
+        raise ModelLoadError(_adapter_failure(flag, str(path), loaded.name, err)) from err
     loaded.model.to(loaded.device)
     loaded.model.eval()
     loaded.adapters[name] = str(path)
+
+
+def _adapter_failure(flag: str, adapter_dir: str, base: str, err: Exception) -> str:
+    """One line for an adapter that did not attach (damaged files, or not made for ``base``)."""
+    line = describe_load_failure(flag, adapter_dir, err, "adapter_config.json")
+    if line.startswith(f"{flag}: cannot load "):  # nothing specific found: say what it met
+        detail = " ".join(str(err).split())[:200] or type(err).__name__
+        return f"{flag}: cannot load it onto {base} ({detail})"
+    return line

@@ -6,16 +6,16 @@ merge runs on the CPU in float32 (``W + scale * B @ A`` is exact there) and the 
 are cast to the requested dtype only when saved; ``auto`` keeps the base model's stored dtype.
 
 The output is written to a temporary directory beside ``out_dir`` and renamed into place, so
-``out_dir`` is either complete or untouched; a non-empty ``out_dir`` is replaced only with
-``force``. Loading goes through ``genlab.core.modeling.loading`` (the only module that calls
-``from_pretrained``). A GGUF base (an adapter trained on ``--model file.gguf``) is loaded
-dequantized, so the result is a normal HF directory: GGUF -> LoRA -> merged model; ``auto``
-saves it in the file's float type (float32 for quantized files, whose values are exact there).
+``out_dir`` is either complete or untouched. An earlier merge output (marked ``merge``) is
+replaced; any other non-empty ``out_dir`` only with ``force``. Loading goes through
+``genlab.core.modeling.loading`` (the only module that calls ``from_pretrained``). A GGUF base
+(an adapter trained on ``--model file.gguf``) is loaded dequantized, so the result is a normal
+HF directory: GGUF -> LoRA -> merged model; ``auto`` saves it in the file's float type (float32
+for quantized files, whose values are exact there).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import tempfile
@@ -25,14 +25,18 @@ from typing import Any
 
 import torch
 
+from genlab.core.errors import GenlabError
+from genlab.core.io import claim_out_dir, named_os_errors, replace_dir, write_marker
 from genlab.core.modeling.gguf import GgufError, check_gguf, find_gguf
 from genlab.core.modeling.loading import ModelLoadError, attach_adapter, load_model, load_tokenizer
 
 MERGE_DTYPES = ("auto", "float32", "bfloat16", "float16")
 ADAPTER_NAME = "merged"
+MERGE_KIND = "merge"
+"""The marker kind of a merged-model directory."""
 
 
-class MergeError(ValueError):
+class MergeError(GenlabError, ValueError):
     """The adapter, base model or output directory is unusable; one-line message with the fix."""
 
 
@@ -51,14 +55,13 @@ def read_adapter_config(adapter_dir: str | Path) -> dict[str, Any]:
 
 
 def check_out_dir(out_dir: str | Path, *, force: bool = False) -> Path:
-    """Refuse a file, or a non-empty directory unless ``force``; return the path."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise MergeError(f"--out {out_dir}: is a file; pass a directory path")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise MergeError(f"--out {out_dir}: the directory is not empty; pass --force to "
-                         "replace it, or choose another --out")
-    return out
+    """Refuse a file, or a directory genlab did not merge into unless ``force``; return it.
+
+    A previous ``genlab merge`` output (its marker says ``merge``) is replaced without
+    ``force``: it is genlab's own.
+    """
+    claim_out_dir(out_dir, MERGE_KIND, force=force)
+    return Path(out_dir)
 
 
 def stored_dtype(model_dir: str, gguf_file: str | None = None) -> str:
@@ -157,27 +160,13 @@ def _save_atomically(model: Any, tokenizer: Any, out: Path, dtype: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         model.to(getattr(torch, dtype))
-        with warnings.catch_warnings():  # deprecation chatter from transformers internals
-            warnings.simplefilter("ignore", FutureWarning)
-            model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        _replace_dir(tmp, out)
+        with named_os_errors(tmp):
+            with warnings.catch_warnings():  # deprecation chatter from transformers internals
+                warnings.simplefilter("ignore", FutureWarning)
+                model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+        write_marker(tmp, MERGE_KIND)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _replace_dir(new: Path, out: Path) -> None:
-    """Rename ``new`` to ``out``; an existing ``out`` is moved aside first and then deleted."""
-    if not out.exists():
-        new.rename(out)
-        return
-    old = out.with_name(f".{out.name}.old-{new.name.rsplit('-', 1)[-1]}")
-    out.rename(old)
-    try:
-        new.rename(out)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            old.rename(out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)

@@ -16,6 +16,7 @@ import torch
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
 from genlab.core.configs import ModelShape
+from genlab.core.io import write_json_atomic
 
 GENERATION_DEFAULTS = {"do_sample": True, "temperature": 0.8, "top_p": 0.95,
                        "max_new_tokens": 256}
@@ -110,6 +111,6 @@ def make_tokenizer_config_portable(model_dir: str | Path, context: int) -> None:
     data = json.loads(path.read_text(encoding="utf-8"))
     data["tokenizer_class"] = "PreTrainedTokenizerFast"
     data["model_max_length"] = context
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    write_json_atomic(path, data)
 
 

@@ -67,6 +67,7 @@ def iter_pretrain(
     *,
     stop_token: StopToken | None = None,
     resume: bool = False,
+    replace_out: bool = False,
 ) -> Iterator[Any]:
     """Pretrain a tokenizer and a Llama from scratch; yield train events, then PretrainFinished.
 
@@ -88,19 +89,22 @@ def iter_pretrain(
         resume: Continue ``out_dir/run`` from its latest checkpoint instead of starting over
             (time-boxed: continue ``run-stable/``, or ``run/`` once the decay has started,
             with ``time_limit_s`` counted from now).
+        replace_out: ``out_dir`` holds something the user chose to replace (``--force``): its
+            contents are deleted once the corpus has been read.
     """
 
     out = Path(out_dir)
     stop = stop_token or StopToken()
     if config.time_limit_s is not None:
-        finished = yield from iter_time_boxed(config, out, stop, resume=resume)
+        finished = yield from iter_time_boxed(config, out, stop, resume=resume,
+                                                replace_out=replace_out)
     elif resume:
         eval_file = out / EVAL_FILE if (out / EVAL_FILE).is_file() else None
         events = iter_train(config.train_config(out / INIT_DIR, eval_file), stop_token=stop,
                             resume_from=out / RUN_DIR)
         finished = yield from drain(events)
     else:
-        eval_file = prepare_pretrain_dir(config, out)
+        eval_file = prepare_pretrain_dir(config, out, replace=replace_out)
         events = iter_train(config.train_config(out / INIT_DIR, eval_file),
                             out_dir=out / RUN_DIR, stop_token=stop)
         finished = yield from drain(events)

@@ -46,7 +46,7 @@ OPEN_ENDED_STEPS = 10**9
 
 
 def iter_time_boxed(config: PretrainConfig, out: Path, stop: StopToken,
-                    resume: bool = False) -> Iterator[Any]:
+                    resume: bool = False, replace_out: bool = False) -> Iterator[Any]:
     """Yield both runs' events; return the last ``RunFinished`` (None when there was none).
 
     With ``resume``, the time limit counts from now: a started decay run (``run/``) continues
@@ -64,7 +64,7 @@ def iter_time_boxed(config: PretrainConfig, out: Path, stop: StopToken,
     if resume:
         eval_file = out / EVAL_FILE if (out / EVAL_FILE).is_file() else None
     else:
-        eval_file = prepare_pretrain_dir(config, out)
+        eval_file = prepare_pretrain_dir(config, out, replace=replace_out)
     base = config.train_config(out / INIT_DIR, eval_file)
 
     # --- phase 1: constant lr until the switch time (or the caller's stop)

@@ -7,6 +7,7 @@ path, and nothing here reads run directories: the report passes plain numbers in
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,8 +18,17 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from genlab.core.io import write_bytes_atomic
+
 DPI = 110
 BAD = "#d62728"
+
+
+def save_figure(fig: Figure, path: str | Path) -> None:
+    """Save ``fig`` as a PNG atomically (rendered in memory, then written in one go)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    write_bytes_atomic(path, buf.getvalue())
 
 
 @dataclass
@@ -88,7 +98,7 @@ def loss_curves(curves: Sequence[Curve], path: str | Path, title: str = "") -> P
         ax_eval.legend(fontsize=7, loc="upper right")
     if title:
         fig.suptitle(title)
-    fig.savefig(path)
+    save_figure(fig, path)
     return Path(path)
 
 
@@ -149,7 +159,7 @@ def objective_scatter(axes: Sequence[Axis], objectives: Sequence[float | None],
             ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize=8, ha="right")
         ax.set(xlabel=axis.name, ylabel=objective_name)
         ax.grid(alpha=0.3)
-    fig.savefig(path)
+    save_figure(fig, path)
     return Path(path)
 
 
@@ -181,5 +191,5 @@ def heatmap(x: Axis, y: Axis, cells: dict[tuple[str, str], tuple[float | None, s
     ax.set_xticks(range(len(xl)), xl, fontsize=8)
     ax.set_yticks(range(len(yl)), yl, fontsize=8)
     ax.set(xlabel=x.name, ylabel=y.name)
-    fig.savefig(path)
+    save_figure(fig, path)
     return Path(path)

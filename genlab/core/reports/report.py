@@ -6,8 +6,9 @@ sweeps each trial's run directory and ``best.json``), so ``write_report(out)`` r
 at any time. A report is a list of blocks rendered twice: Markdown (images linked from
 ``plots/``) and HTML (the same images embedded as base64, so the file travels alone).
 
-* Compare: a summary per cell (mean length, how samples ended, distinct word bigrams) and, per
-  prompt, the side-by-side outputs (one row per cell, one column per sample).
+* Compare: a summary per cell (mean length, how samples ended, distinct word bigrams, and the
+  mean log-probability and perplexity of its text under the base model) and, per prompt, the
+  side-by-side outputs (one row per cell, one column per sample).
 * Sweep: the best configuration (and its retrain), every trial sorted by the objective
   (pruned, diverged and failed trials last, with why), overlaid loss curves, the objective
   against each hyperparameter, and a heatmap when a grid has exactly two dimensions.
@@ -22,9 +23,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+from genlab.core.errors import GenlabError
 from genlab.core.generation.grid import format_value
+from genlab.core.io import read_text_limited, write_text_atomic
 from genlab.core.reports import plots
-from genlab.core.reports.results import RESULTS_FILE, SPEC_FILE, read_rows
+from genlab.core.reports.results import RESULTS_FILE, SPEC_FILE, SPEC_JSON_LIMIT, read_rows
 from genlab.core.training.run_dir import read_metrics
 
 REPORT_MD = "report.md"
@@ -38,7 +41,7 @@ def write_report(out_dir: str | Path) -> Path:
     """Regenerate the report of a compare or sweep output directory; returns ``report.md``.
 
     Raises:
-        FileNotFoundError: ``out_dir`` has no ``spec.json``.
+        ReportError: ``out_dir`` has no readable ``spec.json``.
     """
     spec = _read_spec(Path(out_dir))
     if spec.get("kind") == "compare":
@@ -46,16 +49,34 @@ def write_report(out_dir: str | Path) -> Path:
     return write_sweep_report(out_dir)
 
 
+class ReportError(GenlabError):
+    """A directory is not a compare or sweep output, or its ``spec.json`` does not read."""
+
+
 def _read_spec(out: Path) -> dict[str, Any]:
     path = out / SPEC_FILE
+    if not out.is_dir():
+        raise ReportError(f"{out}: no such directory; pass the output directory of genlab "
+                          "compare or genlab sweep")
     if not path.is_file():
-        raise FileNotFoundError(f"{out}: no {SPEC_FILE}; not a genlab compare or sweep output")
-    return json.loads(path.read_text(encoding="utf-8"))
+        raise ReportError(f"{out}: no {SPEC_FILE}; not a genlab compare or sweep output")
+    try:
+        spec = json.loads(read_text_limited(path, SPEC_JSON_LIMIT, str(path)))
+    except json.JSONDecodeError as err:
+        raise ReportError(f"{path}: not valid JSON (line {err.lineno} column {err.colno}: "
+                          f"{err.msg}); restore it, or rerun the compare or sweep into a new "
+                          "--out") from None
+    except UnicodeDecodeError:
+        raise ReportError(f"{path}: not UTF-8 text; restore it, or rerun into a new --out"
+                          ) from None
+    if not isinstance(spec, dict) or spec.get("kind") not in ("compare", "sweep"):
+        raise ReportError(f"{path}: not the spec.json of a genlab compare or sweep output")
+    return spec
 
 
 def _write(out: Path, title: str, blocks: list[Block]) -> Path:
-    (out / REPORT_MD).write_text(to_markdown(blocks), encoding="utf-8")
-    (out / REPORT_HTML).write_text(to_html(title, blocks, out), encoding="utf-8")
+    write_text_atomic(out / REPORT_MD, to_markdown(blocks))
+    write_text_atomic(out / REPORT_HTML, to_html(title, blocks, out))
     return out / REPORT_MD
 
 
@@ -77,9 +98,14 @@ def write_compare_report(out_dir: str | Path) -> Path:
                         f"the same seed in every cell (base seed {spec.get('seed', 0)}), so "
                         "cells differ only by their settings."))
     blocks.append(("h", 2, "Summary per cell"))
-    blocks.append(("table", ["cell", "mean new tokens", "ended by", "distinct word bigrams"],
-                   [[r.get("label", ""), _mean_tokens(r), _endings(r), _distinct2(r)]
-                    for r in rows]))
+    blocks.append(("table", ["cell", "mean new tokens", "ended by", "distinct word bigrams",
+                             "mean log-prob (base model)", "perplexity (base model)"],
+                   [[r.get("label", ""), _mean_tokens(r), _endings(r), _distinct2(r),
+                     *_quality(r)] for r in rows]))
+    blocks.append(("p", "Distinct word bigrams measure repetition (1 = nothing repeats); the "
+                        "mean log-probability per generated token under the base model, and "
+                        "its perplexity exp(-mean), measure how natural the text is to the "
+                        "model: gibberish scores high on the first and badly on the second."))
     samples = max([o["sample"] for r in rows for o in r.get("outputs", [])] + [0]) + 1
     for p, prompt in enumerate(spec.get("prompts", [])):
         blocks.append(("h", 2, f"Prompt {p + 1}: {prompt}"))
@@ -102,6 +128,17 @@ def _endings(row: dict[str, Any]) -> str:
     for o in row.get("outputs", []):
         counts[o.get("finish_reason", "?")] = counts.get(o.get("finish_reason", "?"), 0) + 1
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+
+
+def _quality(row: dict[str, Any]) -> tuple[str, str]:
+    """Token-weighted mean log-prob of the cell's outputs under the base model, perplexity."""
+    scored = [(o["base_logprob"], o.get("new_tokens", 0)) for o in row.get("outputs", [])
+              if o.get("base_logprob") is not None and o.get("new_tokens")]
+    tokens = sum(n for _, n in scored)
+    if not tokens:
+        return "-", "-"
+    mean = sum(lp for lp, _ in scored) / tokens
+    return f"{mean:.3f}", f"{math.exp(-mean):.1f}"
 
 
 def _distinct2(row: dict[str, Any]) -> str:

@@ -25,22 +25,28 @@ import json
 from pathlib import Path
 from typing import Any
 
+from genlab.core.errors import one_line
 from genlab.core.io import (
+    OutDirError,
     append_jsonl,
+    claim_out_dir,
+    clear_dir,
     fresh_dir,
     jsonable,
     read_jsonl,
+    read_text_limited,
     truncate_torn_line,
     write_json_atomic,
+    write_marker,
 )
 
 RESULTS_FILE = "results.jsonl"
 SPEC_FILE = "spec.json"
 DEFAULT_ROOT = "runs"
-
-
-class OutDirError(ValueError):
-    """The output directory cannot be used for this spec (one-line message)."""
+SPEC_JSON_LIMIT = 16 << 20
+"""Largest ``spec.json`` read back (16 MiB; it holds a spec and its prompts)."""
+__all__ = ["RESULTS_FILE", "SPEC_FILE", "OutDirError", "append_row", "check_out_dir",
+           "default_out_dir", "open_out_dir", "read_rows"]
 
 
 def default_out_dir(kind: str, name: str, root: str | Path = DEFAULT_ROOT) -> Path:
@@ -48,46 +54,79 @@ def default_out_dir(kind: str, name: str, root: str | Path = DEFAULT_ROOT) -> Pa
     return fresh_dir(root, name or kind, prefix=f"{kind}-")
 
 
-def check_out_dir(out: str | Path, kind: str, identity: dict[str, Any]) -> bool:
-    """Check that ``out`` is new, empty, or a resumable output of the same spec.
-
-    Returns:
-        True when ``out`` already holds this spec's output (the run resumes it).
-
-    Raises:
-        OutDirError: ``out`` is a file, a non-empty unrelated directory, or holds another spec.
-    """
-    out = Path(out)
-    if not out.exists():
-        return False
-    if not out.is_dir():
-        raise OutDirError(f"--out {out}: exists and is not a directory")
+def _stored_spec(out: Path) -> dict[str, Any] | None:
+    """``spec.json`` of ``out`` (None when absent); ``OutDirError`` when it does not read."""
     spec_file = out / SPEC_FILE
     if not spec_file.is_file():
-        if any(out.iterdir()):
-            raise OutDirError(f"--out {out}: exists, is not empty and holds no {SPEC_FILE}; "
-                              f"choose a new directory")
-        return False
+        return None
     try:
-        stored = json.loads(spec_file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise OutDirError(f"--out {out}: cannot read its {SPEC_FILE} ({err})") from None
-    if stored.get("kind") != kind:
-        raise OutDirError(f"--out {out}: holds a {stored.get('kind')} output, not a {kind}; "
-                          "choose another directory")
-    mine = jsonable(identity)
-    theirs = stored.get("identity", {})
-    if mine != theirs:
+        stored = json.loads(read_text_limited(spec_file, SPEC_JSON_LIMIT, f"--out {spec_file}"))
+    except (OSError, ValueError) as err:
+        raise OutDirError(f"--out {out}: cannot read {spec_file} ({one_line(str(err))}); "
+                          "choose another --out, or pass --force to start afresh") from None
+    if not isinstance(stored, dict):
+        raise OutDirError(f"--out {out}: {spec_file} is not a JSON object; choose another "
+                          "--out, or pass --force to start afresh")
+    return stored
+
+
+def check_out_dir(out: str | Path, kind: str, identity: dict[str, Any], *,
+                  force: bool = False) -> str:
+    """Check that ``out`` is new, empty, or a resumable output of the same spec.
+
+    An output directory carries genlab's marker (``genlab.core.io.MARKER_FILE``); one written
+    before markers existed is recognised by its ``spec.json`` of the same ``kind``.
+
+    Returns:
+        ``"new"``, ``"empty"``, ``"resume"`` (``out`` holds this spec's output: finished work is
+        kept) or ``"replace"`` (``force`` over something else: ``open_out_dir`` clears it).
+
+    Raises:
+        OutDirError: ``out`` is a file, a directory genlab did not write, another kind of
+            output or another spec's output (the last three only without ``force``).
+    """
+    out = Path(out)
+
+    def legacy(path: Path) -> bool:
+        try:
+            return (_stored_spec(path) or {}).get("kind") == kind
+        except OutDirError:
+            return False
+
+    state = claim_out_dir(out, kind, force=force, is_legacy=legacy)
+    if state != "same":
+        return state
+    try:
+        stored = _stored_spec(out)
+    except OutDirError:
+        if force:
+            return "replace"
+        raise
+    if stored is None:  # marked, killed before spec.json was written: nothing to keep
+        return "resume"
+    mine, theirs = jsonable(identity), stored.get("identity", {})
+    if stored.get("kind") != kind or mine != theirs:
+        if force:
+            return "replace"
+        if stored.get("kind") != kind:
+            raise OutDirError(f"--out {out}: holds a {stored.get('kind')} output, not a {kind}; "
+                              "choose another directory")
         differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
         raise OutDirError(f"--out {out}: holds the results of a different spec (differs in: "
-                          f"{', '.join(differ)}); choose another --out to start afresh")
-    return True
+                          f"{', '.join(differ)}); choose another --out, or pass --force to "
+                          "start afresh")
+    return "resume"
 
 
-def open_out_dir(out: str | Path, spec_data: dict[str, Any], identity: dict[str, Any]) -> None:
-    """Create ``out`` (if needed), write ``spec.json`` and repair ``results.jsonl``."""
+def open_out_dir(out: str | Path, spec_data: dict[str, Any], identity: dict[str, Any],
+                 state: str = "new") -> None:
+    """Create ``out`` (cleared first when ``state`` is ``replace``), mark it, write
+    ``spec.json`` and repair ``results.jsonl``."""
     out = Path(out)
+    if state == "replace" and out.is_dir():
+        clear_dir(out)
     out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, spec_data.get("kind", "compare"))
     write_json_atomic(out / SPEC_FILE, {**spec_data, "identity": identity})
     truncate_torn_line(out / RESULTS_FILE)
 

@@ -13,6 +13,8 @@ This module owns the half of spec handling that both kinds share (the bottom of
 * **Variables.** ``vars: {name: value}`` and the built-in ``${spec_dir}`` (the spec file's
   directory) are substituted into every string as ``${name}``; a string that is exactly
   ``${name}`` takes the variable's type (a number stays a number).
+* **Limits.** A spec file is at most 4 MiB and 100,000 values (every use of a YAML alias
+  counted, so an alias bomb is refused instead of filling memory).
 * **Errors** are ``SpecError``: one line ``<file>: <key.path>: <problem>``, e.g.
   ``lr.yaml: search.lr.low: expected a number, got 'abc'``, with a "did you mean" for unknown
   keys. They are raised before anything runs or is written.
@@ -30,13 +32,20 @@ from typing import Any
 
 import yaml
 
+from genlab.core.errors import GenlabError, InputTooLarge
+from genlab.core.io import human_size, read_text_limited
+
 DEFAULT_MODEL = "default"
 """The ``model`` value (or its absence) that means genlab's shipped default model."""
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MAX_SPEC_BYTES = 4 << 20
+"""Largest spec file read (4 MiB)."""
+MAX_SPEC_VALUES = 100_000
+"""Most values in a spec (keys' values and list items, every alias use counted)."""
 
 
-class SpecError(ValueError):
+class SpecError(GenlabError, ValueError):
     """A spec is unreadable or invalid; ``str()`` is one line naming the file and key path.
 
     Attributes:
@@ -95,12 +104,30 @@ def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML ``text`` with the spec rules; syntax errors become one-line ``SpecError``."""
 
     try:
-        return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise SpecError(source, "", f"{where}not valid YAML ({problem})") from None
+    _check_size(data, source)
+    return data
+
+
+def _check_size(data: Any, source: str) -> None:
+    """Refuse more than ``MAX_SPEC_VALUES`` values, counting every use of a YAML alias:
+    ``&a``/``*a`` nesting ("billion laughs") expands exponentially when the spec is copied."""
+    stack, seen = [data], 0
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > MAX_SPEC_VALUES:
+            raise SpecError(source, "", f"holds more than {MAX_SPEC_VALUES:,} values (counting "
+                                        "every use of a YAML alias); write a smaller spec")
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
 
 
 def read_spec_file(path: str | Path) -> tuple[dict[str, Any], SpecContext]:
@@ -108,13 +135,21 @@ def read_spec_file(path: str | Path) -> tuple[dict[str, Any], SpecContext]:
     source = str(path)
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        text = read_text_limited(p, MAX_SPEC_BYTES, source)
     except FileNotFoundError:
         raise SpecError(source, "", "no such spec file") from None
     except IsADirectoryError:
         raise SpecError(source, "", "is a directory; pass a .yaml spec file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpecError(source, "", f"cannot read it ({err})") from None
+    except InputTooLarge:
+        raise SpecError(source, "", f"larger than {human_size(MAX_SPEC_BYTES)}, genlab's limit "
+                                    "for a spec file; put long prompt lists in a prompts file "
+                                    "(prompts: FILE)") from None
+    except UnicodeDecodeError as err:
+        raise SpecError(source, "", f"not UTF-8 text (byte {err.start}); save it as UTF-8"
+                        ) from None
+    except OSError as err:
+        raise SpecError(source, "", f"cannot read it ({(err.strerror or str(err)).lower()})"
+                        ) from None
     data = parse_yaml(text, source)
     if not isinstance(data, dict):
         raise SpecError(source, "", f"expected a mapping of keys at the top, got "
@@ -297,4 +332,7 @@ def config_error(ctx: SpecContext, prefix: str, err: Any) -> SpecError:
     value = err.value
     if isinstance(value, tuple):
         value = list(value)
-    return ctx.error(key, f"expected {err.expected}, got {describe(value)}")
+    expected = err.expected
+    for name in getattr(err, "related", ()):
+        expected = expected.replace(name, f"{prefix}.{name}" if prefix else name)
+    return ctx.error(key, f"expected {expected}, got {describe(value)}")

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from genlab.core.configs import ConfigError, SamplingParams
+from genlab.core.configs import SAMPLING_FIELDS, ConfigError, SamplingParams
 from genlab.core.configs.runtime import QUANTIZE
 from genlab.core.configs.sampling import TRUNCATE_CHOICES, message_dicts
-from genlab.core.generation.grid import GRID_FIELDS, SHORT_NAMES, format_value
+from genlab.core.configs.training import DEVICE_EXPECTED, DTYPE_NAMES, valid_device
+from genlab.core.generation.grid import SHORT_NAMES, format_param
 from genlab.core.generation.prompts import (
     Prompt,
     PromptFileError,
@@ -53,9 +54,11 @@ COMPARE_KEYS = ("kind", "name", "description", "vars", "model", "gguf_file", "de
 PROMPTING_DEFAULTS = {"chat": None, "system": None, "truncate_prompt": "error",
                       "gguf_file": None, "threads": None, "quantize": "none"}
 """Keys stored in ``spec.json`` only when set (older output directories keep resuming)."""
-BASE_KEYS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens",
-             "stop", "ignore_eos")
-AXIS_FIELDS = (*GRID_FIELDS, "adapter")
+BASE_KEYS = SAMPLING_FIELDS
+"""``base`` takes every sampling knob (``SamplingParams``' fields), by its field name."""
+AXIS_FIELDS = (*SAMPLING_FIELDS, "adapter")
+"""An axis may vary any sampling knob (numbers, ``sampler_order``, ``logit_bias``...) or the
+adapter."""
 BASE_ADAPTER = "base"
 
 
@@ -194,7 +197,7 @@ def cell_label(settings: dict[str, Any], show_adapter: bool) -> str:
     parts = []
     if show_adapter:
         parts.append(str(settings.get("adapter") or BASE_ADAPTER))
-    parts += [f"{SHORT_NAMES.get(k, k)}={format_value(v)}" for k, v in settings.items()
+    parts += [f"{SHORT_NAMES.get(k, k)}={format_param(k, v)}" for k, v in settings.items()
               if k != "adapter"]
     return " ".join(parts) or "output"
 
@@ -227,14 +230,21 @@ def parse_compare_spec(data: dict[str, Any], ctx: SpecContext) -> CompareSpec:
         samples=want_int(data.get("samples", 1), "samples", ctx, low=1),
         seed=want_int(data.get("seed", 0), "seed", ctx, low=0, high=2**63 - 1),
         batch_size=want_int(data.get("batch_size", 16), "batch_size", ctx, low=1),
-        device=want_str(data.get("device", "auto"), "device", ctx),
-        dtype=want_str(data.get("dtype", "auto"), "dtype", ctx),
+        device=_device(data.get("device", "auto"), ctx),
+        dtype=want_choice(data.get("dtype", "auto"), "dtype", ctx, DTYPE_NAMES),
         threads=None if data.get("threads") is None else want_int(
             data["threads"], "threads", ctx, low=1),
         quantize=want_choice(data.get("quantize", "none"), "quantize", ctx, QUANTIZE),
         description=str(data.get("description", "") or "").strip(),
         source=ctx.source,
     )
+
+
+def _device(value: Any, ctx: SpecContext) -> str:
+    device = want_str(value, "device", ctx)
+    if not valid_device(device):
+        raise ctx.error("device", f"expected {DEVICE_EXPECTED}, got {describe(device)}")
+    return device
 
 
 def _name(data: dict[str, Any], ctx: SpecContext) -> str:
@@ -340,20 +350,23 @@ def _axes(crossed: Any, paired: Any, base: SamplingParams,
             if field_name in seen:
                 raise ctx.error(path, f"{field_name} is already an axis at {seen[field_name]}")
             seen[field_name] = path
-            column = _axis_values(field_name, values, path, base, names, ctx)
+            column = _axis_values(field_name, values, path, base, names, ctx, distinct=False)
             if first is not None and len(column) != len(first[1]):
                 raise ctx.error(path, f"has {len(column)} values but {first[0]} has "
                                       f"{len(first[1])}; paired axes need equal lengths")
             first = first or (path, column)
             columns.append(column)
-        axes.append(Axis(tuple(group), tuple(zip(*columns, strict=True))))
+        combos = tuple(zip(*columns, strict=True))
+        if len(set(map(repr, combos))) != len(combos):  # a column may repeat; a setting not
+            raise ctx.error(gpath, "lists the same combination twice")
+        axes.append(Axis(tuple(group), combos))
     if adapters and "adapter" not in seen:
         axes.append(Axis(("adapter",), tuple((v,) for v in (BASE_ADAPTER, *names))))
     return tuple(axes)
 
 
 def _axis_values(field_name: str, values: Any, path: str, base: SamplingParams,
-                 adapters: set[str], ctx: SpecContext) -> list[Any]:
+                 adapters: set[str], ctx: SpecContext, distinct: bool = True) -> list[Any]:
     items = want_list(values, path, ctx)
     for i, value in enumerate(items):
         where = f"{path}[{i}]"
@@ -367,6 +380,6 @@ def _axis_values(field_name: str, values: Any, path: str, base: SamplingParams,
             replace(base, **{field_name: value})
         except ConfigError as err:
             raise ctx.error(where, f"expected {err.expected}, got {describe(value)}") from None
-    if len(set(map(repr, items))) != len(items):
+    if distinct and len(set(map(repr, items))) != len(items):
         raise ctx.error(path, "lists a value twice")
     return items

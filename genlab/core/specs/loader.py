@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab import assets
+from genlab.core.errors import GenlabError
 from genlab.core.specs.common import (
     DEFAULT_MODEL,
     SpecContext,
@@ -25,6 +26,10 @@ from genlab.core.specs.compare import CompareSpec, parse_compare_spec
 from genlab.core.specs.sweep import SweepSpec, parse_sweep_spec
 
 SPEC_KINDS = ("compare", "sweep")
+
+
+class SpecModelError(GenlabError, LookupError):
+    """The spec's model does not exist (one line starting ``model:``)."""
 
 
 def load_spec(spec: str | Path | Mapping[str, Any], *, overrides: Iterable[str] = (),
@@ -86,10 +91,11 @@ def resolve_model(name: str | None) -> str:
     """The model to load for a spec's ``model`` (``default``/None: genlab's shipped model).
 
     Raises:
-        LookupError: A local model path that does not exist, or no default model installed;
+        SpecModelError: A local model path that does not exist, or no default model installed;
             one line starting ``model:`` (the spec key), saying what to do.
     """
     try:
         return assets.resolve_model(None if name == DEFAULT_MODEL else name)
     except assets.ModelNotFound as err:
-        raise LookupError(f"model: {err}; set model: ID|DIR in the spec or pass --model") from None
+        raise SpecModelError(f"model: {err}; set model: ID|DIR in the spec or pass --model"
+                             ) from None

@@ -248,7 +248,10 @@ def _validate_fields(base: dict[str, Any], shape: dict[str, int] | None,
         given = err.field in values or (nest and err.field in base)
         key = where(err.field) if given else f"{path} (with base.{err.field})"
         value = err.value if not isinstance(err.value, tuple) else list(err.value)
-        raise ctx.error(key, f"expected {err.expected}, got {describe(value)}") from None
+        expected = err.expected
+        for name in getattr(err, "related", ()):  # other fields the message names
+            expected = expected.replace(name, f"base.{name}")
+        raise ctx.error(key, f"expected {expected}, got {describe(value)}") from None
     except TypeError as err:  # an unexpected keyword: reported by check_keys normally
         raise ctx.error(path, str(err)) from None
     if shape is None and not knobs:

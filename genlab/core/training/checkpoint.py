@@ -14,6 +14,9 @@ A checkpoint is a directory ``<run>/checkpoints/step-XXXXXXXX/`` holding:
 
 It is written to a hidden temp directory and renamed into place, so a crash mid-write never
 leaves a half checkpoint; older checkpoints are deleted afterwards (the latest ``keep`` stay).
+A failed write (a full disk) removes the temp directory and raises the ``OSError``; the
+previous checkpoint stays the latest. Reading refuses pickles that hold more than tensors
+(``weights_only``) with a one-line ``CheckpointError``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from genlab.core.errors import GenlabError
+from genlab.core.io import named_os_errors, write_json_atomic
 from genlab.core.training.run_dir import CHECKPOINTS_DIR
 
 _PREFIX = "step-"
@@ -136,41 +141,86 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{_PREFIX}{int(state['step']):08d}"
     tmp = root / f".tmp-{final.name}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)  # a leftover of a kill mid-write
     tmp.mkdir()
-    save_file(trainable, str(tmp / "trainable.safetensors"))
-    if best is not None:
-        save_file(best, str(tmp / "best.safetensors"))
-    torch.save(optimizer, tmp / "optimizer.pt")
-    torch.save(scheduler, tmp / "scheduler.pt")
-    if scaler is not None:
-        torch.save(scaler, tmp / "scaler.pt")
-    torch.save(rng, tmp / "rng.pt")
-    (tmp / "state.json").write_text(json.dumps({**state, "best_is_current": best is None},
-                                               indent=2) + "\n", encoding="utf-8")
-    if final.exists():  # same step written again (e.g. eval checkpoint, then stop)
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    try:
+        _write_files(tmp, state, trainable, best, optimizer, scheduler, scaler, rng)
+        if final.exists():  # same step written again (e.g. eval checkpoint, then stop):
+            aside = root / f".old-{final.name}"  # moved aside, so a checkpoint always exists
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(final, aside)
+            os.replace(tmp, final)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:  # a full disk, a kill: the previous checkpoint stays the latest
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     for old in list_checkpoints(run_dir)[:-max(1, keep)]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
+def _write_files(tmp: Path, state: dict[str, Any], trainable: dict[str, torch.Tensor],
+                 best: dict[str, torch.Tensor] | None, optimizer: dict[str, Any],
+                 scheduler: dict[str, Any], scaler: dict[str, Any] | None,
+                 rng: list[dict[str, Any]]) -> None:
+    """Every file of a checkpoint into ``tmp``; a write failure is the ``OSError`` it is."""
+    for name, tensors in (("trainable", trainable), ("best", best)):
+        if tensors is not None:
+            with named_os_errors(tmp / f"{name}.safetensors"):
+                save_file(tensors, str(tmp / f"{name}.safetensors"))
+    for name, obj in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler),
+                      ("rng", rng)):
+        if obj is not None:
+            path = tmp / f"{name}.pt"
+            # Into a file object: torch then chains the real OSError to its RuntimeError.
+            with named_os_errors(path), open(path, "wb") as f:
+                torch.save(obj, f)
+    write_json_atomic(tmp / "state.json", {**state, "best_is_current": best is None})
+
+
+class CheckpointError(GenlabError):
+    """A checkpoint file is damaged, or holds a pickle that ``weights_only`` refused."""
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a checkpoint directory written by ``save_checkpoint`` (tensors on CPU)."""
+    """Read a checkpoint directory written by ``save_checkpoint`` (tensors on CPU).
+
+    Raises:
+        CheckpointError: A file is missing, damaged, or a pickle of more than tensors (it is
+            never unpickled: ``weights_only`` loading refuses code).
+    """
 
     path = Path(path)
-    state = json.loads((path / "state.json").read_text(encoding="utf-8"))
     best_file = path / "best.safetensors"
     scaler_file = path / "scaler.pt"
     return Checkpoint(
         path=path,
-        state=state,
-        trainable=load_file(str(path / "trainable.safetensors")),
-        best=load_file(str(best_file)) if best_file.exists() else None,
-        optimizer=torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True),
-        scheduler=torch.load(path / "scheduler.pt", map_location="cpu", weights_only=True),
-        scaler=(torch.load(scaler_file, map_location="cpu", weights_only=True)
-                if scaler_file.exists() else None),
-        rng=torch.load(path / "rng.pt", map_location="cpu", weights_only=True),
+        state=_read(path / "state.json", lambda p: json.loads(p.read_text(encoding="utf-8"))),
+        trainable=_read(path / "trainable.safetensors", lambda p: load_file(str(p))),
+        best=_read(best_file, lambda p: load_file(str(p))) if best_file.exists() else None,
+        optimizer=_read(path / "optimizer.pt", _torch_load),
+        scheduler=_read(path / "scheduler.pt", _torch_load),
+        scaler=_read(scaler_file, _torch_load) if scaler_file.exists() else None,
+        rng=_read(path / "rng.pt", _torch_load),
     )
+
+
+def _torch_load(path: Path) -> Any:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _read(path: Path, load: Any) -> Any:
+    """``load(path)``; any failure is a ``CheckpointError`` naming the file and the way on."""
+    try:
+        return load(path)
+    except Exception as err:  # noqa: BLE001 - json, safetensors, pickle and OS errors alike
+        refused = "weights only load failed" in str(err).lower() or "Unpickling" in type(
+            err).__name__
+        why = ("is a pickle holding more than tensors, so genlab refused to load it (loading "
+               "it could run arbitrary code)") if refused else (
+            f"cannot be read ({' '.join(str(err).split())[:120] or type(err).__name__})")
+        raise CheckpointError(f"--resume: checkpoint file {path} {why}; delete the "
+                              f"checkpoint directory {path.parent} to resume from an earlier "
+                              "checkpoint (or start over)") from None

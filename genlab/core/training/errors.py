@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from genlab.core.errors import GenlabError
 
-class TrainSetupError(ValueError):
+
+class TrainSetupError(GenlabError, ValueError):
     """A training run cannot start; the one-line message names the flag and the fix."""

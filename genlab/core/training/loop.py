@@ -11,6 +11,7 @@ summary). The semantics are documented in
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Iterator
@@ -81,10 +82,12 @@ class TrainLoop:
 
     # --- opening -------------------------------------------------------------------------
 
-    def open(self, out_dir: str | Path | None, resume_from: str | Path | None) -> None:
-        """Create the run directory, or reopen it and restore its latest checkpoint."""
+    def open(self, out_dir: str | Path | None, resume_from: str | Path | None, *,
+             replace: bool = False) -> None:
+        """Create the run directory (``replace``: clear it first), or reopen it and restore
+        its latest checkpoint."""
         if resume_from is None:
-            self.files.create(out_dir)
+            self.files.create(out_dir, replace=replace)
             return
         checkpoint = self.files.reopen(resume_from)
         if checkpoint is not None:
@@ -364,7 +367,10 @@ class TrainLoop:
         else:
             status = "stopped"
             message = f"interrupted at step {self.state.step}; {resume}"
-        self.files.write_summary(self._summary(status, message, None, None))
+        # Best effort: when the disk is full or the directory read-only this write fails too,
+        # and the error to report is the first one.
+        with contextlib.suppress(Exception):
+            self.files.write_summary(self._summary(status, message, None, None))
 
     def close(self) -> None:
         """Close the run's files."""

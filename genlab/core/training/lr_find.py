@@ -28,10 +28,12 @@ learning-rate lesson's best of 1e-3). The plot shows the raw and the zero-phase 
   ``suggested_lr``;
 * ``min_div10_lr``: the lr of the smoothed loss's minimum, divided by 10.
 
-Files in ``out_dir`` (default ``runs/lr-find-<timestamp>-<name>``; an existing non-empty
-directory is refused): ``lr_find.jsonl`` (one ``{"type": "step", "step", "lr", "loss",
-"smoothed_loss"}`` line per step, appended and flushed as it goes, then one ``{"type":
-"result", ...}`` line) and ``lr_find.png`` (the curve, written atomically at the end).
+Files in ``out_dir`` (default ``runs/lr-find-<timestamp>-<name>``, marked ``lr-find`` by
+``genlab.core.io.write_marker``; an existing non-empty directory is refused unless ``force``,
+which replaces its contents once the setup has succeeded): ``lr_find.jsonl`` (one ``{"type":
+"step", "step", "lr", "loss", "smoothed_loss"}`` line per step, appended and flushed as it
+goes, then one ``{"type": "result", ...}`` line) and ``lr_find.png`` (the curve, written
+atomically at the end).
 """
 
 from __future__ import annotations
@@ -44,12 +46,21 @@ from pathlib import Path
 
 from genlab.core.configs import LrFindConfig, TrainConfig
 from genlab.core.events import LrFindFinished, LrFindStarted, LrFindStep, StopToken
-from genlab.core.io import append_jsonl, fresh_dir, write_bytes_atomic
+from genlab.core.io import (
+    append_jsonl,
+    claim_out_dir,
+    clear_dir,
+    fresh_dir,
+    write_bytes_atomic,
+    write_marker,
+)
 from genlab.core.training.errors import TrainSetupError
 from genlab.core.training.lr_find_plot import render_lr_find
 from genlab.core.training.setup import setup_training
 from genlab.core.training.step import BlockOrder, StepRunner
 
+LR_FIND_KIND = "lr-find"
+"""The marker kind of an lr-find output directory."""
 RECORDS_FILE = "lr_find.jsonl"
 PLOT_FILE = "lr_find.png"
 SKIP_END = 5
@@ -120,34 +131,49 @@ def lr_find_config(config: TrainConfig, find: LrFindConfig) -> TrainConfig:
                    sync_every=1)
 
 
-def check_out_dir(out_dir: str | Path) -> Path:
-    """An lr-find output directory that may be created: absent or empty (else one line)."""
-    out = Path(out_dir)
-    if out.is_file():
-        raise TrainSetupError(f"--out {out}: is a file; pass a directory")
-    if out.is_dir() and any(out.iterdir()):
-        what = "an lr-find result" if (out / RECORDS_FILE).exists() else "other files"
-        raise TrainSetupError(f"--out {out}: already holds {what}; choose a new or empty "
-                              "directory (nothing was changed)")
-    return out
+def check_out_dir(out_dir: str | Path, *, force: bool = False) -> bool:
+    """Check an lr-find ``--out`` before anything is written; True when its contents are to be
+    replaced (``force``). Absent or empty is used; an earlier lr-find result (marked, or one
+    from before markers: an ``lr_find.jsonl`` there) or anything else needs ``force``.
+
+    Raises:
+        OutDirError: A file, or a directory genlab did not write, without ``force``.
+        TrainSetupError: An earlier lr-find result, without ``force``.
+    """
+    state = claim_out_dir(out_dir, LR_FIND_KIND, force=force,
+                          is_legacy=lambda path: (path / RECORDS_FILE).is_file())
+    if state == "same" and not force:
+        raise TrainSetupError(f"--out {out_dir}: already holds an lr-find result; choose a new "
+                              "or empty directory, or pass --force to replace it (nothing was "
+                              "changed)")
+    return state in ("same", "replace")
 
 
 def iter_lr_find(config: TrainConfig, find: LrFindConfig | None = None, *,
-                 out_dir: str | Path | None = None,
-                 stop_token: StopToken | None = None) -> Iterator[LrFindEvent]:
+                 out_dir: str | Path | None = None, stop_token: StopToken | None = None,
+                 force: bool = False) -> Iterator[LrFindEvent]:
     """Run the lr range test of ``config`` and yield its events (see the module docstring).
 
+    ``force``: replace an ``out_dir`` that holds something else (``--force``).
+
     Raises:
-        ModelLoadError, DataError, TrainSetupError: From the first ``next()``, before the
-            output directory is created.
+        ModelLoadError, DataError, TrainSetupError, OutDirError: From the first ``next()``,
+            before the output directory is created or changed.
     """
     find = find or LrFindConfig()
     stop = stop_token or StopToken()
-    out = check_out_dir(out_dir) if out_dir is not None else fresh_dir(
-        "runs", config.name or Path(config.model.rstrip("/\\")).name or "run", "lr-find-")
+    if out_dir is None:
+        out = fresh_dir("runs", config.name or Path(config.model.rstrip("/\\")).name or "run",
+                        "lr-find-")
+        replace_out = False
+    else:
+        out, replace_out = Path(out_dir), check_out_dir(out_dir, force=force)
     began = time.perf_counter()
     setup = setup_training(lr_find_config(config, find))
+    if replace_out:
+        clear_dir(out)
     out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, LR_FIND_KIND)
     records = out / RECORDS_FILE
     yield LrFindStarted(out_dir=str(out), num_steps=find.num_steps, start_lr=find.start_lr,
                         end_lr=find.end_lr, device=setup.device.type,

@@ -4,6 +4,7 @@ A run directory is self-contained: it reproduces or resumes the run with nothing
 
 ```
 runs/<YYYYmmdd-HHMMSS>-<name>/
+  .genlab.json     the marker: {"kind": "run", "genlab_version", "created"} (genlab.core.io)
   config.json      TrainConfig.to_dict() (paths made absolute, target_modules resolved)
                    plus "resolved": total_steps, warmup_steps, lr, device, mixed precision,
                    genlab version, trainable/total params, data sizes, ...
@@ -23,19 +24,30 @@ runs/<YYYYmmdd-HHMMSS>-<name>/
 Every JSON file is written atomically (temp file + ``os.replace``); non-finite floats are
 stored as ``null`` so every line is strict JSON. A directory without ``summary.json`` is a run in
 progress (or one killed without a chance to write it).
+
+A run directory is recognised by its marker. Run directories written before markers existed
+(``config.json`` + ``metrics.jsonl``, no marker) are recognised by a ``config.json`` that reads
+as a ``TrainConfig`` (``is_legacy_run_dir``): they are listed, resumable, and get their marker
+when resumed. Anything else (a user's directory that happens to hold a ``metrics.jsonl``) is
+not a run directory, and ``genlab train --out`` refuses it without ``--force``.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
 from genlab.core.configs import TrainConfig
+from genlab.core.errors import GenlabError
 from genlab.core.io import (
+    MARKER_FILE,
     fresh_dir,
     read_jsonl,
+    read_marker,
+    read_text_limited,
     rewrite_jsonl_atomic,
     to_json_line,
     write_json_atomic,
@@ -49,6 +61,10 @@ ADAPTER_DIR = "adapter"
 MODEL_DIR = "model"
 CHECKPOINTS_DIR = "checkpoints"
 DEFAULT_ROOT = "runs"
+RUN_KIND = "run"
+"""The marker kind of a training run directory."""
+CONFIG_LIMIT = 16 << 20
+"""Largest ``config.json``/``summary.json`` read back (16 MiB; real ones are a few KiB)."""
 
 
 # ----------------------------------------------------------------------------- writing
@@ -111,7 +127,7 @@ def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
     path = Path(run_dir) / SUMMARY_FILE
     if not path.exists():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads(read_text_limited(path, CONFIG_LIMIT, str(path)))
 
 
 def read_config_dict(run_dir: str | Path) -> dict[str, Any]:
@@ -119,7 +135,7 @@ def read_config_dict(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / CONFIG_FILE
     if not path.exists():
         raise FileNotFoundError(f"{run_dir}: no {CONFIG_FILE}; not a genlab run directory")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads(read_text_limited(path, CONFIG_LIMIT, str(path)))
 
 
 def read_config(run_dir: str | Path) -> TrainConfig:
@@ -154,24 +170,40 @@ class RunInfo:
 
 
 def is_run_dir(path: str | Path) -> bool:
-    """True when ``path`` holds a ``config.json``."""
-    return (Path(path) / CONFIG_FILE).is_file()
+    """True when ``path`` is a genlab run directory: its marker, or a legacy one."""
+    return read_marker(path) == RUN_KIND or is_legacy_run_dir(path)
+
+
+def is_legacy_run_dir(path: str | Path) -> bool:
+    """True for a run directory of a genlab without markers: a ``config.json`` whose keys are
+    ``TrainConfig`` fields (plus ``resolved``), naming a model and data."""
+    config = Path(path) / CONFIG_FILE
+    if not config.is_file() or (Path(path) / MARKER_FILE).exists():
+        return False
+    try:
+        data = json.loads(read_text_limited(config, CONFIG_LIMIT, str(config)))
+    except (OSError, ValueError, GenlabError):
+        return False
+    known = {f.name for f in dataclass_fields(TrainConfig)} | {"resolved"}
+    return isinstance(data, dict) and {"model", "data"} <= set(data) <= known
 
 
 def list_runs(root: str | Path = DEFAULT_ROOT) -> list[RunInfo]:
     """Every run directory directly under ``root``, oldest first (by directory name)."""
     root = Path(root)
-    if not root.is_dir():
+    try:
+        entries = sorted(p for p in root.iterdir() if p.is_dir() and is_run_dir(p))
+    except OSError:  # absent, a file, or unreadable: nothing to list
         return []
     runs = []
-    for path in sorted(p for p in root.iterdir() if p.is_dir() and is_run_dir(p)):
+    for path in entries:
         try:
             config = read_config_dict(path)
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError, GenlabError):
             config = {}
         try:
             summary = read_summary(path)
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError, GenlabError):
             summary = None
         status = summary.get("status", "unknown") if summary else "running"
         runs.append(RunInfo(path, path.name, status, config, summary))

@@ -17,7 +17,14 @@ import torch
 from accelerate.utils import broadcast_object_list, gather_object
 
 from genlab.core.events import CheckpointSaved
-from genlab.core.io import write_json_atomic
+from genlab.core.io import (
+    clear_dir,
+    named_os_errors,
+    read_marker,
+    replace_dir,
+    write_json_atomic,
+    write_marker,
+)
 from genlab.core.modeling.lora import save_adapter
 from genlab.core.training import checkpoint as ckpt_mod
 from genlab.core.training import run_dir as runs
@@ -40,15 +47,19 @@ class RunFiles:
 
     # --- opening -------------------------------------------------------------------------
 
-    def create(self, out_dir: str | Path | None) -> None:
-        """Create a new run directory (``out_dir`` or the default) and write ``config.json``."""
+    def create(self, out_dir: str | Path | None, replace: bool = False) -> None:
+        """Create a new run directory (``out_dir`` or the default), mark it, write
+        ``config.json``. ``replace``: ``out_dir``'s contents go first (``--force``)."""
         chosen = [str(out_dir or runs.default_run_dir(self.setup.config))]
         if self.acc.num_processes > 1:  # timestamps differ per process: use the main one's
 
             broadcast_object_list(chosen)
         self.dir = Path(chosen[0])
         if self.main:
+            if replace and self.dir.is_dir():
+                clear_dir(self.dir)
             self.dir.mkdir(parents=True, exist_ok=True)
+            write_marker(self.dir, runs.RUN_KIND)
             runs.write_config(self.dir, self.setup.config, self.setup.resolved)
         self._open_writers()
 
@@ -71,6 +82,8 @@ class RunFiles:
         latest = ckpt_mod.latest_checkpoint(self.dir)
         checkpoint = ckpt_mod.load_checkpoint(latest) if latest else None
         if self.main:
+            if read_marker(self.dir) is None:  # a run of a genlab without markers
+                write_marker(self.dir, runs.RUN_KIND)
             (self.dir / runs.SUMMARY_FILE).unlink(missing_ok=True)
             done = checkpoint.state["step"] if checkpoint else 0
             runs.truncate_jsonl(self.dir / runs.METRICS_FILE, done)
@@ -128,15 +141,18 @@ class RunFiles:
         final = self.dir / name
         if self.main:
             tmp = self.dir / f".tmp-{name}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            if method == "lora":  # PiSSA/OLoRA adapters are converted for the original base
-                save_adapter(self.setup.unwrapped, tmp, self.setup.initial_adapter)
-            else:
-                self.setup.unwrapped.save_pretrained(str(tmp))
-            if method == "full":
-                self.setup.tokenizer.save_pretrained(str(tmp))
-            shutil.rmtree(final, ignore_errors=True)
-            tmp.rename(final)
+            shutil.rmtree(tmp, ignore_errors=True)  # a leftover of a kill mid-write
+            try:
+                with named_os_errors(tmp):
+                    if method == "lora":  # PiSSA/OLoRA adapters are converted for the original
+                        save_adapter(self.setup.unwrapped, tmp, self.setup.initial_adapter)
+                    else:
+                        self.setup.unwrapped.save_pretrained(str(tmp))
+                        self.setup.tokenizer.save_pretrained(str(tmp))
+                replace_dir(tmp, final)
+            except BaseException:  # a full disk: the previous weights (if any) stay
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
         self.acc.wait_for_everyone()
         return final
 

@@ -50,8 +50,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from genlab.core.configs import ConfigError, TrainConfig
+from genlab.core.configs import TrainConfig
+from genlab.core.errors import GenlabError
 from genlab.core.events import RunFinished, StopToken
+from genlab.core.io import claim_out_dir
 from genlab.core.training import run_dir as runs
 from genlab.core.training.loop import TrainEvent, TrainLoop
 from genlab.core.training.setup import TrainSetupError, setup_training
@@ -74,6 +76,8 @@ def iter_train(
     out_dir: str | Path | None = None,
     stop_token: StopToken | None = None,
     resume_from: str | Path | None = None,
+    force: bool = False,
+    owned: bool = False,
 ) -> Iterator[TrainEvent]:
     """Train ``config`` and yield its events (see the module docstring).
 
@@ -83,22 +87,26 @@ def iter_train(
         out_dir: Run directory to create; default ``runs/<timestamp>-<name>``.
         stop_token: When set, the run checkpoints at the next step boundary and stops.
         resume_from: A run directory to continue from its latest checkpoint.
+        force: ``out_dir`` may hold something else (files genlab did not write, another run):
+            its contents are replaced. Without it such an ``out_dir`` is an ``OutDirError``.
+        owned: The caller made ``out_dir`` (marked, e.g. a sweep trial holding its initial
+            model): use it as it is.
 
     Raises:
-        ModelLoadError, DataError, TrainSetupError: From the first ``next()``, before the run
-            directory is created.
+        ModelLoadError, DataError, TrainSetupError, OutDirError: From the first ``next()``,
+            before the run directory is created.
     """
     # --- setup: everything that can fail, before anything is written
+    replace = False
     if resume_from is not None:
         config = _stored_config(resume_from, config, out_dir)
     elif config is None:
         raise TrainSetupError("iter_train: pass a TrainConfig (or resume_from=RUN_DIR)")
-    elif out_dir is not None and runs.is_run_dir(out_dir):
-        raise TrainSetupError(f"--out {out_dir}: already a run directory; resume it with "
-                              "--resume or choose another directory")
+    elif out_dir is not None and not owned:
+        replace = _claim_out(out_dir, force)
     setup = setup_training(config)
     loop = TrainLoop(setup, stop_token or StopToken())
-    loop.open(out_dir, resume_from)
+    loop.open(out_dir, resume_from, replace=replace)
     main = setup.accelerator.is_main_process
     try:
         for event in loop.run():
@@ -111,6 +119,16 @@ def iter_train(
         loop.close()
 
 
+def _claim_out(out_dir: str | Path, force: bool) -> bool:
+    """Check ``--out`` of a new run; True when its contents are to be replaced (``force``)."""
+    state = claim_out_dir(out_dir, runs.RUN_KIND, force=force, is_legacy=runs.is_legacy_run_dir)
+    if state == "same" and not force:
+        raise TrainSetupError(f"--out {out_dir}: already a genlab run directory; continue it with "
+                              f"--resume {out_dir}, choose another --out, or pass --force to "
+                              "replace it")
+    return state in ("same", "replace")
+
+
 def read_resumable_config(run_dir: str | Path) -> TrainConfig:
     """The stored config of a run that can be resumed.
 
@@ -119,15 +137,16 @@ def read_resumable_config(run_dir: str | Path) -> TrainConfig:
             or the run already ended (one line saying what to do instead).
     """
     if not runs.is_run_dir(run_dir):
-        raise TrainSetupError(f"--resume {run_dir}: not a genlab run directory (no config.json "
-                              "there); pass the directory genlab train printed as its run dir")
+        raise TrainSetupError(f"--resume {run_dir}: not a genlab run directory (no genlab "
+                              "config.json there); pass the directory genlab train printed as "
+                              "its run dir")
     summary = runs.read_summary(run_dir)
     if summary and summary.get("status") in ("completed", "early-stopped", "diverged"):
         raise TrainSetupError(f"--resume {run_dir}: the run already ended "
                               f"({summary['status']}); start a new run instead")
     try:
         return runs.read_config(run_dir)
-    except (OSError, ValueError, ConfigError) as err:
+    except (OSError, ValueError, TypeError, GenlabError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise TrainSetupError(f"--resume {run_dir}: cannot read its config.json ({first})"
                               ) from None

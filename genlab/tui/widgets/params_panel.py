@@ -1,9 +1,12 @@
-"""One column's sampling settings: model choice, the six sampling knobs and the seed.
+"""One column's sampling settings: model choice, the main sampling knobs, the seed, and the
+advanced samplers (typical-p, DRY, XTC, mirostat, logit bias, sampler order...) under a
+collapsed "advanced" fold, so the column stays readable.
 
 Owns parsing and validating what is typed: every change builds a ``SamplingParams`` (whose
 ``ConfigError`` is shown inline, on the field it names) and, when everything is valid, posts
 ``ParamsPanel.Changed``. Focusing a setting posts ``ParamsPanel.FieldFocused`` with one line on
-what the knob does, for the screen's hint bar.
+what the knob does, for the screen's hint bar. Every field comes from a knob: adding a knob to
+``SamplingParams`` adds its field here.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
-from textual.widgets import Input, Label, Select, Static
+from textual.widgets import Collapsible, Input, Label, Select, Static
 
 from genlab.core.configs import ConfigError, GenerationRequest, KnobField, SamplingParams
 from genlab.core.configs.knobs import knob_field, knob_fields
+from genlab.core.configs.sampling import SHORT_NAMES
+from genlab.core.generation.grid import format_param
 from genlab.tui.widgets import tcss
 
 BASE = "base"
@@ -26,33 +31,46 @@ BASE = "base"
 
 @dataclass(frozen=True)
 class Field:
-    """One setting: its SamplingParams (or request) field name, label and number type."""
+    """One setting: its SamplingParams (or request) field name, label and type (int, float,
+    or str for the knobs typed as text: logit bias, DRY breakers, sampler order)."""
 
     name: str
     label: str
     kind: type
+    advanced: bool = False
 
 
 def _field(kf: KnobField) -> Field:
-    return Field(kf.name, kf.label, int if kf.kind == "int" else float)
+    kind = {"int": int, "float": float}.get(kf.kind, str)
+    return Field(kf.name, kf.label, kind, kf.knob.advanced)
 
 
-_KNOBS = (*(kf for kf in knob_fields(SamplingParams) if kf.knob.grid),
-          knob_field(GenerationRequest, "seed"))
+_SEED = knob_field(GenerationRequest, "seed")
+_SAMPLING = [kf for kf in knob_fields(SamplingParams)
+             if kf.knob.grid or (kf.knob.advanced and kf.kind in ("tuple", "str"))]
+_KNOBS = (*(kf for kf in _SAMPLING if not kf.knob.advanced), _SEED,
+          *(kf for kf in _SAMPLING if kf.knob.advanced))
 FIELDS = tuple(_field(kf) for kf in _KNOBS)
-"""The column's number settings: every grid knob of ``SamplingParams``, then the seed."""
+"""Every column setting: the main grid knobs, the seed, then the advanced knobs (folded)."""
+MAIN_FIELDS = tuple(f for f in FIELDS if not f.advanced)
+ADVANCED_FIELDS = tuple(f for f in FIELDS if f.advanced)
 
 HINTS = {
     "adapter": "model: the base weights, or a LoRA adapter on top of them. Same seed and "
                "settings, so what differs is what the adapter learned.",
-    **{kf.name: f"{kf.name.replace('_', ' ')}: {kf.knob.intuition}" for kf in _KNOBS},
+    **{kf.name: f"{kf.label}: {kf.knob.intuition}" if kf.knob.advanced else
+       f"{kf.name.replace('_', ' ')}: {kf.knob.intuition}" for kf in _KNOBS},
 }
 
-DEFAULTS = {"temperature": 0.8, "top_k": 0, "top_p": 1.0, "min_p": 0.0,
+_KNOB_DEFAULTS = SamplingParams().to_dict()
+DEFAULTS = {**{f.name: _KNOB_DEFAULTS[f.name] for f in ADVANCED_FIELDS},
+            "temperature": 0.8, "top_k": 0, "top_p": 1.0, "min_p": 0.0,
             "repetition_penalty": 1.0, "max_new_tokens": 48, "seed": 0}
 
 
-def _format(value: float | int) -> str:
+def _format(name: str, value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return "" if not value and name == "logit_bias" else format_param(name, value)
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -95,27 +113,36 @@ class ParamsPanel(Vertical):
             yield Label("model", classes="setting-label")
             yield Select(options, value=value, allow_blank=False, compact=True,
                          id="adapter")
-            for field in FIELDS:
-                yield Label(field.label, classes="setting-label")
-                yield Input(_format(self._values[field.name]), id=field.name,
-                            type="integer" if field.kind is int else "number",
-                            select_on_focus=False, validate_on=())  # we validate
+            yield from self._inputs_for(MAIN_FIELDS)
+        with Collapsible(title="advanced", collapsed=True, classes="advanced"), \
+                Grid(classes="settings advanced-settings"):
+            yield from self._inputs_for(ADVANCED_FIELDS)
         yield Static("", classes="error")
+
+    def _inputs_for(self, fields: tuple[Field, ...]) -> ComposeResult:
+        for field in fields:
+            yield Label(field.label, classes="setting-label")
+            kind = {int: "integer", float: "number"}.get(field.kind, "text")
+            yield Input(_format(field.name, self._values[field.name]), id=field.name,
+                        type=kind, select_on_focus=False, validate_on=())  # we validate
 
     # ----------------------------------------------------------------- reading
 
     def read(self) -> GenerationRequest:
         """The settings as a request (with an empty prompt); raises ConfigError."""
-        values = {}
+        values: dict[str, object] = {}
         for field in FIELDS:
-            raw = self._input(field.name).value.strip()
+            raw = self._input(field.name).value
+            if field.kind is str:  # the knob's own parser reads its text form
+                values[field.name] = raw
+                continue
             try:
-                values[field.name] = field.kind(raw)
+                values[field.name] = field.kind(raw.strip())
             except ValueError:
                 kind = "an integer" if field.kind is int else "a number"
-                raise ConfigError(field.name, raw, kind) from None
-        seed = values.pop("seed")
-        params = SamplingParams(**values)
+                raise ConfigError(field.name, raw.strip(), kind) from None
+        seed = int(values.pop("seed"))  # type: ignore[call-overload]
+        params = SamplingParams(**values)  # type: ignore[arg-type]
         if self._room is not None and params.max_new_tokens > self._room[0]:
             room, limit = self._room
             raise ConfigError("max_new_tokens", params.max_new_tokens,
@@ -142,6 +169,13 @@ class ParamsPanel(Vertical):
                 continue
             if off.get(name) != value:
                 parts.append(f"{tag} {value:g}")
+        for field in ADVANCED_FIELDS:  # only what is switched away from its default
+            try:
+                text = self._input(field.name).value.strip()
+            except NoMatches:
+                continue
+            if text != _format(field.name, DEFAULTS[field.name]) and text:
+                parts.append(f"{SHORT_NAMES.get(field.name, field.name)} {text}")
         return "".join(f" · {p}" for p in parts)
 
     def values(self) -> dict[str, str]:

@@ -1,9 +1,10 @@
 """The distribution at one decode step: the top alternatives, before and after the sampler.
 
 Each alternative gets two bars: its probability under the model's raw softmax and under the
-distribution the column actually drew from (after repetition penalty, temperature, top-k,
-top-p and min-p). Side by side they show what a knob does: temperature flattens or sharpens
-the second bar, top-k and top-p cut its tail to zero.
+distribution the column actually drew from (after every sampler stage of the column).
+Probabilities keep three significant digits at any size (``format_prob``), so the tail of a
+49k-token vocabulary reads ``3.1e-6``, not ``0.0%``. Side by side they show what a knob does:
+temperature flattens or sharpens the second bar, top-k and top-p cut its tail to zero.
 """
 
 from __future__ import annotations
@@ -25,6 +26,20 @@ SAMPLED_COLOUR = "#e0b050"
 EIGHTHS = " ▏▎▍▌▋▊▉"
 PLACEHOLDER = ("Move onto a token to see the distribution it was drawn from: click or hover "
                "it, or press Ctrl+T and use ←/→.")
+
+
+def format_prob(p: float) -> str:
+    """A probability readable at any size: ``12.3%``, ``0.123%``, then ``4.2e-6`` in the tail.
+
+    Three significant digits down to 0.1 %, two in scientific notation below, so the tail of
+    a 49k-token vocabulary never reads ``0.0%``; exactly 0 (cut by the sampler) reads ``0``.
+    """
+    if p <= 0:
+        return "0"
+    if p >= 1e-3:
+        return f"{p * 100:.3g}%"
+    mantissa, exponent = f"{p:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def bar(fraction: float, width: int) -> str:
@@ -76,16 +91,17 @@ class TokenDist(Widget):
         raw_p, sampled_p = math.exp(token.logprob), math.exp(token.sampled_logprob)
         head = Text.assemble(
             (self.title, "bold"), " · step ", (str(token.step + 1), "bold"), " · drew ",
-            (quoted(token.text), "bold reverse"), f"  raw {raw_p:.1%} → sampled {sampled_p:.1%}",
+            (quoted(token.text), "bold reverse"),
+            f"  raw {format_prob(raw_p)} → sampled {format_prob(sampled_p)}",
             ("  (greedy: always the top token)" if self.greedy else "", "dim"), "   ",
             legend())
         head.no_wrap, head.overflow = True, "ellipsis"
-        bar_width = max(6, (self.content_size.width - 36) // 2)
+        bar_width = max(6, (self.content_size.width - 38) // 2)
         table = Table.grid(padding=(0, 1))
         table.add_column(width=1)
         table.add_column(width=12, no_wrap=True, overflow="ellipsis")
         for colour in (RAW_COLOUR, SAMPLED_COLOUR):
-            table.add_column(width=6, justify="right", no_wrap=True)
+            table.add_column(width=7, justify="right", no_wrap=True)
             table.add_column(width=bar_width, no_wrap=True, style=colour)
         table.add_row("", Text("token", style="dim"), "", Text("model's raw probability",
                       style=f"dim {RAW_COLOUR}"), "", Text("after this column's sampler",
@@ -99,8 +115,8 @@ class TokenDist(Widget):
             table.add_row(
                 Text("▸" if chosen else "", style="bold"),
                 Text(quoted(alt.text), style="bold" if chosen else ""),
-                f"{alt.raw_prob:6.1%}", bar(alt.raw_prob, bar_width),
-                Text(f"{alt.sampled_prob:6.1%}", style="dim" if cut else ""),
+                format_prob(alt.raw_prob), bar(alt.raw_prob, bar_width),
+                Text(format_prob(alt.sampled_prob), style="dim" if cut else ""),
                 Text("cut by the sampler" if cut else bar(alt.sampled_prob, bar_width),
                      style="dim italic" if cut else ""))
         return Group(head, table)

@@ -358,3 +358,18 @@ def test_tinystories_valid_has_1000_documents(data_dir, tok):
     data = prepare_data(config(path, doc_separator="<|endoftext|>", seq_len=128), tok)
     assert data.train_documents == 900 and data.eval_documents == 100
     assert bool(data.train.attention_mask[:-1].all())
+
+
+def test_a_conversation_row_over_the_row_limit_names_the_row(tmp_path, monkeypatch):
+    """A .parquet row is not seen by the line scan: the messages' size is checked per row."""
+    import datasets
+
+    from genlab.core.data import sources
+
+    monkeypatch.setattr(sources, "MAX_ROW_BYTES", 100)
+    chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
+    big = [{"role": "user", "content": "x" * 60}, {"role": "assistant", "content": "y" * 60}]
+    path = tmp_path / "chats.parquet"
+    datasets.Dataset.from_list([{"messages": chat}, {"messages": big}]).to_parquet(str(path))
+    with pytest.raises(sources.DataError, match=r"row 2 of .* 120 characters of messages"):
+        sources.load_documents(str(path))

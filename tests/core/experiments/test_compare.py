@@ -62,6 +62,7 @@ def test_one_row_per_cell_with_every_prompt_and_sample(spec, full_run):
         assert [(o["prompt_index"], o["sample"]) for o in row["outputs"]] == [
             (0, 0), (0, 1), (1, 0), (1, 1)]
         assert all(o["new_tokens"] >= 1 for o in row["outputs"])
+        assert all(o["base_logprob"] < 0 for o in row["outputs"])  # scored by the base model
     # sample i has the same seed in every cell (common random numbers)
     seeds = {(o["prompt_index"], o["sample"]): set() for o in rows[0]["outputs"]}
     for row in rows:

@@ -16,13 +16,12 @@ import pytest
 
 from genlab.core.events import StopToken
 from genlab.core.experiments.events import SweepFinished, TrialFinished
+from genlab.core.experiments.storage import default_storage, make_storage
 from genlab.core.experiments.study import (
     OWNER_ATTR,
     claim_trial,
     counts,
-    default_storage,
     enqueue_grid,
-    make_storage,
     open_study,
 )
 from genlab.core.experiments.sweep import iter_sweep

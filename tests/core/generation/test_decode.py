@@ -100,6 +100,11 @@ def test_deltas_concatenate_to_the_final_text(loaded):
             assert request.params.stop[0] not in result.text
     assert isinstance(events[-1], GenerationFinished)
     assert events[-1].rows == len(MIXED)
+    quiet = generate(loaded, MIXED)  # no token events: the same rows
+    assert [(r.token_ids, r.text, r.reason) for r in quiet] == [
+        (r.token_ids, r.text, r.reason) for r in finished]
+    assert not any(isinstance(e, TokenSampled) for e in iter_generate(
+        loaded, MIXED[:2], token_events=False))
     assert events[-1].new_tokens == sum(len(r.token_ids) for r in finished)
 
 
@@ -217,3 +222,75 @@ def test_mixed_adapter_batch_equals_separate_runs(tiny_llama, adapters, llama):
     base, a, b = (r.token_ids for r in together[:3])
     assert a != base and b != base and a != b
     assert base == generate(llama, rows[:1])[0].token_ids  # "__base__" rows = plain model
+
+
+# Every stage, each in its own row, some combined; padded prompts of different lengths.
+EVERY_STAGE = [
+    req(PROMPTS[0], seed=11, typical_p=0.7, ignore_eos=True),
+    req(PROMPTS[1], seed=12, epsilon_cutoff=0.01, eta_cutoff=0.01, min_keep=2),
+    req(PROMPTS[2], seed=13, presence_penalty=1.0, frequency_penalty=0.5, repeat_last_n=6),
+    req(PROMPTS[3], seed=14, no_repeat_ngram=2, temperature=0, max_new_tokens=20),
+    req(PROMPTS[0], seed=15, dry_multiplier=0.8, dry_allowed_length=1, temperature=0.5),
+    req(PROMPTS[1], seed=16, xtc_probability=0.5, xtc_threshold=0.05, ignore_eos=True),
+    req(PROMPTS[2], seed=17, top_n_sigma=1.0, temperature=1.5),
+    req(PROMPTS[3], seed=18, dynatemp_range=0.5, dynatemp_exponent=2.0),
+    req(PROMPTS[0], seed=19, mirostat=2, mirostat_tau=3.0, ignore_eos=True),
+    req(PROMPTS[1], seed=20, mirostat=1, mirostat_tau=4.0, mirostat_eta=0.2),
+    req(PROMPTS[2], seed=21, min_tokens=10, temperature=0),
+    req(PROMPTS[3], seed=22, logit_bias=[" the=-inf", "5=2.5", '"ox"=-3'], temperature=0.8),
+    req(PROMPTS[0], seed=23, sampler_order="llama.cpp", top_k=20, top_p=0.9, temperature=1.3),
+    req(PROMPTS[1], seed=24, repetition_penalty=1.3, repeat_last_n=4, temperature=0),
+    req(PROMPTS[2], seed=25, sampler_order="min_p,temperature", min_p=0.1, temperature=2.0),
+    req(PROMPTS[0], seed=26),
+]
+
+
+def test_every_stage_row_alone_equals_row_in_mixed_batch_and_any_chunking(loaded):
+    together = generate(loaded, EVERY_STAGE)
+    alone = [generate(loaded, [r])[0] for r in EVERY_STAGE]
+    assert [r.token_ids for r in together] == [r.token_ids for r in alone]
+    assert [r.text for r in together] == [r.text for r in alone]
+    for size in (3, 7):
+        chunked = generate(loaded, EVERY_STAGE, batch_size=size)
+        assert [r.token_ids for r in chunked] == [r.token_ids for r in together]
+    # the stages do something: no row equals the same row with its settings off
+    plain = generate(loaded, [req(r.prompt, seed=r.seed, max_new_tokens=r.params.max_new_tokens,
+                                  ignore_eos=r.params.ignore_eos) for r in EVERY_STAGE[:-1]])
+    assert sum(a.token_ids != b.token_ids for a, b in zip(together, plain, strict=False)) >= 12
+
+
+def test_reading_tokens_every_few_steps_changes_nothing(loaded, monkeypatch):
+    from genlab.core.generation import decode
+
+    every = generate(loaded, EVERY_STAGE, top_n=3)
+    _, events = run(loaded, EVERY_STAGE, top_n=3)
+    monkeypatch.setattr(decode, "SYNC_EVERY", {"cpu": 4})
+    blocked, blocked_events = run(loaded, EVERY_STAGE, top_n=3)
+    assert [r.token_ids for r in blocked] == [r.token_ids for r in every]
+    assert [r.reason for r in blocked] == [r.reason for r in every]
+    tokens = [e for e in events if isinstance(e, TokenSampled)]
+    assert sorted(tokens, key=lambda e: (e.row, e.step)) == sorted(
+        (e for e in blocked_events if isinstance(e, TokenSampled)), key=lambda e: (e.row, e.step))
+
+
+def test_logit_bias_bans_a_text_and_min_tokens_holds_eos_back(tiny_llama):
+    loaded = load_model(str(tiny_llama), device="cpu")
+    greedy = generate(loaded, [req(temperature=0, max_new_tokens=12, ignore_eos=True)])[0]
+    first = greedy.token_ids[0]
+    text = loaded.tokenizer.decode([first])
+    banned = generate(loaded, [req(temperature=0, max_new_tokens=12, ignore_eos=True,
+                                   logit_bias=[(text, float("-inf"))])])[0]
+    assert first not in banned.token_ids and banned.token_ids != greedy.token_ids
+    by_id = generate(loaded, [req(temperature=0, max_new_tokens=12, ignore_eos=True,
+                                  logit_bias=[(first, float("-inf"))])])[0]
+    assert by_id.token_ids == banned.token_ids
+    loaded.model.generation_config.eos_token_id = [loaded.tokenizer.eos_token_id, first]
+    ends, held = generate(loaded, [req(temperature=0, max_new_tokens=8),
+                                   req(temperature=0, max_new_tokens=8, min_tokens=4)])
+    assert ends.reason == "eos" and ends.token_ids == (first,)
+    assert first not in held.token_ids[:4] and len(held.token_ids) >= 4
+
+
+def test_a_bad_logit_bias_token_is_a_config_error(loaded):
+    with pytest.raises(ConfigError, match="logit_bias"):
+        generate(loaded, [req(logit_bias=[(10**6, 1.0)])])

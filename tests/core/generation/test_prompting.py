@@ -104,6 +104,23 @@ def test_reply_stops_at_the_end_of_turn_token(tiny_chat_llama):
     assert "<|im_end|>" not in row.text  # the reply only
 
 
+def test_min_tokens_holds_the_end_of_turn_back_too(tiny_chat_llama):
+    """min-tokens bans every id that would end a chat row, the end of turn included, not only
+    the tokenizer's EOS (here another token, as in Llama 3)."""
+    loaded = load_model(str(tiny_chat_llama), device="cpu")
+    tok = loaded.tokenizer
+    tok.eos_token = "<|endoftext|>"
+    loaded.model.generation_config.eos_token_id = tok.eos_token_id
+    eot = tok.convert_tokens_to_ids("<|im_end|>")
+    params = {"temperature": 0, "max_new_tokens": 20, "logit_bias": [(eot, 50.0)]}
+    at_once, held = generate(loaded, [
+        GenerationRequest(QUESTION, SamplingParams(**params)),
+        GenerationRequest(QUESTION, SamplingParams(**params, min_tokens=3))])
+    assert at_once.reason == "eos" and at_once.token_ids == (eot,)
+    assert held.reason == "eos" and len(held.token_ids) == 4 and held.token_ids[-1] == eot
+    assert eot not in held.token_ids[:3]
+
+
 def test_context_limit_names_both_numbers(chat):
     n = len(encode_prompt(chat, GenerationRequest(QUESTION)).ids)
     request = GenerationRequest(QUESTION, SamplingParams(max_new_tokens=256 - n + 1))

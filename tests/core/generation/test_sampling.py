@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from draw_stats import chi_square_p_value
 from transformers.generation.logits_process import (
     MinPLogitsWarper,
     RepetitionPenaltyLogitsProcessor,
@@ -71,11 +72,18 @@ def test_repetition_penalty_over_padded_histories():
     assert torch.equal(out[3], x[3])  # nothing in the history
 
 
+def state_of(params: S.RowParams, history: torch.Tensor, mask: torch.Tensor | None = None,
+             vocab: int = 97) -> S.SamplerState:
+    """A sampler state whose context is ``history`` (as if it were the prompt)."""
+    return S.SamplerState(params, history, mask, steps=1, vocab=vocab)
+
+
 def test_process_logits_with_everything_off_is_identity():
     x = torch.randn(3, 17)
     params = S.RowParams.from_params([SamplingParams()] * 3)
     before = x.clone()
-    assert torch.equal(S.process_logits(x, params, torch.tensor([[1, 2]] * 3)), x)
+    assert params.uses == frozenset()
+    assert torch.equal(S.process_logits(x, params), x)
     assert torch.equal(x, before)
 
 
@@ -84,7 +92,8 @@ def test_greedy_rows_keep_penalty_and_skip_warpers():
     params = S.RowParams.from_params([SamplingParams(temperature=0, top_k=1, top_p=0.1,
                                                      repetition_penalty=1.5)])
     expected = RepetitionPenaltyLogitsProcessor(1.5)(torch.tensor([[3]]), x.clone())
-    assert torch.equal(S.process_logits(x, params, torch.tensor([[3]])), expected)
+    state = state_of(params, torch.tensor([[3]]), vocab=20)
+    assert torch.equal(S.process_logits(x, params, state), expected)
 
 
 # ------------------------------------------------------------------- HF warpers as oracle
@@ -145,7 +154,8 @@ def test_process_logits_matches_hf_row_by_row(seed):
     mask = torch.arange(8).unsqueeze(0) < lengths.unsqueeze(1)  # ragged histories, padded
     params = S.RowParams.from_params(SETTINGS)
     before = x.clone()
-    out = S.process_logits(x, params, S.fill_history_padding(history, mask))
+    # Right-padded histories: the state fills padding wherever it is.
+    out = S.process_logits(x, params, state_of(params, history, mask))
     assert torch.equal(x, before)  # the input is never modified
     for i, p in enumerate(SETTINGS):
         expected = oracle_row(x[i], history[i, : lengths[i]], p)
@@ -206,24 +216,6 @@ def expected_probs(p: SamplingParams) -> torch.Tensor:
         keep &= probs >= p.min_p * probs.max()
     probs = torch.where(keep, probs, 0.0)
     return probs / probs.sum()
-
-
-def chi_square_p_value(counts: torch.Tensor, probs: torch.Tensor) -> float:
-    """Pearson chi-square p-value; bins expected below 5 draws are pooled into one."""
-    observed, expected = counts.double(), probs * counts.sum()
-    small = (expected < 5) & (probs > 0)
-    big = expected >= 5
-    obs = torch.cat([observed[big], observed[small].sum().reshape(1)])
-    exp = torch.cat([expected[big], expected[small].sum().reshape(1)])
-    if not small.any():
-        obs, exp = obs[:-1], exp[:-1]
-    try:
-        from scipy.stats import chisquare
-    except ImportError:  # pragma: no cover - compare with the p = 0.001 critical value
-        stat = float(((obs - exp) ** 2 / exp).sum())
-        critical = {1: 10.83, 2: 13.82, 3: 16.27, 4: 18.47, 5: 20.52, 6: 22.46, 7: 24.32}
-        return 1.0 if stat < critical[len(obs) - 1] else 0.0
-    return float(chisquare(obs.numpy(), exp.numpy()).pvalue)
 
 
 @pytest.mark.parametrize("params", [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 
 from genlab.core.reports.report import sort_rows, write_report
@@ -85,7 +86,8 @@ def test_compare_report_shows_every_output_side_by_side(tmp_path):
                 texts.append(text)
                 outputs.append({"prompt_index": p, "prompt": spec["prompts"][p], "sample": s,
                                 "seed": s, "text": text, "finish_reason": "length",
-                                "new_tokens": 4})
+                                "new_tokens": 4, **({"base_logprob": -2.0 * (p + 1)}
+                                                    if cell else {})})
         append_row(out / RESULTS_FILE, {"cell": cell, "key": label, "label": label,
                                         "outputs": outputs})
     md = write_report(out).read_text(encoding="utf-8")
@@ -95,3 +97,7 @@ def test_compare_report_shows_every_output_side_by_side(tmp_path):
         assert html.escape(text) in page
     assert "## Prompt 1: Hi <there>" in md and "| cell | sample 0 | sample 1 |" in md
     assert "| T=1 | 4.0 | length 4 |" in md
+    # quality beside diversity: the token-weighted mean log-prob under the base model
+    assert "mean log-prob (base model) | perplexity (base model) |" in md
+    assert re.search(r"\| T=1 \| 4\.0 \| length 4 \| [\d.]+ \| -0\.750 \| 2\.1 \|", md)
+    assert re.search(r"\| T=0\.5 \| 4\.0 \| length 4 \| [\d.]+ \| - \| - \|", md)  # unscored

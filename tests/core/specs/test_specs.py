@@ -75,6 +75,34 @@ def test_base_settings_apply_to_every_cell_and_adapters_become_an_axis():
     assert cells[1].label == "kind T=0"
 
 
+def test_a_paired_column_may_repeat_values_as_long_as_each_setting_differs():
+    spec = load_spec(compare_spec(paired=[{"top_k": [0, 40, 0], "min_p": [0.0, 0.0, 0.1]}]))
+    assert [c.label for c in spec.cells()] == ["k=0 min-p=0", "k=40 min-p=0", "k=0 min-p=0.1"]
+
+
+def test_every_sampling_knob_is_a_base_key_and_an_axis():
+    spec = load_spec(compare_spec(
+        base={"logit_bias": {" the": float("-inf"), 42: 2}, "dry_sequence_breakers": ["\n"],
+              "min_keep": 2, "typical_p": 0.9},
+        axes={"sampler_order": ["transformers", "llama.cpp"], "dry_multiplier": [0, 0.8]}))
+    cells = spec.cells()
+    assert len(cells) == 4
+    assert cells[0].label == "order=transformers dry=0" and cells[3].label == \
+        "order=llama.cpp dry=0.8"
+    for cell in cells:
+        assert cell.params.logit_bias == ((" the", float("-inf")), (42, 2.0))
+        assert cell.params.dry_sequence_breakers == ("\n",) and cell.params.typical_p == 0.9
+    assert spec.to_dict()["base"]["logit_bias"] == [[" the", "-inf"], [42, 2.0]]
+
+
+def test_a_sampler_order_may_be_a_yaml_list_of_stages():
+    orders = ["transformers", ["top_p", "temperature"]]
+    spec = load_spec(compare_spec(base={"top_p": 0.9}, axes={"sampler_order": orders}))
+    cells = spec.cells()
+    assert [c.params.sampler_order for c in cells] == ["transformers", "top_p,temperature"]
+    assert [c.label for c in cells] == ["order=transformers", "order=top_p,temperature"]
+
+
 def test_no_axes_is_one_cell_and_prompts_can_come_from_a_file(tmp_path):
     (tmp_path / "p.txt").write_text("one\n\ntwo\n", encoding="utf-8")
     spec = load_spec(compare_spec(prompts=str(tmp_path / "p.txt")))
@@ -94,6 +122,13 @@ def test_no_axes_is_one_cell_and_prompts_can_come_from_a_file(tmp_path):
     ({"samples": 0}, "samples", ">= 1"),
     ({"base": {"top_p": 2}}, "base.top_p", "got 2"),
     ({"bogus": 1}, "bogus", "unknown key"),
+    ({"paired": [{"top_k": [0, 0], "min_p": [0.1, 0.1]}]}, "paired[0]", "combination twice"),
+    ({"axes": {"top_k": [0, 0]}}, "axes.top_k", "lists a value twice"),
+    ({"base": {"dry_multiplyer": 1}}, "base.dry_multiplyer", "did you mean 'dry_multiplier'"),
+    ({"base": {"mirostat": 3}}, "base.mirostat", "[0, 2]"),
+    ({"base": {"logit_bias": {"x": "high"}}}, "base.logit_bias", "not a number"),
+    ({"axes": {"sampler_order": ["transformers", "nope"]}}, "axes.sampler_order[1]", "nope"),
+    ({"axes": {"xtc_threshold": [0.1, 0.9]}}, "axes.xtc_threshold[1]", "(0, 0.5]"),
 ])
 def test_bad_compare_specs_name_the_key_path(extra, key, words):
     err = error_of(compare_spec(**extra))

@@ -194,7 +194,7 @@ def test_resume_of_a_finished_run_is_refused(completed):
     out = completed["dir"]
     with pytest.raises(TrainSetupError, match="already ended"):
         next(iter_train(None, resume_from=out))
-    with pytest.raises(TrainSetupError, match="already a run directory"):
+    with pytest.raises(TrainSetupError, match="already a genlab run directory"):
         next(iter_train(completed["config"], out_dir=out))
 
 
