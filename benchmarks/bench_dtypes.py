@@ -4,6 +4,9 @@ What ``bench_sampling.py --preset smollm2-135m-shape`` prints (and this script a
 same): for genlab at float32, bfloat16, float16 and ``--quantize int8``, measured in one run with
 HF ``generate()`` on the very same loaded model taking turns with it:
 
+``-compile`` formats decode with ``--compile`` (``torch.compile`` of the step; its warm-up run
+compiles, or reads inductor's on-disk cache from an earlier run). Per format:
+
 * ``single``: one setting (T 0.8, top-p 0.95), tokens per CPU-second, genlab vs
   ``generate()`` (goal: >= 1.5x at the same dtype);
 * ``grid``: 8 settings in one genlab batch vs 8 sequential ``generate()`` calls, all rows'
@@ -25,7 +28,8 @@ CPU time (``time.process_time``, all threads) is the steady figure on a shared m
 runner takes its turn in each repeat, and the other cores' load during the run is printed.
 
     python benchmarks/bench_dtypes.py [--threads 1] [--new-tokens 64] [--repeats 1]
-        [--dtypes float32,bfloat16,float16,int8] [--skip-memory] [--skip-quality]
+        [--dtypes float32,bfloat16,float16,int8,float16-compile] [--skip-memory]
+        [--skip-quality]
 """
 
 from __future__ import annotations
@@ -43,9 +47,13 @@ from pathlib import Path
 from bench_sampling import GRID, PROMPT, SINGLE, genlab_runner, hf_runner
 from presets import build_preset
 
-FORMATS = {"float32": ("float32", "none"), "bfloat16": ("bfloat16", "none"),
-           "float16": ("float16", "none"), "int8": ("float32", "int8")}
-"""Format name -> (``--dtype``, ``--quantize``)."""
+FORMATS = {"float32": ("float32", "none", False), "bfloat16": ("bfloat16", "none", False),
+           "float16": ("float16", "none", False), "int8": ("float32", "int8", False),
+           "float32-compile": ("float32", "none", True),
+           "bfloat16-compile": ("bfloat16", "none", True),
+           "float16-compile": ("float16", "none", True)}
+"""Format name -> (``--dtype``, ``--quantize``, ``--compile``)."""
+DEFAULT_FORMATS = "float32,bfloat16,float16,int8,float16-compile"
 QUALITY_STD = 0.05
 PRESET = "smollm2-135m-shape"
 BPB_STORIES = 40
@@ -95,7 +103,8 @@ def load_formats(model_dir: str, names: list[str], threads: int) -> dict:
     from genlab.core.modeling.loading import load_model
 
     return {name: load_model(model_dir, device="cpu", dtype=FORMATS[name][0],
-                             quantize=FORMATS[name][1], threads=threads) for name in names}
+                             quantize=FORMATS[name][1], compile=FORMATS[name][2],
+                             threads=threads) for name in names}
 
 
 def speed_table(models: dict, new_tokens: int, repeats: int) -> dict:
@@ -105,7 +114,8 @@ def speed_table(models: dict, new_tokens: int, repeats: int) -> dict:
         for kind, settings in (("single", [SINGLE]), ("grid", GRID)):
             runners[f"{name}/{kind}/genlab"] = genlab_runner(loaded, settings, new_tokens)
             runners[f"{name}/{kind}/hf"] = hf_runner(loaded, settings, new_tokens)
-            warm[f"{name}/{kind}/genlab"] = genlab_runner(loaded, settings, 4)
+            warm[f"{name}/{kind}/genlab"] = genlab_runner(  # a compiled step: the same shapes
+                loaded, settings, new_tokens if loaded.compile else 4)
             warm[f"{name}/{kind}/hf"] = hf_runner(loaded, settings, 4)
     t = measure(runners, repeats, warm)
     table = {}
@@ -129,10 +139,11 @@ import json, sys
 from genlab.core.modeling.memory import current_process_memory, peak_process_memory
 from genlab.core.modeling.loading import load_model
 import genlab.api
-path, dtype, quantize, threads, new = sys.argv[1:6]
+path, dtype, quantize, threads, new, compile = sys.argv[1:7]
 before = current_process_memory()
-loaded = load_model(path, device="cpu", dtype=dtype, quantize=quantize, threads=int(threads))
-rows = genlab.api.sample(sys.argv[6], loaded=loaded, chat=False,
+loaded = load_model(path, device="cpu", dtype=dtype, quantize=quantize, threads=int(threads),
+                    compile=compile == "1")
+rows = genlab.api.sample(sys.argv[7], loaded=loaded, chat=False,
                          base={"max_new_tokens": int(new), "ignore_eos": True, "top_p": 0.95,
                                "temperature": 0.8})
 print(json.dumps({"before": before, "peak": peak_process_memory(),
@@ -154,9 +165,9 @@ def memory_table(model_dir: str, names: list[str], threads: int, new_tokens: int
     prompt_len = len(AutoTokenizer.from_pretrained(model_dir)(PROMPT)["input_ids"])
     table = {}
     for name in names:
-        dtype, quantize = FORMATS[name]
+        dtype, quantize, compile = FORMATS[name]
         out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, model_dir, dtype, quantize,
-                              str(threads), str(new_tokens), PROMPT],
+                              str(threads), str(new_tokens), str(int(compile)), PROMPT],
                              capture_output=True, text=True, check=True,
                              env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
         m = json.loads(out.stdout.strip().splitlines()[-1])
@@ -239,8 +250,9 @@ def run(args: argparse.Namespace) -> dict:
     """Build the preset, measure everything asked, return the report."""
     names = [n.strip() for n in args.dtypes.split(",") if n.strip()]
     unknown = [n for n in names if n not in FORMATS]
-    if unknown or "float32" not in names:
-        raise SystemExit(f"--dtypes {args.dtypes}: name float32 and any of {', '.join(FORMATS)}")
+    if unknown or names[0] != "float32":
+        raise SystemExit(f"--dtypes {args.dtypes}: float32 first (the reference), then any of "
+                         f"{', '.join(FORMATS)}")
     load = CpuLoad()
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = str(build_preset(PRESET, Path(tmp) / PRESET, init_std=QUALITY_STD))
@@ -261,7 +273,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--dtypes", default=",".join(FORMATS),
+    ap.add_argument("--dtypes", default=DEFAULT_FORMATS,
                     help="formats to measure (float32 is the reference): " + ", ".join(FORMATS))
     ap.add_argument("--skip-memory", action="store_true", help="no peak-RSS subprocesses")
     ap.add_argument("--skip-quality", action="store_true", help="no agreement / bpb")

@@ -89,7 +89,8 @@ def sample(prompts: Any, model: str | None = None, *,
            system: str | None = None, truncate_prompt: str = "error", device: str = "auto",
            dtype: str = "auto", gguf_file: str | None = None, loaded: Any = None,
            on_event: Callable[[Any], None] | None = None, stop_token: Any = None,
-           threads: int | None = None, quantize: str = "none") -> list[dict[str, Any]]:
+           threads: int | None = None, quantize: str = "none", compile: bool = False
+           ) -> list[dict[str, Any]]:
     """Sample ``model`` under every combination of ``grid`` for every prompt; return the rows.
 
     Args:
@@ -108,8 +109,9 @@ def sample(prompts: Any, model: str | None = None, *,
         chat: Send prompts through the chat template (None: when the model has one).
         system: System message in front of each conversation (chat only).
         truncate_prompt: ``error`` or ``left`` when a prompt does not fit the context.
-        device, dtype, gguf_file, threads, quantize: As for ``genlab sample`` (``threads``
-            None: the physical cores; ``quantize``: none, int8 on the CPU, 8bit/4bit on CUDA).
+        device, dtype, gguf_file, threads, quantize, compile: As for ``genlab sample``
+            (``threads`` None: the physical cores; ``quantize``: none, int8 on the CPU,
+            8bit/4bit on CUDA; ``compile``: a ``torch.compile``d decode step).
         loaded: An already-loaded model (``genlab.core.modeling.loading.load_model``).
         on_event: Called with every generation event (progress).
         stop_token: A ``genlab.core.events.StopToken``; unfinished rows end ``cancelled``.
@@ -140,7 +142,8 @@ def sample(prompts: Any, model: str | None = None, *,
                       system=system, truncate_prompt=truncate_prompt)
     if loaded is None:
         loaded = load_model(model, device=device, dtype=dtype, adapters=dict(adapters or {}),
-                            gguf_file=gguf_file, threads=threads, quantize=quantize)
+                            gguf_file=gguf_file, threads=threads, quantize=quantize,
+                            compile=compile)
     finished: dict[int, Any] = {}
     for event in iter_generate(loaded, [r.request for r in rows], batch_size=batch_size,
                                stop_token=stop_token):

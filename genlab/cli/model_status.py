@@ -25,8 +25,8 @@ from genlab.core.modeling.loading import LoadedModel, load_model
 
 def load_with_status(console: Any, name: str, *, device: str = "auto", dtype: str = "auto",
                      adapters: dict[str, str] | None = None, gguf_file: str | None = None,
-                     threads: int | None = None, quantize: str = "none"
-                     ) -> tuple[LoadedModel, str]:
+                     threads: int | None = None, quantize: str = "none",
+                     compile: bool = False) -> tuple[LoadedModel, str]:
     """Load ``name`` showing its stages on ``console``; return it and its loaded line.
 
     The caller prints the line (``print_loaded``: with the model's notes, e.g. a slow dtype on
@@ -46,7 +46,7 @@ def load_with_status(console: Any, name: str, *, device: str = "auto", dtype: st
         # A ModelLoadError (or a GgufError) is one line from the CLI's error boundary.
         loaded = load_model(name, device=device, dtype=dtype, adapters=adapters or None,
                             gguf_file=gguf_file, on_progress=progress, threads=threads,
-                            quantize=quantize)
+                            quantize=quantize, compile=compile)
     seconds = time.perf_counter() - start
     return loaded, f"{loaded.describe()} · {loaded.memory_text()} · loaded in {seconds:.1f} s"
 

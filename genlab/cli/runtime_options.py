@@ -15,7 +15,7 @@ from genlab.cli.options import knob_options, parse_knobs
 from genlab.core.configs import ConfigError
 from genlab.core.configs.runtime import THREADS_DEFAULT, RuntimeConfig
 
-RUNTIME_FIELDS = ("threads", "quantize")
+RUNTIME_FIELDS = ("threads", "quantize", "compile")
 
 
 def runtime_options(include: Iterable[str] = RUNTIME_FIELDS, *, panel: str | None = None,
@@ -35,10 +35,12 @@ def parse_runtime(knobs: Mapping[str, Any]) -> RuntimeConfig:
 
 
 def spec_overrides(knobs: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """``--set``-style overrides (``threads=2``) for the runtime flags a spec command got."""
+    """``--set``-style overrides (``threads=2``, ``compile=true``) for the runtime flags a
+    spec command got."""
     runtime = parse_runtime(knobs)
     out = []
     for name in RUNTIME_FIELDS:
         if knobs.get(name) is not None:
-            out.append(f"{prefix}{name}={getattr(runtime, name)}")
+            value = getattr(runtime, name)
+            out.append(f"{prefix}{name}={str(value).lower() if isinstance(value, bool) else value}")
     return out

@@ -238,7 +238,8 @@ def _load(plan: Any, err_console: Any) -> Any:
     loaded, line = load_with_status(err_console, plan.model, device=plan.device,
                                     dtype=plan.dtype, adapters=plan.adapters,
                                     gguf_file=plan.gguf_file, threads=plan.runtime.threads,
-                                    quantize=plan.runtime.quantize)
+                                    quantize=plan.runtime.quantize,
+                                    compile=plan.runtime.compile)
     _check_prompts(loaded, plan)
     _check_logit_bias(plan, loaded)
     print_loaded(err_console, loaded, line)

@@ -65,7 +65,8 @@ def tui(
     if common.debug_enabled():  # the app's workers read it: tracebacks go to a log file
         os.environ[common.DEBUG_ENV] = "1"
     make_app(model=chosen, adapters=adapters, device=device, dtype=dtype,
-             runs_dir=runs_dir, threads=runtime.threads, quantize=runtime.quantize).run()
+             runs_dir=runs_dir, threads=runtime.threads, quantize=runtime.quantize,
+             compile=runtime.compile).run()
 
 
 def check_model(model: str | None) -> str:

@@ -48,7 +48,7 @@ class GenlabApp(App):
     def __init__(self, *, model: str, adapters: dict[str, str] | None = None,
                  device: str = "auto", dtype: str = "auto", runs_dir: str | Path = "runs",
                  event_source: EventSource | None = None, threads: int | None = None,
-                 quantize: str = "none") -> None:
+                 quantize: str = "none", compile: bool = False) -> None:
         super().__init__()
         self.model_name = model
         self.initial_adapters = dict(adapters or {})
@@ -56,6 +56,7 @@ class GenlabApp(App):
         self.dtype = dtype
         self.threads = threads
         self.quantize = quantize
+        self.compile = compile
         self.runs_dir = Path(runs_dir)
         self.source: EventSource = event_source or CoreSource()
         self.bridge = Bridge(self)
@@ -74,7 +75,7 @@ class GenlabApp(App):
         def stage(text: str) -> None:  # called in the worker: hand it to the UI thread
             self.call_from_thread(self._loading_stage, name, text)
 
-        runtime = {"threads": self.threads, "quantize": self.quantize}
+        runtime = {"threads": self.threads, "quantize": self.quantize, "compile": self.compile}
 
         def load() -> tuple[Any, list[str]]:
             if runtime["quantize"] == "int8":  # adapters attach before the layers are int8
@@ -163,7 +164,7 @@ class GenlabApp(App):
 def make_app(*, model: str, adapters: dict[str, str] | None = None, device: str = "auto",
              dtype: str = "auto", runs_dir: str | Path = "runs",
              event_source: EventSource | None = None, threads: int | None = None,
-             quantize: str = "none") -> GenlabApp:
+             quantize: str = "none", compile: bool = False) -> GenlabApp:
     """Build the app (``genlab tui`` and the tests both come through here).
 
     Args:
@@ -175,7 +176,8 @@ def make_app(*, model: str, adapters: dict[str, str] | None = None, device: str 
         event_source: Where model work happens; default the real core (tests inject a fake).
         threads: CPU threads for the model (None: the physical cores).
         quantize: ``none``, ``int8`` (CPU) or ``8bit``/``4bit`` (CUDA), as ``genlab sample``.
+        compile: Decode with a ``torch.compile``d step.
     """
     return GenlabApp(model=model, adapters=adapters, device=device, dtype=dtype,
                      runs_dir=runs_dir, event_source=event_source, threads=threads,
-                     quantize=quantize)
+                     quantize=quantize, compile=compile)

@@ -45,7 +45,7 @@ def test_sample_records_threads_and_quantize_in_every_row(tiny_llama):
     assert len(rows) == 2
     for row in rows:
         assert row["runtime"] == {"device": "cpu", "dtype": "float32", "quantize": "int8",
-                                  "threads": 1}
+                                  "threads": 1, "compile": False}
     assert "int8 weights, float32 compute, 1 thread)" in " ".join(result.stderr.split())
 
 
@@ -92,6 +92,7 @@ def test_compare_flags_replace_the_spec_keys_and_every_cell_records_them(tiny_ll
 
 def test_spec_overrides_and_parse_runtime():
     assert spec_overrides({"threads": "2", "quantize": None}) == ["threads=2"]
+    assert spec_overrides({"compile": True}) == ["compile=true"]
     assert spec_overrides({"threads": "3"}, prefix="base.") == ["base.threads=3"]
     assert parse_runtime({"quantize": "int8"}).quantize == "int8"
     with pytest.raises(UsageError, match="^--threads -1: must be an integer >= 1$"):

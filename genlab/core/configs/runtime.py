@@ -4,6 +4,7 @@
 how fast: ``threads`` (torch's CPU threads) and ``quantize`` (lighter weights for inference).
 ``genlab sample``, ``tui``, ``compare`` and ``merge`` take them as flags generated from these
 fields; training takes ``threads`` as a ``TrainConfig`` knob of the same name and range.
+``compile`` (``torch.compile`` of the decode step) is the third.
 
 ``QUANTIZE`` is genlab's one quantization vocabulary. Which choice fits depends on the device
 and the command, and ``genlab.core.modeling.quantize`` says so in one line when it does not:
@@ -49,6 +50,14 @@ class RuntimeConfig:
     (torch's dynamic int8 on the CPU; the rest computes in float32, so leave ``dtype`` at
     auto or float32); 8bit / 4bit: bitsandbytes LLM.int8 / NF4 on a CUDA GPU (the cuda
     extra). Answers move slightly; the README's speed section measures by how much."""
+
+    compile: bool = knob(
+        False, panel=RUNTIME_PANEL, label="compile",
+        intuition="torch.compile the decode step: faster steps after a slow first one")
+    """torch.compile the one-token decode step (static KV cache, fixed shapes; CUDA graphs on
+    CUDA). The first step of a run compiles: about a minute on a CPU, a few seconds once
+    inductor's on-disk cache has the kernels. Batches with LoRA adapter rows run eagerly;
+    not with ``quantize`` (its layers compile to slower code than they run eagerly)."""
 
     def __post_init__(self) -> None:
         validate_knobs(self)

@@ -153,7 +153,8 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
     if loaded is None:
         loaded = load_model(model, device=spec.device, dtype=spec.dtype,
                             adapters=dict(spec.adapters) or None, gguf_file=spec.gguf_file,
-                            threads=spec.threads, quantize=spec.quantize)
+                            threads=spec.threads, quantize=spec.quantize,
+                            compile=spec.compile)
     cells = spec.cells()
     first = [GridCell(c.index, c.params, c.adapter) for c in cells]
     _check_prompts(spec, loaded, first)

@@ -121,6 +121,8 @@ class LoadedModel:
     """The weight quantization applied (``configs.runtime.QUANTIZE``)."""
     notes: tuple[str, ...] = ()
     """Warnings a face should show beside the loaded line (e.g. a slow dtype on this CPU)."""
+    compile: bool = False
+    """Decode steps run ``torch.compile``d (``generation.model_step``)."""
 
     @property
     def num_parameters(self) -> int:
@@ -140,7 +142,7 @@ class LoadedModel:
     def runtime(self) -> dict[str, Any]:
         """How the model runs, JSON-able: device, dtype, quantize and CPU threads."""
         return {"device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."),
-                "quantize": self.quantize, "threads": self.threads}
+                "quantize": self.quantize, "threads": self.threads, "compile": self.compile}
 
     @property
     def context_length(self) -> int | None:
@@ -178,7 +180,8 @@ class LoadedModel:
             dtype = f"{self.quantize} weights, {dtype} compute"
         threads = "" if self.threads is None else (
             f", {self.threads} thread{'s' if self.threads != 1 else ''}")
-        return f"{self.name} ({size} params, {self.device.type}, {dtype}{threads})"
+        compiled = ", compiled" if self.compile else ""
+        return f"{self.name} ({size} params, {self.device.type}, {dtype}{threads}{compiled})"
 
 
 def context_length(model: Any, tokenizer: Any = None) -> int | None:
@@ -312,6 +315,7 @@ def load_model(
     on_progress: Progress | None = None,
     quantize: str = "none",
     threads: int | None = None,
+    compile: bool = False,
 ) -> LoadedModel:
     """Load a causal LM, its tokenizer and optional LoRA adapters, in eval mode.
 
@@ -330,6 +334,8 @@ def load_model(
             compute); ``8bit`` / ``4bit`` (NF4, double-quantised, computing in ``dtype``):
             bitsandbytes weights on CUDA (QLoRA's frozen base). See ``modeling.quantize``.
         threads: CPU threads for torch (None: ``modeling.threads.default_threads()``).
+        compile: Decode with a ``torch.compile``d step (``generation.model_step``); not with
+            ``quantize``.
 
     Raises:
         ModelLoadError: With a one-line message naming the model or adapter and the fix.
@@ -346,7 +352,7 @@ def load_model(
         raise ModelLoadError(str(err)) from None
     source = _gguf_source(name_or_path, gguf_file)
     try:
-        check_quantize(quantize, dev, torch_dtype, gguf=source is not None)
+        check_quantize(quantize, dev, torch_dtype, gguf=source is not None, compile=compile)
     except QuantizeError as err:
         raise ModelLoadError(str(err)) from None
     report("reading the tokenizer")
@@ -355,7 +361,7 @@ def load_model(
     shown = source.path if source is not None else name_or_path
     notes = tuple(n for n in (dtype_note(torch_dtype, dev),) if n)
     loaded = LoadedModel(model, tokenizer, shown, dev, torch_dtype, gguf=source,
-                         threads=threads_used, notes=notes)
+                         threads=threads_used, notes=notes, compile=compile)
     for adapter_name, adapter_dir in (adapters or {}).items():
         report(f"attaching adapter {adapter_name}")
         attach_adapter(loaded, adapter_name, adapter_dir)

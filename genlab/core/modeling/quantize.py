@@ -34,13 +34,17 @@ class QuantizeError(ValueError):
 
 
 def check_quantize(quantize: str, device: torch.device, dtype: torch.dtype,
-                   gguf: bool = False) -> None:
-    """Raise ``QuantizeError`` unless ``quantize`` can run on ``device`` in ``dtype``."""
+                   gguf: bool = False, compile: bool = False) -> None:
+    """Raise ``QuantizeError`` unless ``quantize`` can run on ``device`` in ``dtype`` (and,
+    with ``compile``, compiled)."""
     flag = f"--quantize {quantize}"
     if quantize not in QUANTIZE:
         raise QuantizeError(f"{flag}: unknown choice; use one of {', '.join(QUANTIZE)}")
     if quantize == "none":
         return
+    if compile:
+        raise QuantizeError(f"{flag} with --compile: quantized layers run slower compiled "
+                            "than eagerly; drop --compile")
     if gguf and quantize != "int8":
         raise QuantizeError(f"{flag}: a GGUF base is loaded dequantized; pass a Hugging Face "
                             "checkpoint to quantize, or --quantize none")

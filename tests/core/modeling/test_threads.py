@@ -85,7 +85,7 @@ def test_load_model_applies_and_records_threads(tiny_llama):
     assert torch.get_num_threads() == 2
     assert loaded.threads == 2
     assert loaded.runtime == {"device": "cpu", "dtype": "float32", "quantize": "none",
-                              "threads": 2}
+                              "threads": 2, "compile": False}
     assert loaded.describe().endswith("cpu, float32, 2 threads)")
     assert load_model(str(tiny_llama), device="cpu", threads=1).describe().endswith(
         ", 1 thread)")
