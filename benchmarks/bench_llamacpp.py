@@ -93,6 +93,7 @@ def check_conversion(files: dict[str, Path], reference) -> dict:
         llm = open_llama(path, threads=1, logits_all=True)
         llm.eval(seq.tolist())
         got = torch.from_numpy(np.array(llm.scores[:CHECK_TOKENS], dtype=np.float32))
+        llm.close()
         rel = ((got - want).pow(2).mean().sqrt() / want.std()).item()
         out[qtype] = {"rel_rms_err": round(rel, 5),
                       "top1_agree": round((got.argmax(-1) == want.argmax(-1)).float()
@@ -166,20 +167,22 @@ def llama_peak_mb(path: Path, prompt_ids: list[int], new_tokens: int) -> int:
     return round(int(out.stdout.strip().splitlines()[-1]) / 1024)
 
 
-def build_runners(files, models, prompt_ids, args) -> tuple[dict, dict]:
-    """Every runner and its token count, llama.cpp and genlab in one dict (turn order)."""
-    runners, tokens = {}, {}
+def build_runners(files, models, prompt_ids, args) -> tuple[dict, dict, list]:
+    """Every runner and its token count, llama.cpp and genlab in one dict (turn order), and
+    the llama.cpp handles to close."""
+    runners, tokens, handles = {}, {}, []
     for qtype, path in files.items():
         for threads in args.llama_threads:
             name = f"llama.cpp {qtype} {threads}t"
-            runners[name] = llama_runner(open_llama(path, threads), prompt_ids, args.new_tokens)
+            handles.append(open_llama(path, threads))
+            runners[name] = llama_runner(handles[-1], prompt_ids, args.new_tokens)
             tokens[name] = args.new_tokens
     for (fmt, threads), loaded in models.items():
         for rows in (1, len(GRID)):
             name = f"genlab {fmt} {'1 setting' if rows == 1 else f'grid of {rows}'} {threads}t"
             runners[name] = genlab_runner(loaded, rows, args.new_tokens)
             tokens[name] = rows * args.new_tokens
-    return runners, tokens
+    return runners, tokens, handles
 
 
 def ratios(per_cpu: dict[str, float], args) -> dict:
@@ -225,8 +228,10 @@ def main() -> None:
                   for fmt in ("float16", "int8") for t in args.genlab_threads}
         first = next(iter(models.values()))
         prompt_ids = first.tokenizer(PROMPT)["input_ids"]
-        runners, tokens = build_runners(files, models, prompt_ids, args)
+        runners, tokens, handles = build_runners(files, models, prompt_ids, args)
         times = measure(runners, args.repeats)
+        for handle in handles:  # before the interpreter shuts down under them
+            handle.close()
         per_cpu = {n: tokens[n] / times[n][0] for n in runners}
         report["tokens_per_cpu_s"] = {n: round(v, 1) for n, v in per_cpu.items()}
         report["tokens_per_wall_s"] = {n: round(tokens[n] / times[n][1], 1) for n in runners}

@@ -145,3 +145,30 @@ def test_sample_shows_the_dtype_note(tiny_llama, monkeypatch):
     result = sample(tiny_llama, "--dtype", "bfloat16")
     assert result.exit_code == 0
     assert "genlab: warning: slow here" in result.stderr
+
+
+@pytest.mark.parametrize(("key", "value", "words"), [
+    ("quantize", "int4", "expected one of none, int8, 8bit, 4bit"),
+    ("threads", 0, ">= 1"),
+    ("compile", "yes", "true or false"),
+])
+def test_compare_spec_runtime_keys_are_checked(key, value, words):
+    from genlab.core.specs.common import SpecError
+    from genlab.core.specs.loader import load_spec
+
+    spec = {"kind": "compare", "prompts": ["Once"], key: value}
+    with pytest.raises(SpecError) as err:
+        load_spec(spec)
+    assert key in str(err.value) and words in str(err.value)
+
+
+def test_compare_spec_runtime_keys_and_identity():
+    from genlab.core.specs.loader import load_spec
+
+    plain = load_spec({"kind": "compare", "prompts": ["Once"]})
+    tuned = load_spec({"kind": "compare", "prompts": ["Once"], "threads": 1, "compile": True})
+    int8 = load_spec({"kind": "compare", "prompts": ["Once"], "quantize": "int8"})
+    assert (tuned.threads, tuned.compile, int8.quantize) == (1, True, "int8")
+    assert "threads" not in plain.to_dict() and tuned.to_dict()["threads"] == 1
+    assert tuned.identity() == plain.identity()  # threads/compile: same answers, same output
+    assert int8.identity() != plain.identity()  # int8 changes the answers
