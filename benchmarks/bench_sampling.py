@@ -32,6 +32,10 @@ builds a random-init model of SmolLM2-135M's shape instead (``benchmarks/presets
 
     python benchmarks/bench_sampling.py [--model DIR | --preset smollm2-135m-shape]
         [--repeats 5] [--new-tokens 128] [--device cpu] [--dtype float32]
+
+With ``--preset`` the report is instead the CPU format table of ``bench_dtypes.py`` (float32,
+bfloat16, float16 and int8 on the real-shape model: single setting and grid of 8 against
+``generate()``, peak memory, quality), with ``--new-tokens 64 --repeats 1`` by default.
 """
 
 from __future__ import annotations
@@ -251,28 +255,39 @@ def main() -> None:
     ap.add_argument("--preset", choices=sorted(SHAPES),
                     help="build a random-init model of this shape instead (e.g. "
                          "smollm2-135m-shape: 30 layers, hidden 576, 134.5M params)")
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=None, help="default 5 (--preset: 1)")
+    ap.add_argument("--new-tokens", type=int, default=None, help="default 128 (--preset: 64)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (default 1: steadier on a shared CPU)")
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
     ap.add_argument("--dtype", default="float32",
                     help="float32 (default), bfloat16, float16 or auto (bf16 on capable CUDA)")
+    import bench_dtypes  # it imports this module's runners
+
+    bench_dtypes.add_arguments(ap)
     args = ap.parse_args()
+    if args.model and args.preset:
+        ap.error("--model and --preset are alternatives; give one")
+    if args.preset:  # the real-shape CPU table: every weight format against generate()
+        args.repeats, args.new_tokens = args.repeats or 1, args.new_tokens or 64
+        report = bench_dtypes.run(args)
+        print(json.dumps(report, indent=2))
+        print("\n".join(bench_dtypes.summary_lines(report)))
+        return
+    args.repeats, args.new_tokens = args.repeats or 5, args.new_tokens or 128
 
     import torch
 
     from genlab.core.modeling.loading import load_model
 
     torch.set_num_threads(args.threads)
-    if args.model and args.preset:
-        ap.error("--model and --preset are alternatives; give one")
     with tempfile.TemporaryDirectory() as tmp:
         if args.preset:
             model_dir = str(build_preset(args.preset, Path(tmp) / args.preset))
         else:
             model_dir = args.model or str(build_default_model(Path(tmp)))
-        loaded = load_model(model_dir, device=args.device, dtype=args.dtype)
+        loaded = load_model(model_dir, device=args.device, dtype=args.dtype,
+                            threads=args.threads)
         clock = ForwardClock(loaded.model)
         n = args.new_tokens
         t = measure({

@@ -73,8 +73,13 @@ def build_tokenizer(vocab_size: int):
     return fast
 
 
-def build_preset(name: str, out_dir: Path, seed: int = 0) -> Path:
-    """Save the random-init model ``name`` (a key of ``SHAPES``) and its tokenizer."""
+def build_preset(name: str, out_dir: Path, seed: int = 0, init_std: float | None = None
+                 ) -> Path:
+    """Save the random-init model ``name`` (a key of ``SHAPES``) and its tokenizer.
+
+    ``init_std``: the weights' init std instead of transformers' 0.02 (at 0.02 a deep random
+    model's logits are nearly flat; quality comparisons want a real argmax).
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -83,6 +88,8 @@ def build_preset(name: str, out_dir: Path, seed: int = 0) -> Path:
     shape = dict(SHAPES[name])
     tok = build_tokenizer(shape["vocab_size"])
     rope = {"rope_type": "default", "rope_theta": shape.pop("rope_theta")}
+    if init_std is not None:
+        shape["initializer_range"] = init_std
     config = LlamaConfig(**shape, rope_parameters=rope, bos_token_id=tok.bos_token_id,
                          eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     torch.manual_seed(seed)

@@ -96,7 +96,8 @@ def sample(prompts: Any, model: str | None = None, *,
            adapters: Mapping[str, str] | None = None, chat: bool | None = None,
            system: str | None = None, truncate_prompt: str = "error", device: str = "auto",
            dtype: str = "auto", gguf_file: str | None = None, loaded: Any = None,
-           on_event: Callable[[Any], None] | None = None, stop_token: Any = None
+           on_event: Callable[[Any], None] | None = None, stop_token: Any = None,
+           threads: int | None = None, quantize: str = "none", compile: bool = False
            ) -> list[dict[str, Any]]:
     """Sample ``model`` under every combination of ``grid`` for every prompt; return the rows.
 
@@ -116,7 +117,9 @@ def sample(prompts: Any, model: str | None = None, *,
         chat: Send prompts through the chat template (None: when the model has one).
         system: System message in front of each conversation (chat only).
         truncate_prompt: ``error`` or ``left`` when a prompt does not fit the context.
-        device, dtype, gguf_file: As for ``genlab sample``.
+        device, dtype, gguf_file, threads, quantize, compile: As for ``genlab sample``
+            (``threads`` None: the physical cores; ``quantize``: none, int8 on the CPU,
+            8bit/4bit on CUDA; ``compile``: a ``torch.compile``d decode step).
         loaded: An already-loaded model (``genlab.core.modeling.loading.load_model``).
         on_event: Called with every generation event (progress).
         stop_token: A ``genlab.core.events.StopToken``; unfinished rows end ``cancelled``.
@@ -125,7 +128,8 @@ def sample(prompts: Any, model: str | None = None, *,
         One dict per row, prompt-major, then setting (and adapter), then sample, with the keys
         of ``genlab sample -f jsonl``: ``prompt``, ``messages`` (the conversation sent, or None
         for raw text), ``params``, ``seed``, ``sample_index``, ``text`` (the reply only),
-        ``token_ids``, ``finish_reason``, ``adapter``.
+        ``token_ids``, ``finish_reason``, ``adapter``, ``runtime`` (device, dtype, quantize and
+        threads the model ran with).
 
     Raises:
         ConfigError: A grid value or setting out of range.
@@ -146,7 +150,8 @@ def sample(prompts: Any, model: str | None = None, *,
                       system=system, truncate_prompt=truncate_prompt)
     if loaded is None:
         loaded = load_model(model, device=device, dtype=dtype, adapters=dict(adapters or {}),
-                            gguf_file=gguf_file)
+                            gguf_file=gguf_file, threads=threads, quantize=quantize,
+                            compile=compile)
     finished: dict[int, Any] = {}
     for event in iter_generate(loaded, [r.request for r in rows], batch_size=batch_size,
                                stop_token=stop_token):
@@ -159,7 +164,9 @@ def sample(prompts: Any, model: str | None = None, *,
         fin = finished[i]
         chatted = uses_chat(loaded.tokenizer, row.request)
         messages = message_dicts(sent_messages(row.request)) if chatted else None
-        out.append(sample_record(row, fin.text, fin.token_ids, fin.reason, messages))
+        record = sample_record(row, fin.text, fin.token_ids, fin.reason, messages)
+        runtime = getattr(loaded, "runtime", None)
+        out.append({**record, "runtime": runtime} if runtime is not None else record)
     return out
 
 

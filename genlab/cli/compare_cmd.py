@@ -18,13 +18,17 @@ import typer
 
 from genlab.cli import spec_common
 from genlab.cli.common import EXIT_STOPPED, StopOnSignals
+from genlab.cli.options import knob_command
+from genlab.cli.runtime_options import runtime_options, spec_overrides
 
 EPILOG = ("Spec format: docs/specs.md; examples: prompts/specs/. Exit codes: 0 done; 2 bad "
           "spec, --out or model (nothing written); 130 stopped by Ctrl-C (finished cells are "
           "kept: rerun with the same --out to finish).")
 
 
+@knob_command(runtime_options(panel=spec_common.SPEC_PANEL))
 def compare(
+    knobs: dict[str, Any],
     spec: str = typer.Argument(..., metavar="SPEC", show_default=False,
                                help="A compare spec (.yaml), e.g. "
                                     "prompts/specs/temperature-top-k.yaml."),
@@ -49,8 +53,11 @@ def compare(
         genlab compare prompts/specs/temperature-top-k.yaml
 
         genlab compare my.yaml --model ./tiny --set samples=1 --out runs/cmp
+
+        genlab compare my.yaml --threads 1 --quantize int8
     """
-    parsed = spec_common.load_or_fail(spec, set_, model, "compare")
+    runtime = spec_overrides(knobs)  # --threads/--quantize: the spec's threads/quantize keys
+    parsed = spec_common.load_or_fail(spec, [*(set_ or []), *runtime], model, "compare")
     if check:
         _print_plan(parsed)
         return

@@ -22,6 +22,7 @@ from genlab.cli import common
 from genlab.cli.common import UsageError, config_error_line, fail
 from genlab.cli.options import given, knob_command, knob_options, parse_knobs
 from genlab.core.configs import ConfigError, LrFindConfig, TrainConfig
+from genlab.core.configs.runtime import THREADS_DEFAULT
 from genlab.core.configs.training import RUN
 
 EPILOG = (
@@ -35,12 +36,13 @@ STEP_FIELDS = ("model", "data", "text_field", "prompt_field", "completion_field"
                "target_modules", "rslora", "dora", "init", "rank_pattern", "alpha_pattern",
                "loraplus_ratio", "quantize", "optimizer", "momentum", "betas", "weight_decay",
                "max_grad_norm", "batch_size", "grad_accum", "seed", "device", "dtype",
-               "fused_lora", "compile", "name")
+               "threads", "fused_lora", "compile", "name")
 """The ``TrainConfig`` knobs that shape a step, the ones the range test takes."""
 OPTIONS = [
     *knob_options(TrainConfig, include=STEP_FIELDS, default_notes={
         "model": DEFAULT_MODEL_HELP.removeprefix("Default: ").rstrip("."),
-        "data": "required", "name": "the model's directory name"}),
+        "data": "required", "name": "the model's directory name",
+        "threads": THREADS_DEFAULT}),
     *knob_options(LrFindConfig),
 ]
 FIND_FIELDS = frozenset(f for f in LrFindConfig.__dataclass_fields__)

@@ -11,14 +11,20 @@ inside ``merge``, so ``genlab merge --help`` is instant.
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 import typer
+
+from genlab.cli.options import knob_command
+from genlab.cli.runtime_options import parse_runtime, runtime_options
 
 EPILOG = ("Exit codes: 0 merged; 1 the merge could not be written (e.g. a full disk; --out is "
           "unchanged); 2 bad input (nothing written).")
 
 
+@knob_command(runtime_options(("threads",)))
 def merge(
+    knobs: dict[str, Any],
     adapter: str = typer.Option(..., "--adapter", metavar="DIR", show_default=False,
                                 help="LoRA adapter directory, e.g. RUN_DIR/adapter from "
                                      "genlab train."),
@@ -60,7 +66,7 @@ def merge(
     from genlab.core.modeling.merge import merge_adapter
 
     out_dir = merge_adapter(adapter, out, base_model=model, dtype=dtype, force=force,
-                            gguf_file=gguf_file)
+                            gguf_file=gguf_file, threads=parse_runtime(knobs).threads)
     print(f"Merged {adapter} into its base model -> {out_dir}")
     print(f"Try it:\n  genlab sample --model {shlex.quote(str(out_dir))} "
           "--prompt 'Once upon a time'")

@@ -24,12 +24,14 @@ from genlab.core.modeling.loading import LoadedModel, load_model
 
 
 def load_with_status(console: Any, name: str, *, device: str = "auto", dtype: str = "auto",
-                     adapters: dict[str, str] | None = None, gguf_file: str | None = None
-                     ) -> tuple[LoadedModel, str]:
+                     adapters: dict[str, str] | None = None, gguf_file: str | None = None,
+                     threads: int | None = None, quantize: str = "none",
+                     compile: bool = False) -> tuple[LoadedModel, str]:
     """Load ``name`` showing its stages on ``console``; return it and its loaded line.
 
-    The caller prints the line once its own checks of the loaded model have passed, so input
-    that cannot work with this model (a prompt over its context) is the only line on stderr.
+    The caller prints the line (``print_loaded``: with the model's notes, e.g. a slow dtype on
+    this CPU) once its own checks of the loaded model have passed, so input that cannot work
+    with this model (a prompt over its context) is the only line on stderr.
     """
     start = time.perf_counter()
     with console.status(f"Loading {escape(name)}…") as status, warnings.catch_warnings():
@@ -43,9 +45,17 @@ def load_with_status(console: Any, name: str, *, device: str = "auto", dtype: st
 
         # A ModelLoadError (or a GgufError) is one line from the CLI's error boundary.
         loaded = load_model(name, device=device, dtype=dtype, adapters=adapters or None,
-                            gguf_file=gguf_file, on_progress=progress)
+                            gguf_file=gguf_file, on_progress=progress, threads=threads,
+                            quantize=quantize, compile=compile)
     seconds = time.perf_counter() - start
     return loaded, f"{loaded.describe()} · {loaded.memory_text()} · loaded in {seconds:.1f} s"
+
+
+def print_loaded(console: Any, loaded: LoadedModel, line: str) -> None:
+    """The loaded line, then each of the model's notes as a warning."""
+    console.print(line, style="dim", markup=False, highlight=False)
+    for note in loaded.notes:
+        console.print(f"genlab: warning: {note}", style="yellow", markup=False, highlight=False)
 
 
 def prompt_format_line(loaded: LoadedModel, chat: bool | None, system: str | None) -> str:

@@ -30,6 +30,7 @@ from genlab.cli.options import given, knob_command, knob_options, parse_knobs
 from genlab.cli.pretrain_resume import resumed_config
 from genlab.core.configs import ConfigError, ModelShape, PretrainConfig, TrainConfig
 from genlab.core.configs.pretrain import DATA, EOS_TOKEN, PRETRAIN_TRAINING, TIME
+from genlab.core.configs.runtime import THREADS_DEFAULT
 
 EPILOG = (
     "Output: OUT/init/ (tokenizer + initial weights), OUT/run/model/ (the trained model, a "
@@ -57,7 +58,8 @@ PRETRAIN_OPTIONS = [
                   defaults=PRETRAIN_TRAINING,
                   default_notes={"schedule": "cosine to 10% of --lr", "max_steps": "from --epochs"},
                   extras={"max_steps": NOT_TIMED, "epochs": NOT_TIMED, "schedule": NOT_TIMED}),
-    *knob_options(TrainConfig, include=("device",), panel=RUN),
+    *knob_options(TrainConfig, include=("device", "threads"), panel=RUN,
+                  default_notes={"threads": THREADS_DEFAULT}),
 ]
 
 
@@ -182,7 +184,8 @@ def build_config(fields: dict[str, Any], typed: dict[str, Any] | None = None) ->
     if fields.get("max_steps") is not None and warmup >= fields["max_steps"]:
         raise UsageError(f"--warmup-steps {warmup}: must be shorter than --max-steps "
                          f"{fields['max_steps']}")
-    training = {k: fields.pop(k) for k in (*TRAINING_FIELDS, "device", "sample_prompts")
+    training = {k: fields.pop(k) for k in (*TRAINING_FIELDS, "device", "threads",
+                                           "sample_prompts")
                 if k in fields}
     shape_fields = [f.name for f in ModelShape.__dataclass_fields__.values()]
     try:

@@ -21,6 +21,7 @@ from typing import Any
 
 from genlab.cli.common import UsageError, flag_for
 from genlab.core.configs import ConfigError, SamplingParams, knob_fields
+from genlab.core.configs.runtime import RuntimeConfig
 from genlab.core.generation.grid import (
     GRID_FIELDS,
     GridCell,
@@ -72,6 +73,7 @@ class SamplePlan:
         chat: ``--chat``/``--no-chat`` (None: chat when the model has a template).
         system: ``--system`` text, or None.
         truncate_prompt: ``error`` or ``left``.
+        runtime: ``--threads`` and ``--quantize``.
     """
 
     model: str
@@ -92,6 +94,7 @@ class SamplePlan:
     chat: bool | None = None
     system: str | None = None
     truncate_prompt: str = "error"
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     @property
     def prompt_texts(self) -> list[str]:

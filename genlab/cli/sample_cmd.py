@@ -15,6 +15,7 @@ inside ``sample``, so ``genlab sample --help`` is instant.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Any
 
 import typer
@@ -22,6 +23,7 @@ import typer
 from genlab.assets import DEFAULT_MODEL_HELP
 from genlab.cli.common import EXIT_STOPPED, StopOnSignals, UsageError, default_model, fail
 from genlab.cli.options import knob_command, knob_options
+from genlab.cli.runtime_options import parse_runtime, runtime_options
 from genlab.core.configs.knobs import knob_fields
 from genlab.core.configs.sampling import GRID_FIELDS, GRID_PANEL, GenerationRequest, SamplingParams
 
@@ -91,7 +93,8 @@ QUIET_OPTION = typer.Option(
 
 @knob_command(knob_options(SamplingParams),
               knob_options(GenerationRequest, include=PROMPT_KNOBS, panel=PROMPTS,
-                           default_notes={"chat": ""}))
+                           default_notes={"chat": ""}),
+              runtime_options(panel=MODEL))
 def sample(
     knobs: dict[str, Any],
     model: str | None = MODEL_OPTION,
@@ -131,6 +134,7 @@ def sample(
         genlab sample -m ./model.Q8_0.gguf --prompts chats.jsonl --max-new-tokens 128
 
         genlab sample --prompt "Once upon a time" --dry-multiplier 0,0.8 --logit-bias " the=-inf"
+        genlab sample -m ./smollm2-135m --prompt "Hi" --threads 1 --quantize int8
     """
     from genlab.cli import sample_args as args
 
@@ -142,6 +146,7 @@ def sample(
         plan = _build_plan(args, model, device, dtype, adapter or [], prompt or [], prompts_file,
                            axes, shared, num_samples, seed, batch_size, output_format, out,
                            logprobs, prompting, gguf_file, force)
+        plan = replace(plan, runtime=parse_runtime(knobs))
     except UsageError as err:
         fail(str(err))
     _run(plan, quiet)
@@ -228,14 +233,16 @@ def _prompt_error_line(plan: Any, err: Exception) -> str:
 
 
 def _load(plan: Any, err_console: Any) -> Any:
-    from genlab.cli.model_status import load_with_status, prompt_format_line
+    from genlab.cli.model_status import load_with_status, print_loaded, prompt_format_line
 
     loaded, line = load_with_status(err_console, plan.model, device=plan.device,
                                     dtype=plan.dtype, adapters=plan.adapters,
-                                    gguf_file=plan.gguf_file)
+                                    gguf_file=plan.gguf_file, threads=plan.runtime.threads,
+                                    quantize=plan.runtime.quantize,
+                                    compile=plan.runtime.compile)
     _check_prompts(loaded, plan)
     _check_logit_bias(plan, loaded)
-    err_console.print(line, style="dim", markup=False, highlight=False)
+    print_loaded(err_console, loaded, line)
     err_console.print(prompt_format_line(loaded, plan.chat, plan.system), style="dim",
                       markup=False, highlight=False)
     err_console.print(f"{len(plan.rows)} rows · batch {plan.batch_size}", style="dim",

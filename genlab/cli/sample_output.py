@@ -6,7 +6,8 @@ Owns the output formats and their exact shapes:
   conversation sent through the chat template, system message included; null for a raw-text
   row), ``params`` (every sampling parameter by name), ``seed``, ``sample_index``, ``text``
   (the reply only), ``token_ids``, ``finish_reason``, ``adapter`` (null for the base model),
-  plus ``logprobs`` only when logprobs were requested.
+  ``runtime`` (how the model ran: ``device``, ``dtype``, ``quantize``, ``threads``), plus
+  ``logprobs`` only when logprobs were requested.
 * CSV: one line per row, the parameters flattened into their own columns (lists as JSON).
 * Markdown and the terminal table: one table per prompt, one column per setting (the header
   shows the settings that vary), one line per sample index; each cell shows the text with its
@@ -53,6 +54,7 @@ class SampleResult:
         finish_reason: ``length``, ``stop``, ``eos`` or ``cancelled``.
         logprobs: Per-token records when logprobs were requested, else None.
         messages: The conversation sent through the chat template, or None for raw text.
+        runtime: ``LoadedModel.runtime`` (device, dtype, quantize, threads), or None.
     """
 
     row: GridRow
@@ -61,11 +63,14 @@ class SampleResult:
     finish_reason: str
     logprobs: list[dict[str, Any]] | None = None
     messages: list[dict[str, str]] | None = None
+    runtime: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL object of this row (key set documented in the module docstring)."""
         data = sample_record(self.row, self.text, self.token_ids, self.finish_reason,
                              self.messages)
+        if self.runtime is not None:
+            data["runtime"] = self.runtime
         if self.logprobs is not None:
             data["logprobs"] = self.logprobs
         return data

@@ -42,7 +42,7 @@ def run_plan(loaded: Any, plan: SamplePlan, *, stop: StopToken,
     results = [
         SampleResult(row, fin.text, tuple(fin.token_ids), fin.reason,
                      collected.logprobs.get(i, []) if plan.logprobs is not None else None,
-                     _sent(loaded, row.request))
+                     _sent(loaded, row.request), getattr(loaded, "runtime", None))
         for i, row in enumerate(plan.rows)
         if (fin := finished.get(i)) is not None
     ]

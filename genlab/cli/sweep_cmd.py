@@ -19,6 +19,8 @@ import typer
 
 from genlab.cli import spec_common
 from genlab.cli.common import EXIT_FAILED, EXIT_STOPPED, StopOnSignals
+from genlab.cli.options import knob_command
+from genlab.cli.runtime_options import runtime_options, spec_overrides
 
 EPILOG = ("Spec format: docs/specs.md; examples: prompts/specs/. Exit codes: 0 done (diverged "
           "or pruned trials are results, not errors); 1 every trial failed; 2 bad spec, --out "
@@ -27,7 +29,10 @@ EPILOG = ("Spec format: docs/specs.md; examples: prompts/specs/. Exit codes: 0 d
 STUDY_PANEL = "Study and workers"
 
 
+@knob_command(runtime_options(("threads",), panel=STUDY_PANEL,
+                              threads_default="the physical cores / --workers"))
 def sweep(
+    knobs: dict[str, Any],
     spec: str = typer.Argument(..., metavar="SPEC", show_default=False,
                                help="A sweep spec (.yaml), e.g. "
                                     "prompts/specs/learning-rate.yaml."),
@@ -69,7 +74,8 @@ def sweep(
 
         genlab sweep my.yaml --model ./tiny --set base.max_steps=5 --set trials=2
     """
-    parsed = spec_common.load_or_fail(spec, set_, model, "sweep")
+    runtime = spec_overrides(knobs, prefix="base.")  # --threads: the spec's base.threads
+    parsed = spec_common.load_or_fail(spec, [*(set_ or []), *runtime], model, "sweep")
     if check:
         _print_plan(parsed)
         return

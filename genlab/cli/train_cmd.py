@@ -30,6 +30,7 @@ from genlab.cli import common
 from genlab.cli.common import UsageError, config_error_line, fail
 from genlab.cli.options import given, knob_command, knob_options, parse_knobs
 from genlab.core.configs import ConfigError, TrainConfig
+from genlab.core.configs.runtime import THREADS_DEFAULT
 from genlab.core.configs.training import EVAL, RUN
 
 EPILOG = (
@@ -43,6 +44,7 @@ DEFAULT_NOTES = {
     "data": "required (unless --resume)",
     "max_steps": "from --epochs",
     "name": "none",
+    "threads": THREADS_DEFAULT,
 }
 TRAIN_OPTIONS = knob_options(TrainConfig, default_notes=DEFAULT_NOTES)
 

@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from genlab.assets import DEFAULT_MODEL_HELP
 from genlab.cli import common
 from genlab.cli.common import UsageError, default_model, fail
+from genlab.cli.options import knob_command
+from genlab.cli.runtime_options import parse_runtime, runtime_options
 
 
+@knob_command(runtime_options())
 def tui(
+    knobs: dict[str, Any],
     model: str | None = typer.Option(
         None, "--model", "-m", metavar="ID|DIR|GGUF",
         help="Base model: Hugging Face hub id, local directory, or a .gguf file (or a "
@@ -56,6 +61,7 @@ def tui(
         adapters = parse_adapters(adapter or [])
         device, dtype = check_device(device), check_dtype(dtype)
         check_runs_dir(runs_dir)
+        runtime = parse_runtime(knobs)
         if gguf_file is not None:
             chosen = gguf_path(chosen, gguf_file)
     except UsageError as err:
@@ -67,7 +73,8 @@ def tui(
     if common.debug_enabled():  # the app's workers read it: tracebacks go to a log file
         os.environ[common.DEBUG_ENV] = "1"
     make_app(model=chosen, adapters=adapters, device=device, dtype=dtype,
-             runs_dir=runs_dir).run()
+             runs_dir=runs_dir, threads=runtime.threads, quantize=runtime.quantize,
+             compile=runtime.compile).run()
 
 
 def check_model(model: str | None) -> str:

@@ -53,12 +53,16 @@ class GenlabApp(App):
 
     def __init__(self, *, model: str, adapters: dict[str, str] | None = None,
                  device: str = "auto", dtype: str = "auto", runs_dir: str | Path = "runs",
-                 event_source: EventSource | None = None) -> None:
+                 event_source: EventSource | None = None, threads: int | None = None,
+                 quantize: str = "none", compile: bool = False) -> None:
         super().__init__()
         self.model_name = model
         self.initial_adapters = dict(adapters or {})
         self.device = device
         self.dtype = dtype
+        self.threads = threads
+        self.quantize = quantize
+        self.compile = compile
         self.runs_dir = Path(runs_dir)
         self.source: EventSource = event_source or CoreSource()
         self.bridge = Bridge(self)
@@ -79,9 +83,15 @@ class GenlabApp(App):
         def stage(text: str) -> None:  # called in the worker: hand it to the UI thread
             self.call_from_thread(self._loading_stage, name, text)
 
+        runtime = {"threads": self.threads, "quantize": self.quantize, "compile": self.compile}
+
         def load() -> tuple[Any, list[str]]:
+            if runtime["quantize"] == "int8":  # adapters attach before the layers are int8
+                loaded = source.load_model(name, adapters=adapters, device=device,
+                                           dtype=dtype, on_progress=stage, **runtime)
+                return loaded, []
             loaded = source.load_model(name, adapters={}, device=device, dtype=dtype,
-                                       on_progress=stage)
+                                       on_progress=stage, **runtime)
             errors = []
             for adapter_name, adapter_dir in adapters.items():
                 try:
@@ -143,6 +153,8 @@ class GenlabApp(App):
             self.model_text = short_description(self.loaded.describe(), self.model_name) + (
                 f" · {memory()}" if memory else "")
             self.model_state = "ready"
+            for note in getattr(self.loaded, "notes", ()):
+                self.notify(note, title="Slow on this CPU", severity="warning", timeout=10)
             self.adapter_names = tuple(self.loaded.adapters)
             for error in errors:
                 self.notify(tui_message(error), title="Adapter not loaded", severity="error",
@@ -200,7 +212,8 @@ def short_description(text: str, model: str) -> str:
 
 def make_app(*, model: str, adapters: dict[str, str] | None = None, device: str = "auto",
              dtype: str = "auto", runs_dir: str | Path = "runs",
-             event_source: EventSource | None = None) -> GenlabApp:
+             event_source: EventSource | None = None, threads: int | None = None,
+             quantize: str = "none", compile: bool = False) -> GenlabApp:
     """Build the app (``genlab tui`` and the tests both come through here).
 
     Args:
@@ -210,6 +223,10 @@ def make_app(*, model: str, adapters: dict[str, str] | None = None, device: str 
         dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
         runs_dir: Where the Train screen writes runs and the Runs screen lists them.
         event_source: Where model work happens; default the real core (tests inject a fake).
+        threads: CPU threads for the model (None: the physical cores).
+        quantize: ``none``, ``int8`` (CPU) or ``8bit``/``4bit`` (CUDA), as ``genlab sample``.
+        compile: Decode with a ``torch.compile``d step.
     """
     return GenlabApp(model=model, adapters=adapters, device=device, dtype=dtype,
-                     runs_dir=runs_dir, event_source=event_source)
+                     runs_dir=runs_dir, event_source=event_source, threads=threads,
+                     quantize=quantize, compile=compile)

@@ -91,7 +91,8 @@ class FakeSource(FakeExperiments):
     # ------------------------------------------------------------------ models
 
     def load_model(self, name: str, *, adapters: dict[str, str], device: str = "auto",
-                   dtype: str = "auto", on_progress: Any = None) -> FakeLoaded:
+                   dtype: str = "auto", on_progress: Any = None, threads: int | None = None,
+                   quantize: str = "none", compile: bool = False) -> FakeLoaded:
         if on_progress is not None:
             on_progress("reading the weights")
         if self.load_delay_s:

@@ -21,7 +21,9 @@ class EventSource(Protocol):
     """The operations the TUI needs from the core."""
 
     def load_model(self, name: str, *, adapters: dict[str, str], device: str,
-                   dtype: str, on_progress: Callable[[str], None] | None = None) -> Any:
+                   dtype: str, on_progress: Callable[[str], None] | None = None,
+                   threads: int | None = None, quantize: str = "none",
+                   compile: bool = False) -> Any:
         """Load a model (reporting its stages to ``on_progress``); the result has
         ``describe()`` and an ``adapters`` dict."""
 
@@ -66,12 +68,14 @@ class CoreSource:
     """
 
     def load_model(self, name: str, *, adapters: dict[str, str], device: str = "auto",
-                   dtype: str = "auto", on_progress: Callable[[str], None] | None = None
-                   ) -> Any:
+                   dtype: str = "auto", on_progress: Callable[[str], None] | None = None,
+                   threads: int | None = None, quantize: str = "none",
+                   compile: bool = False) -> Any:
         from genlab.core.modeling.loading import load_model
 
         return load_model(name, device=device, dtype=dtype, adapters=adapters,
-                          on_progress=on_progress)
+                          on_progress=on_progress, threads=threads, quantize=quantize,
+                          compile=compile)
 
     def attach_adapter(self, loaded: Any, name: str, adapter_dir: str) -> None:
         from genlab.core.modeling.loading import attach_adapter

@@ -23,7 +23,7 @@ from genlab.core.configs import SamplingParams, knob_fields
 from genlab.core.generation.grid import derive_seed
 
 JSONL_KEYS = {"prompt", "messages", "params", "seed", "sample_index", "text", "token_ids",
-              "finish_reason", "adapter"}
+              "finish_reason", "adapter", "runtime"}
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -242,10 +242,12 @@ def test_train_end_to_end_writes_the_run_directory(tiny_llama, story_file, tmp_p
     out = tmp_path / "run"
     result = runner.invoke(app, base_args(tiny_llama, story_file, out, "--max-steps", "6",
                                           "--eval-every", "3", "--sample-prompt", "Once upon",
-                                          "--sample-max-new-tokens", "4"))
+                                          "--sample-max-new-tokens", "4", "--threads", "1"))
     assert result.exit_code == 0, result.output
     for name in ("config.json", "metrics.jsonl", "samples.jsonl", "summary.json"):
         assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["threads"] == 1 and config["resolved"]["threads"] == 1
     assert (out / "adapter" / "adapter_config.json").is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["steps"] == 6

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from genlab.core.configs.knobs import ConfigError, knob, validate_knobs
+from genlab.core.configs.runtime import TRAIN_QUANTIZE
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "adafactor", "rmsprop", "adagrad", "lion", "adamw8bit")
 SCHEDULES = ("constant", "linear", "cosine", "step", "wsd", "cosine_restarts", "polynomial",
@@ -23,7 +24,7 @@ LR_SCALINGS = ("none", "linear")
 TRAIN_METHODS = ("lora", "full")
 DATA_FORMATS = ("auto", "text", "prompt-completion", "messages")
 LORA_INITS = ("default", "gaussian", "pissa", "olora", "loftq")
-QUANTIZE = ("none", "4bit", "8bit")
+QUANTIZE = TRAIN_QUANTIZE
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 DEVICE_EXPECTED = "auto, cpu, cuda, cuda:N or mps"
 DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16", "fp32", "bf16", "fp16")
@@ -293,6 +294,10 @@ class TrainConfig:
     dtype: str = knob("auto", panel=RUN, metavar="DTYPE")
     """Mixed precision: auto (bf16 autocast on capable CUDA, fp16 with loss scaling on older
     CUDA, float32 on CPU), float32, bfloat16 or float16."""
+    threads: int | None = knob(None, low=1, panel=RUN, metavar="N")
+    """CPU threads torch uses for the step's matrix work (intra-op, and inter-op once per
+    process). Not set: the machine's physical cores. Where other jobs share the cores (a busy
+    2-core VM), 1 is often several times faster: every step waits for its slowest thread."""
     fused_lora: bool = knob(True, panel=RUN)
     """Train plain LoRA layers with genlab's fused forward/backward (the same dropout masks
     and results as PEFT's layers, fewer passes over the activations); off = PEFT's own
@@ -322,6 +327,10 @@ class TrainConfig:
             raise ConfigError("model", self.model, "a hub id or local model directory")
         if not self.data:
             raise ConfigError("data", self.data, "a data file, directory or hub dataset name")
+        if self.quantize == "int8":  # the inference choice: say what training takes instead
+            raise ConfigError("quantize", self.quantize, "none, 4bit or 8bit for training "
+                              "(int8 quantizes for inference only: genlab sample, tui and "
+                              "compare; QLoRA trains on a 4bit or 8bit base on CUDA)")
         validate_knobs(self)
         if (self.prompt_field is None) != (self.completion_field is None):
             given, other = (("prompt_field", "completion_field") if self.completion_field is None

@@ -97,7 +97,9 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
     out, model, state = prepare_compare(spec, out_dir, force=force)
     if loaded is None:
         loaded = load_model(model, device=spec.device, dtype=spec.dtype,
-                            adapters=dict(spec.adapters) or None, gguf_file=spec.gguf_file)
+                            adapters=dict(spec.adapters) or None, gguf_file=spec.gguf_file,
+                            threads=spec.threads, quantize=spec.quantize,
+                            compile=spec.compile)
     cells = spec.cells()
     first = [GridCell(c.index, c.params, c.adapter) for c in cells]
     _check_prompts(spec, loaded, first)
@@ -130,7 +132,8 @@ def iter_compare(spec: CompareSpec, out_dir: str | Path | None = None, *,
             if len(bucket) == spec.rows_per_cell:
                 cell = next(c for c in chunk if c.index == grid_row.cell.index)
                 row = cell_row(spec, cell, bucket, loaded.tokenizer,
-                               _base_logprobs(loaded, bucket))
+                               _base_logprobs(loaded, bucket),
+                               getattr(loaded, "runtime", None))
                 append_row(results, row)
                 finished += 1
                 yield CellFinished(cell.index, cell.label, row)
@@ -190,13 +193,15 @@ def _base_logprobs(loaded: Any, done: list[tuple[Any, RowFinished]]) -> list[flo
 
 
 def cell_row(spec: CompareSpec, cell: CompareCell, done: list[tuple[Any, RowFinished]],
-             tokenizer: Any = None, base_logprobs: list[float | None] | None = None
-             ) -> dict[str, Any]:
+             tokenizer: Any = None, base_logprobs: list[float | None] | None = None,
+             runtime: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``results.jsonl`` row of a finished cell (outputs prompt-major, then sample).
 
     An output of a chat row also has ``messages``: the conversation sent (system included).
     ``base_logprobs`` (in the order of ``done``) are the summed log-probabilities of each
     output's tokens under the base model; the report turns them into a mean and perplexity.
+    ``runtime`` (device, dtype, quantize, threads: ``LoadedModel.runtime``) says how the
+    model ran this cell (a resumed run may use other threads).
     """
     scores = dict(zip((id(d) for d in done), base_logprobs or [None] * len(done), strict=True))
     outputs = []
@@ -219,4 +224,5 @@ def cell_row(spec: CompareSpec, cell: CompareCell, done: list[tuple[Any, RowFini
         "cell": cell.index, "key": cell.key, "label": cell.label, "adapter": cell.adapter,
         "settings": cell.settings, "params": cell.params.to_dict(), "outputs": outputs,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **({"runtime": runtime} if runtime is not None else {}),
     }

@@ -286,7 +286,8 @@ def _iter_processes(spec: SweepSpec, out: Path, url: str, model: str, workers: i
                     stop: StopToken, offset: int) -> Iterator[Any]:
     """Run ``workers`` worker processes on the study and relay their events."""
 
-    threads = trial_threads()  # the same in every worker and in-process: results must not vary
+    # the same in every worker and in-process: results must not vary with the worker count
+    threads = trial_threads(spec.base.get("threads"))
     jobs = [WorkerJob(spec, str(out), url, model, i, threads, offset + 1000 * (i + 1))
             for i in range(workers)]
     yield from iter_workers(jobs, stop)

@@ -15,6 +15,7 @@ trial's losses would otherwise change with ``--workers`` and with the machine's 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import shutil
@@ -106,7 +107,7 @@ def iter_train_point(spec: SweepSpec, params: dict[str, Any], run_dir: Path, mod
         overrides: TrainConfig fields replacing the point's (``retrain_overrides``).
     """
 
-    outcome = RunOutcome("failed", threads=trial_threads())
+    outcome = RunOutcome("failed", threads=trial_threads(spec.base.get("threads")))
     with torch_threads(outcome.threads):
         yield from _iter_run(spec, params, run_dir, model, stop, number, worker, trial,
                              overrides, outcome)
@@ -122,6 +123,8 @@ def _iter_run(spec: SweepSpec, params: dict[str, Any], run_dir: Path, model: str
     try:
         _fresh_run_dir(run_dir)
         config = point_config(spec, params, run_dir, model, overrides)
+        # the trial's thread count, not the loader's default (physical cores)
+        config = dataclasses.replace(config, threads=outcome.threads)
         for event in iter_train(config, out_dir=run_dir, stop_token=token, owned=True):
             if stop.stopped:
                 token.stop()

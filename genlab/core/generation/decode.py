@@ -2,7 +2,8 @@
 
 This module owns turning ``GenerationRequest`` rows into tokens and text. It runs its own loop
 (never ``model.generate``): a left-padded prefill, then one forward per step over the last
-tokens with a ``DynamicCache``. Each row keeps its own sampling settings, seed, adapter, stop
+tokens (``generation.model_step``: a growing ``DynamicCache``, or with ``--compile`` a static
+cache and a compiled step). Each row keeps its own sampling settings, seed, adapter, stop
 strings and length, so a grid of settings runs as one batch. A row's tokens depend only on its
 own request: padding is masked, positions are explicit, its random numbers come from its own
 generator (see ``genlab.core.generation.sampling``), and finished rows leave the batch.
@@ -33,7 +34,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from transformers import DynamicCache
 
 from genlab.core.configs import ConfigError, GenerationRequest
 from genlab.core.events import (
@@ -45,6 +45,7 @@ from genlab.core.events import (
     TokenSampled,
 )
 from genlab.core.generation.model_call import cache_argument, eos_ids, forward_kwargs, vocab_size
+from genlab.core.generation.model_step import ModelStep
 from genlab.core.generation.prompting import EncodedPrompt, encode_requests
 from genlab.core.generation.readback import HostBuffer
 from genlab.core.generation.sampling import (
@@ -57,6 +58,7 @@ from genlab.core.generation.sampling import (
 )
 from genlab.core.generation.streaming_text import RowText
 from genlab.core.modeling.loading import LoadedModel
+from genlab.core.modeling.threads import use_threads
 
 Event = TokenSampled | RowFinished | GenerationFinished
 PREFILL_CHUNK = 512
@@ -112,6 +114,8 @@ def iter_generate(
         ContextLimitError: A prompt plus its new tokens does not fit the model's context.
     """
     _validate(loaded, requests, top_n, batch_size)
+    if getattr(loaded, "threads", None) is not None:  # torch counts threads per OS thread
+        use_threads(loaded.threads)
     if not isinstance(prefill_chunk, int) or prefill_chunk < 1:
         raise ConfigError("prefill_chunk", prefill_chunk, "an integer >= 1")
     encoded = encode_requests(loaded, requests)
@@ -255,27 +259,21 @@ class _Batch:
         if self.device.type == "mps":  # no float64 there; keep u < 1 after rounding
             self.uniforms = self.uniforms.float().clamp_(max=1 - 2**-24)
         self.uniforms = self.uniforms.to(self.device)
-        self.extra = forward_kwargs(loaded, requests)
+        extra = forward_kwargs(loaded, requests)
         self.vocab = vocab_size(loaded)
         self.bias = [resolve_logit_bias(self.tokenizer, r.params.logit_bias, self.vocab)
                      for r in requests] if "logit_bias" in self.params.uses else None
         self.eos = sorted(end_ids)  # min-tokens bans every id that ends a row (EOS, end of turn)
         self.cache_arg = cache_argument(loaded)
 
-        self.cache = DynamicCache(config=self.model.config)
+        self.step = ModelStep(loaded, len(requests), width + self.steps, self.mask,
+                              self.cache_arg, extra)
         self.state: SamplerState | None = None
         self.logits = self.last_tokens = torch.empty(0)
         self.token_texts: dict[int, str] = {}
         self.sync_every = SYNC_EVERY.get(self.device.type, 1)
         self.pending: list[tuple[torch.Tensor, ...]] = []
         self.host = HostBuffer(len(requests), self.sync_every, top_n, self.device)
-
-    def _forward(self, input_ids: torch.Tensor, positions: torch.Tensor,
-                 mask: torch.Tensor | None) -> torch.Tensor:
-        masked = {} if mask is None else {"attention_mask": mask}
-        out = self.model(input_ids=input_ids, position_ids=positions, use_cache=True,
-                         **{self.cache_arg: self.cache}, **masked, **self.extra)
-        return out.logits[:, -1, :].float()  # [B, V]
 
     @torch.inference_mode()
     def prefill(self, chunk: int = PREFILL_CHUNK) -> None:
@@ -285,12 +283,7 @@ class _Batch:
         Each chunk attends to the cache of the chunks before it, so the result is the one-shot
         prefill's (up to float rounding) with memory for ``chunk`` positions of activations.
         """
-        width = self.input_ids.shape[1]
-        for begin in range(0, width, chunk):
-            end = min(begin + chunk, width)
-            mask = None if self.mask is None else self.mask[:, :end]  # [B, end]: cache + chunk
-            self.logits = self._forward(self.input_ids[:, begin:end],
-                                        self.positions[:, begin:end], mask)
+        self.logits = self.step.prefill(self.input_ids, self.positions, chunk)
         if self.params.uses:
             self.state = SamplerState(
                 self.params, self.input_ids, None if self.mask is None else self.mask.bool(),
@@ -300,10 +293,7 @@ class _Batch:
 
     def _advance(self) -> None:
         """One forward over the tokens chosen last; every row moves one position on."""
-        if self.mask is not None:
-            ones = self.mask.new_ones(self.mask.shape[0], 1)
-            self.mask = torch.cat([self.mask, ones], dim=1)  # [B, L + 1]
-        self.logits = self._forward(self.last_tokens.unsqueeze(1), self.next_pos, self.mask)
+        self.logits = self.step.decode(self.last_tokens, self.next_pos)
         self.next_pos = self.next_pos + 1
 
     @torch.inference_mode()
@@ -370,17 +360,14 @@ class _Batch:
     def compact(self, keep: list[int]) -> None:
         """Keep only the rows at positions ``keep`` in every tensor (cache included)."""
         index = torch.tensor(keep, dtype=torch.long, device=self.device)
-        self.cache.batch_select_indices(index)
-        for name in ("mask", "next_pos", "uniforms", "last_tokens"):
+        self.step.select(index)
+        for name in ("next_pos", "uniforms", "last_tokens"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value.index_select(0, index))
         self.params = self.params.select(index)
         if self.state is not None:
             self.state.select(index, self.params)
-        if "adapter_names" in self.extra:
-            names = self.extra["adapter_names"]
-            self.extra = {**self.extra, "adapter_names": [names[i] for i in keep]}
 
 
 

@@ -14,6 +14,12 @@ dense weights (``GgufConfig(dequantize=True)``): transformers otherwise marks su
 quantized and refuses ``save_pretrained``, so merging and checkpoints would fail. Loading
 reports its stages through ``on_progress`` (the core never prints; the faces show them), and
 ``LoadedModel`` says what it costs: parameters, weight bytes, the process's peak memory.
+
+On the CPU a checkpoint is loaded in its stored dtype, so its ``.safetensors`` stay
+memory-mapped, and then cast tensor by tensor (``modeling.mapped``): loading never holds the
+file and a converted copy at once. ``threads`` (``modeling.threads``) and ``quantize``
+(``modeling.quantize``: int8 on the CPU, bitsandbytes on CUDA) are applied here and recorded
+on the ``LoadedModel``, so every output can say how the model ran.
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,22 +35,38 @@ from typing import Any
 
 import torch
 from peft import PeftModel
-from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, GgufConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 from transformers.utils import logging as hf_logging
 
 from genlab import assets
+from genlab.core.configs import ConfigError
 from genlab.core.errors import GenlabError
+from genlab.core.modeling.cpu_dtype import dtype_note
 from genlab.core.modeling.gguf import GgufError, GgufFile, check_gguf, find_gguf
 from genlab.core.modeling.load_errors import (
     check_config_json,
     describe_load_failure,
     weight_files,
 )
+from genlab.core.modeling.mapped import convert_dtype, stored_dtype
+from genlab.core.modeling.memory import (
+    current_process_memory,
+    format_bytes,
+    peak_process_memory,
+    weight_file_bytes,
+)
+from genlab.core.modeling.quantize import (
+    QuantizeError,
+    bitsandbytes_args,
+    check_quantize,
+    int8_weight_bytes,
+    quantize_int8,
+)
+from genlab.core.modeling.threads import use_threads
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
 CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length",
                 "n_ctx")
 """Config attributes that hold a model's context length, in the order they are trusted."""
@@ -94,17 +115,34 @@ class LoadedModel:
     adapters: dict[str, str] = field(default_factory=dict)
     gguf: GgufFile | None = None
     """The GGUF file the weights came from, or None for a Hugging Face checkpoint."""
+    threads: int | None = None
+    """CPU threads torch was set to use for this model (``modeling.threads``)."""
+    quantize: str = "none"
+    """The weight quantization applied (``configs.runtime.QUANTIZE``)."""
+    notes: tuple[str, ...] = ()
+    """Warnings a face should show beside the loaded line (e.g. a slow dtype on this CPU)."""
+    compile: bool = False
+    """Decode steps run ``torch.compile``d (``generation.model_step``)."""
 
     @property
     def num_parameters(self) -> int:
-        """Parameters of the base model (adapters excluded)."""
-        return sum(p.numel() for name, p in self.model.named_parameters() if "lora_" not in name)
+        """Parameters of the base model (adapters excluded; int8 layers counted too)."""
+        dense = sum(p.numel() for name, p in self.model.named_parameters()
+                    if "lora_" not in name)
+        return dense + (int8_weight_bytes(self.model)[0] if self.quantize == "int8" else 0)
 
     @property
     def weight_bytes(self) -> int:
         """Bytes the base model's parameters and buffers take in memory."""
         tensors = [*self.model.named_parameters(), *self.model.named_buffers()]
-        return sum(t.numel() * t.element_size() for name, t in tensors if "lora_" not in name)
+        dense = sum(t.numel() * t.element_size() for name, t in tensors if "lora_" not in name)
+        return dense + (int8_weight_bytes(self.model)[1] if self.quantize == "int8" else 0)
+
+    @property
+    def runtime(self) -> dict[str, Any]:
+        """How the model runs, JSON-able: device, dtype, quantize and CPU threads."""
+        return {"device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."),
+                "quantize": self.quantize, "threads": self.threads, "compile": self.compile}
 
     @property
     def context_length(self) -> int | None:
@@ -138,35 +176,12 @@ class LoadedModel:
         else:
             size = f"{n / 1e3:.0f}K"
         dtype = str(self.dtype).removeprefix("torch.")
-        return f"{self.name} ({size} params, {self.device.type}, {dtype})"
-
-
-def format_bytes(n: float) -> str:
-    """``538 MB``, ``1.2 GB``, ``12 KB``."""
-    for scale, unit in ((1 << 30, "GB"), (1 << 20, "MB"), (1 << 10, "KB")):
-        if n >= scale:
-            value = n / scale
-            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
-    return f"{int(n)} B"
-
-
-def peak_process_memory() -> int:
-    """The process's peak resident memory in bytes (0 where the OS does not say)."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return 0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak) if sys.platform == "darwin" else int(peak) * 1024  # macOS: bytes; else KB
-
-
-def current_process_memory() -> int:
-    """The process's resident memory now, in bytes (0 where /proc is not there)."""
-    try:
-        resident = Path("/proc/self/statm").read_text().split()[1]
-    except (OSError, IndexError):
-        return 0
-    return int(resident) * os.sysconf("SC_PAGE_SIZE")
+        if self.quantize != "none":
+            dtype = f"{self.quantize} weights, {dtype} compute"
+        threads = "" if self.threads is None else (
+            f", {self.threads} thread{'s' if self.threads != 1 else ''}")
+        compiled = ", compiled" if self.compile else ""
+        return f"{self.name} ({size} params, {self.device.type}, {dtype}{threads}{compiled})"
 
 
 def context_length(model: Any, tokenizer: Any = None) -> int | None:
@@ -299,6 +314,8 @@ def load_model(
     gguf_file: str | None = None,
     on_progress: Progress | None = None,
     quantize: str = "none",
+    threads: int | None = None,
+    compile: bool = False,
 ) -> LoadedModel:
     """Load a causal LM, its tokenizer and optional LoRA adapters, in eval mode.
 
@@ -313,8 +330,12 @@ def load_model(
             ``PeftModel`` so a batch can mix them with the base model.
         gguf_file: The GGUF file to use inside a directory (or hub repo) holding several.
         on_progress: Called with a short text at each loading stage.
-        quantize: ``none``, or ``4bit`` (NF4, double-quantised, computing in ``dtype``) /
-            ``8bit``: load the weights through bitsandbytes (CUDA only; QLoRA's frozen base).
+        quantize: ``none``; ``int8``: dynamic int8 linear layers for CPU inference (float32
+            compute); ``8bit`` / ``4bit`` (NF4, double-quantised, computing in ``dtype``):
+            bitsandbytes weights on CUDA (QLoRA's frozen base). See ``modeling.quantize``.
+        threads: CPU threads for torch (None: ``modeling.threads.default_threads()``).
+        compile: Decode with a ``torch.compile``d step (``generation.model_step``); not with
+            ``quantize``.
 
     Raises:
         ModelLoadError: With a one-line message naming the model or adapter and the fix.
@@ -324,52 +345,70 @@ def load_model(
     name_or_path = resolve_model_name(name_or_path)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
+    threads_used = _apply_threads(threads)
     try:
         check_config_json(name_or_path, f"--model {name_or_path}")
     except ValueError as err:
         raise ModelLoadError(str(err)) from None
     source = _gguf_source(name_or_path, gguf_file)
+    try:
+        check_quantize(quantize, dev, torch_dtype, gguf=source is not None, compile=compile)
+    except QuantizeError as err:
+        raise ModelLoadError(str(err)) from None
     report("reading the tokenizer")
     tokenizer = load_tokenizer(name_or_path, gguf_file=gguf_file)
-    where, kwargs = _from_pretrained_args(name_or_path, source)
-    if source is not None:
-        if quantize != "none":
-            raise ModelLoadError(f"--quantize {quantize}: a GGUF base is loaded dequantized; "
-                                 "pass a Hugging Face checkpoint to quantize, or --quantize none")
-        kwargs["quantization_config"] = GgufConfig(dequantize=True)
-    kwargs.update(_quantization_args(quantize, torch_dtype, dev))
-    size = weight_file_bytes(source.path if source is not None else name_or_path)
-    report(f"reading {format_bytes(size)} of weights" if size else "reading the weights")
-    try:
-        with _quiet_gguf(report):
-            model = AutoModelForCausalLM.from_pretrained(where, dtype=torch_dtype, **kwargs)
-    except (OSError, ValueError) as err:
-        raise ModelLoadError(_not_found_message(name_or_path, err)) from err
-    except Exception as err:  # damaged or mismatched files: see modeling.load_errors
-        raise ModelLoadError(describe_load_failure(f"--model {name_or_path}", name_or_path,
-                                                   err)) from err
-    if quantize == "none":  # a quantised model is placed by device_map and cannot be moved
-        if dev.type != "cpu":
-            report(f"moving the weights to {dev}")
-        model.to(dev)
-    model.eval()
+    model = _load_weights(name_or_path, source, dev, torch_dtype, quantize, report)
     shown = source.path if source is not None else name_or_path
-    loaded = LoadedModel(model, tokenizer, shown, dev, torch_dtype, gguf=source)
+    notes = tuple(n for n in (dtype_note(torch_dtype, dev),) if n)
+    loaded = LoadedModel(model, tokenizer, shown, dev, torch_dtype, gguf=source,
+                         threads=threads_used, notes=notes, compile=compile)
     for adapter_name, adapter_dir in (adapters or {}).items():
         report(f"attaching adapter {adapter_name}")
         attach_adapter(loaded, adapter_name, adapter_dir)
+    if quantize == "int8":  # after the adapters: their LoRA matrices stay float32
+        report("quantizing the linear layers to int8")
+        quantize_int8(loaded.model)
+    loaded.quantize = quantize
     return loaded
 
 
-def weight_file_bytes(name_or_path: str) -> int:
-    """Bytes of the weight files of a local model (a directory or a GGUF file); 0 otherwise."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path.stat().st_size
-    if not path.is_dir():
-        return 0
-    files = [p for p in path.iterdir() if p.suffix in WEIGHT_SUFFIXES[:2] and p.is_file()]
-    return sum(p.stat().st_size for p in files)
+def _apply_threads(threads: int | None) -> int:
+    try:
+        return use_threads(threads)
+    except ConfigError as err:
+        raise ModelLoadError(f"--threads {threads}: must be {err.expected}") from None
+
+
+def _load_weights(name: str, source: GgufFile | None, dev: torch.device, dtype: torch.dtype,
+                  quantize: str, report: Progress) -> Any:
+    """``from_pretrained`` in eval mode on ``dev`` in ``dtype``.
+
+    On the CPU a checkpoint whose ``.safetensors`` hold one float dtype is loaded in that dtype
+    (memory-mapped, nothing copied) and then cast tensor by tensor (``modeling.mapped``).
+    """
+    where, kwargs = _from_pretrained_args(name, source)
+    if source is not None:
+        kwargs["quantization_config"] = GgufConfig(dequantize=True)
+    kwargs.update(bitsandbytes_args(quantize, dtype, dev))
+    stored = stored_dtype(name) if dev.type == "cpu" and source is None else None
+    size = weight_file_bytes(source.path if source is not None else name)
+    report(f"reading {format_bytes(size)} of weights" if size else "reading the weights")
+    try:
+        with _quiet_gguf(report):
+            model = AutoModelForCausalLM.from_pretrained(where, dtype=stored or dtype, **kwargs)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(_not_found_message(name, err)) from err
+    except Exception as err:  # damaged or mismatched files: see modeling.load_errors
+        raise ModelLoadError(describe_load_failure(f"--model {name}", name, err)) from err
+    if stored is not None and stored != dtype:
+        report(f"casting the weights to {str(dtype).removeprefix('torch.')}")
+        convert_dtype(model, dtype)
+        model.config.dtype = dtype  # as from_pretrained(dtype=...) records it
+    if quantize not in ("8bit", "4bit"):  # bitsandbytes places the model by device_map
+        if dev.type != "cpu":
+            report(f"moving the weights to {dev}")
+        model.to(dev)
+    return model.eval()
 
 
 @contextlib.contextmanager
@@ -401,25 +440,13 @@ def _quiet_gguf(report: Progress | None) -> Iterator[None]:
             gguf_utils.tqdm = original
 
 
-def _quantization_args(quantize: str, dtype: torch.dtype, dev: torch.device) -> dict[str, Any]:
-    """``from_pretrained`` arguments of a bitsandbytes 4-/8-bit load ({} for ``none``)."""
-    if quantize == "none":
-        return {}
-    if dev.type != "cuda":
-        raise ModelLoadError(f"--quantize {quantize}: bitsandbytes quantisation needs a CUDA "
-                             f"GPU, but this is {dev.type}; use --quantize none")
-    if quantize == "4bit":
-        config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                    bnb_4bit_use_double_quant=True,
-                                    bnb_4bit_compute_dtype=dtype)
-    else:
-        config = BitsAndBytesConfig(load_in_8bit=True)
-    return {"quantization_config": config, "device_map": {"": dev.index or 0}}
-
-
 def attach_adapter(loaded: LoadedModel, name: str, adapter_dir: str) -> None:
     """Attach a PEFT LoRA adapter under ``name`` (wrapping the model in PeftModel once)."""
 
+    if loaded.quantize == "int8":
+        raise ModelLoadError(f"--adapter {name}={adapter_dir}: the model is int8-quantized; "
+                             "adapters attach when it loads (pass --adapter with --quantize "
+                             "int8), or reload it without --quantize")
     path = Path(adapter_dir)
     if not (path / "adapter_config.json").is_file():
         raise ModelLoadError(f"--adapter {name}={adapter_dir}: no adapter_config.json there; "

@@ -90,6 +90,7 @@ def merge_adapter(
     dtype: str = "auto",
     force: bool = False,
     gguf_file: str | None = None,
+    threads: int | None = None,
 ) -> Path:
     """Merge the LoRA adapter in ``adapter_dir`` into its base and save it to ``out_dir``.
 
@@ -103,6 +104,7 @@ def merge_adapter(
         force: Replace a non-empty ``out_dir``.
         gguf_file: The GGUF file of the base, when ``base_model`` is a directory holding
             several.
+        threads: CPU threads for the merge (None: the physical cores).
 
     Returns:
         ``out_dir`` as a Path.
@@ -119,16 +121,18 @@ def merge_adapter(
         raise MergeError(f"--adapter {adapter_dir}: its adapter_config.json names no base "
                          "model; pass --model BASE")
     out = check_out_dir(out_dir, force=force)
-    merged, tokenizer = _load_and_merge(str(adapter_dir), base, gguf_file)
+    merged, tokenizer = _load_and_merge(str(adapter_dir), base, gguf_file, threads)
     save_dtype = stored_dtype(base, gguf_file) if dtype == "auto" else dtype
     _save_atomically(merged, tokenizer, out, save_dtype)
     return out
 
 
-def _load_and_merge(adapter_dir: str, base: str, gguf_file: str | None) -> tuple[Any, Any]:
+def _load_and_merge(adapter_dir: str, base: str, gguf_file: str | None,
+                    threads: int | None = None) -> tuple[Any, Any]:
     """Base + adapter on the CPU in float32, merged; returns (plain model, tokenizer)."""
 
-    loaded = load_model(base, device="cpu", dtype="float32", gguf_file=gguf_file)
+    loaded = load_model(base, device="cpu", dtype="float32", gguf_file=gguf_file,
+                        threads=threads)
     try:
         attach_adapter(loaded, ADAPTER_NAME, adapter_dir)
     except ModelLoadError as err:

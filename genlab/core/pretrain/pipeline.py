@@ -126,7 +126,8 @@ def finish_pretrain(config: PretrainConfig, out: Path, finished: RunFinished) ->
     Tokens and wall time count every run of the pipeline (time-boxed: both phases).
     """
 
-    loaded = load_model(finished.output_dir, device="cpu", dtype="float32")
+    loaded = load_model(finished.output_dir, device="cpu", dtype="float32",
+                        threads=config.training_settings().get("threads"))
     plan = read_eval_plan(out)
     bpb = None
     stories: list[str] = []

@@ -11,6 +11,9 @@ samples for every prompt, and sample i has the same seed in every cell (``genera
 A prompt is a string or an OpenAI-style conversation (``{messages: [...]}``); ``chat``,
 ``system`` and ``truncate_prompt`` apply to every prompt as in ``genlab sample``, and
 ``gguf_file`` picks the file when ``model`` is a directory holding several GGUF files.
+``threads``, ``quantize`` and ``compile`` say how the model runs (``configs.runtime``; int8
+changes the answers, so it is part of what a resumed output directory must match; threads and
+compile are not).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.core.configs import SAMPLING_FIELDS, ConfigError, SamplingParams
+from genlab.core.configs.runtime import QUANTIZE
 from genlab.core.configs.sampling import TRUNCATE_CHOICES, message_dicts
 from genlab.core.configs.training import DEVICE_EXPECTED, DTYPE_NAMES, valid_device
 from genlab.core.generation.grid import SHORT_NAMES, format_param
@@ -47,9 +51,10 @@ from genlab.core.specs.common import (
 
 COMPARE_KEYS = ("kind", "name", "description", "vars", "model", "gguf_file", "device", "dtype",
                 "adapters", "prompts", "chat", "system", "truncate_prompt", "base", "axes",
-                "paired", "samples", "seed", "batch_size")
+                "paired", "samples", "seed", "batch_size", "threads", "quantize", "compile")
 PROMPTING_DEFAULTS = {"chat": None, "system": None, "truncate_prompt": "error",
-                      "gguf_file": None}
+                      "gguf_file": None, "threads": None, "quantize": "none",
+                      "compile": False}
 """Keys stored in ``spec.json`` only when set (older output directories keep resuming)."""
 BASE_KEYS = SAMPLING_FIELDS
 """``base`` takes every sampling knob (``SamplingParams``' fields), by its field name."""
@@ -120,6 +125,12 @@ class CompareSpec:
     system: str | None = None
     truncate_prompt: str = "error"
     gguf_file: str | None = None
+    threads: int | None = None
+    """CPU threads for the model (None: the physical cores)."""
+    quantize: str = "none"
+    """Weight quantization (``configs.runtime.QUANTIZE``)."""
+    compile: bool = False
+    """Decode with a ``torch.compile``d step."""
 
     kind = "compare"
 
@@ -181,6 +192,8 @@ class CompareSpec:
         data = self.to_dict()
         for key in ("description", "source", "batch_size", "device", "dtype"):
             data.pop(key)
+        data.pop("threads", None)
+        data.pop("compile", None)
         return data
 
 
@@ -224,6 +237,10 @@ def parse_compare_spec(data: dict[str, Any], ctx: SpecContext) -> CompareSpec:
         batch_size=want_int(data.get("batch_size", 16), "batch_size", ctx, low=1),
         device=_device(data.get("device", "auto"), ctx),
         dtype=want_choice(data.get("dtype", "auto"), "dtype", ctx, DTYPE_NAMES),
+        threads=None if data.get("threads") is None else want_int(
+            data["threads"], "threads", ctx, low=1),
+        quantize=want_choice(data.get("quantize", "none"), "quantize", ctx, QUANTIZE),
+        compile=want_bool(data.get("compile", False), "compile", ctx),
         description=str(data.get("description", "") or "").strip(),
         source=ctx.source,
     )

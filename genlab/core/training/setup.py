@@ -138,7 +138,8 @@ def setup_training(config: TrainConfig) -> TrainingSetup:
     # --- model: frozen base in the autocast dtype for LoRA, float32 master weights for full
     load_dtype = MIXED_TO_DTYPE[mixed] if config.method == "lora" else "float32"
     loaded = load_model(config.model, device=str(device), dtype=load_dtype,
-                        gguf_file=config.gguf_file, quantize=config.quantize)
+                        gguf_file=config.gguf_file, quantize=config.quantize,
+                        threads=config.threads)
     check_seq_len(config, loaded.model)
 
     # --- data and run length
@@ -178,6 +179,7 @@ def setup_training(config: TrainConfig) -> TrainingSetup:
     )
     setup.resolved = resolved_facts(setup, mixed)
     setup.resolved.update(fused_lora_layers=fused_layers, sync_every=sync_every,
+                          threads=loaded.threads,
                           optimizer_fused=bool(getattr(optimizer, "defaults", {}).get("fused")))
     setup.model_text = f"{loaded.describe()} · {loaded.memory_text()}"
     return setup

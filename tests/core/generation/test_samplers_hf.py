@@ -234,3 +234,19 @@ def test_top_p_and_top_k_equal_hf_on_large_vocabularies(vocab, scale):
             row = TopKLogitsWarper(p.top_k, min_tokens_to_keep=p.min_keep)(None, row)
         expected = TopPLogitsWarper(p.top_p, min_tokens_to_keep=p.min_keep)(None, row)
         assert torch.equal(out[i: i + 1], expected), f"row {i}: p={p.top_p} k={p.top_k}"
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_top_p_equals_hf_on_16_bit_logits(dtype):
+    """A float16/bfloat16 model's logits (dense ties): the index sort's path, still exact."""
+    from genlab.core.generation.sampling.nucleus import sixteen_bit_values
+
+    gen = torch.Generator().manual_seed(16)
+    x = (torch.randn(24, 49152, generator=gen) * 0.5).to(dtype).float()
+    assert sixteen_bit_values(x) and not sixteen_bit_values(x + 1e-4)
+    settings = [SamplingParams(top_p=p, min_keep=k) for p, k in
+                zip([0.5, 0.9, 0.95, 0.99] * 6, [1, 1, 2, 1] * 6, strict=True)]
+    out = S.process_logits(x, S.RowParams.from_params(settings))
+    for i, p in enumerate(settings):
+        expected = TopPLogitsWarper(p.top_p, min_tokens_to_keep=p.min_keep)(None, x[i: i + 1])
+        assert torch.equal(out[i: i + 1], expected), f"row {i}: p={p.top_p}"

@@ -8,7 +8,10 @@ survive, and the caller must use the index sort itself (``top_p_threshold`` retu
 
 On the CPU the one sort is NumPy's (several times faster than torch's there). Elsewhere
 (CUDA, MPS) ``top_p_threshold`` returns None at once, so the caller runs transformers' index
-sort directly: no data-dependent branch, nothing waits for the device. A sort-free
+sort directly: no data-dependent branch, nothing waits for the device. It does the same for
+logits that hold only 16-bit values (a float16 or bfloat16 model's): among tens of thousands
+of them equal values nearly always straddle the cut, so the NumPy sort would be wasted work
+before the index sort (measured on the 135M benchmark: ~2 ms a row per step). A sort-free
 search (a partial selection of either end of the distribution, with the boundary certified
 against transformers' rounding) was tried and measured slower in the decode loop: the cumulative
 mass must be exact to the last bit at the cut, and transformers' softmax normaliser depends on
@@ -22,6 +25,14 @@ import torch
 from genlab.core.generation.sampling.common import sorted_values
 
 
+def sixteen_bit_values(x: torch.Tensor) -> bool:
+    """True when every value of float32 ``x`` is a float16 or a bfloat16 number."""
+    if x.dtype != torch.float32:
+        return False
+    return bool(torch.equal(x.to(torch.float16).float(), x)
+                or torch.equal(x.to(torch.bfloat16).float(), x))
+
+
 def top_p_threshold(x: torch.Tensor, cut: torch.Tensor, keep_count: torch.Tensor | None,
                     s: torch.Tensor | None = None) -> torch.Tensor | None:
     """``[n, 1]`` smallest kept logit per row, or None when ties straddle some row's cut.
@@ -32,7 +43,7 @@ def top_p_threshold(x: torch.Tensor, cut: torch.Tensor, keep_count: torch.Tensor
         keep_count: ``[n, 1]`` min-keep above 1, or None.
         s: ``x`` sorted ascending, when the caller has it.
     """
-    if x.device.type != "cpu":
+    if x.device.type != "cpu" or sixteen_bit_values(x):
         return None
     s = sorted_values(x) if s is None else s
     vocab = s.shape[-1]
