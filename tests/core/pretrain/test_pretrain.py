@@ -180,7 +180,9 @@ def test_time_boxed_pretrain_decays_and_finishes(tmp_path):
     if finished[1].status == "completed":
         assert decay_lrs[-1] < max(decay_lrs)
     done = events[-1]
-    assert isinstance(done, PretrainFinished) and done.bits_per_byte is None
+    # no --eval-data: a held-out split of the corpus is scored (the default eval_split)
+    assert isinstance(done, PretrainFinished) and done.eval_source == "split"
+    assert done.bits_per_byte is not None and 0 < done.bits_per_byte < 20
     assert Path(done.model_dir) == tmp_path / "out" / "run" / "model"
 
 
