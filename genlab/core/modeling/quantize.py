@@ -121,6 +121,9 @@ def quantize_int8(model: nn.Module) -> int:
     releaser = PageReleaser()
     targets = [(name, module) for name, module in model.named_modules()
                if type(module) is nn.Linear and "lora_" not in name]
+    # The largest first (an LM head): its float copy while it quantizes comes before the
+    # other layers' int8 weights have added up.
+    targets.sort(key=lambda item: -item[1].weight.numel())
     parents = dict(model.named_modules())
     embeddings = _input_embedding_weight(model)
     with torch.no_grad(), warnings.catch_warnings():
