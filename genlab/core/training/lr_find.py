@@ -32,8 +32,8 @@ Files in ``out_dir`` (default ``runs/lr-find-<timestamp>-<name>``, marked ``lr-f
 ``genlab.core.io.write_marker``; an existing non-empty directory is refused unless ``force``,
 which replaces its contents once the setup has succeeded): ``lr_find.jsonl`` (one ``{"type":
 "step", "step", "lr", "loss", "smoothed_loss"}`` line per step, appended and flushed as it
-goes, then one ``{"type": "result", ...}`` line, which also records the CPU ``threads``) and ``lr_find.png`` (the curve, written
-atomically at the end).
+goes, then one ``{"type": "result", ...}`` line, which also records the CPU ``threads``) and
+``lr_find.png`` (the curve, written atomically at the end).
 """
 
 from __future__ import annotations
