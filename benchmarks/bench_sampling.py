@@ -24,10 +24,11 @@ Runners take turns within each repeat; both wall-clock and CPU time (``time.proc
 medians are reported, since on a shared machine CPU time is the steadier measure.
 
 Every row ignores EOS so all rows run full length, and prompts are raw text on both sides
-(no chat template). Without ``--model`` a random-init Llama of the shipped model's size (hidden
-256, 4 layers, 8 heads / 4 KV heads, MLP 688, vocab 2048, ~3.4M params) with a freshly trained
-byte-level BPE tokenizer is built in a temp dir; ``--preset smollm2-135m-shape`` builds a
-random-init model of SmolLM2-135M's shape instead (``benchmarks/presets.py``).
+(no chat template). Without ``--model`` a small random-init Llama (hidden 256, 4 layers, 8 heads /
+4 KV heads, MLP 688, vocab 2048, ~3.4M params: the shipped tinystories-1.4m is smaller, 1.44M,
+hidden 128 and 6 layers; pass ``--model genlab/assets/tinystories-1.4m`` to measure it) with a
+freshly trained byte-level BPE tokenizer is built in a temp dir; ``--preset smollm2-135m-shape``
+builds a random-init model of SmolLM2-135M's shape instead (``benchmarks/presets.py``).
 
     python benchmarks/bench_sampling.py [--model DIR | --preset smollm2-135m-shape]
         [--repeats 5] [--new-tokens 128] [--device cpu] [--dtype float32]
@@ -250,7 +251,7 @@ def bare_runner(loaded, rows: int, new_tokens: int):
 def main() -> None:
     """Measure the three comparisons and print them as JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", help="HF model directory (default: build the shipped-size Llama)")
+    ap.add_argument("--model", help="HF model directory (default: build a ~3.4M random Llama)")
     ap.add_argument("--preset", choices=sorted(SHAPES),
                     help="build a random-init model of this shape instead (e.g. "
                          "smollm2-135m-shape: 30 layers, hidden 576, 134.5M params)")
@@ -316,7 +317,7 @@ def main() -> None:
 
     report = {
         "model": args.model or (f"random-init {args.preset}" if args.preset else
-                                "random-init llama (default shipped size)"),
+                                "random-init llama 3.4M (the benchmark default)"),
         "params": loaded.num_parameters,
         "device": str(loaded.device),
         "dtype": str(loaded.dtype).removeprefix("torch."),

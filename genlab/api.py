@@ -18,10 +18,18 @@ output directory, same ``results.jsonl``, same report, same resume)::
 Each function validates the spec (``SpecError``), the output directory (``OutDirError``) and
 the model before it writes anything, then drains the core iterator, handing every event to
 ``on_event`` when given. Heavy modules (torch, optuna, matplotlib) are imported on first call.
+
+``sweep`` logs one line per milestone (start, each trial's start and result, the retrain, the
+end) to the ``genlab.sweep`` logger. When logging is not configured and no ``on_event`` is
+given, those lines go to stderr for the call, so a script or notebook sees its trials finish;
+``logging.getLogger("genlab").setLevel(logging.WARNING)`` silences them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,29 +251,56 @@ def sweep(spec: SpecLike, out_dir: str | Path | None = None, storage: str | None
         workers: Local worker processes running trials in parallel.
         overrides: ``key.path=value`` strings, like ``--set``.
         model: Replaces the spec's ``model``.
-        on_event: Called with every core event (progress).
+        on_event: Called with every core event (progress: ``TrialProgress`` per step too).
         stop_token: A ``genlab.core.events.StopToken`` that stops the running trials.
         worker_only: Only run trials (another process reports and retrains).
         force: Replace an ``out_dir`` that holds something else (see ``compare``).
+
+    Progress is also logged to the ``genlab.sweep`` logger (see the module docstring).
 
     Raises:
         SpecError, OutDirError, LookupError: Before anything is written.
     """
     from genlab.core.experiments.events import SweepFinished, SweepStarted
+    from genlab.core.experiments.progress_lines import sweep_line
     from genlab.core.experiments.sweep import iter_sweep
 
     parsed = load_spec(spec, overrides=overrides, model=model, expect="sweep")
     finished = started = None
-    for event in iter_sweep(parsed, out_dir, storage=storage, workers=workers,
-                            stop_token=stop_token, worker_only=worker_only, force=force):
-        if on_event is not None:
-            on_event(event)
-        if isinstance(event, SweepStarted):
-            started = event
-        elif isinstance(event, SweepFinished):
-            finished = event
+    log = logging.getLogger("genlab.sweep")
+    with _stderr_log_unless_configured(log, on_event is None):
+        for event in iter_sweep(parsed, out_dir, storage=storage, workers=workers,
+                                stop_token=stop_token, worker_only=worker_only, force=force):
+            if on_event is not None:
+                on_event(event)
+            line = sweep_line(event)
+            if line is not None:
+                log.log(*line)
+            if isinstance(event, SweepStarted):
+                started = event
+            elif isinstance(event, SweepFinished):
+                finished = event
     assert finished is not None and started is not None
     return _sweep_result(parsed, started, finished)
+
+
+@contextlib.contextmanager
+def _stderr_log_unless_configured(log: logging.Logger, wanted: bool) -> Any:
+    """While the block runs, send ``log``'s INFO lines to stderr if ``wanted`` and nobody
+    configured logging for it (no handler on it or its parents, no level set on ``genlab``)."""
+    family = logging.getLogger("genlab")
+    if not wanted or log.hasHandlers() or family.level != logging.NOTSET:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("genlab: %(message)s"))
+    family.addHandler(handler)
+    family.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        family.removeHandler(handler)
+        family.setLevel(logging.NOTSET)
 
 
 def _sweep_result(spec: Any, started: Any, finished: Any) -> SweepResult:

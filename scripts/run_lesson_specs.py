@@ -7,13 +7,21 @@ result. Each spec runs through the public Python API (``genlab.compare`` / ``gen
 folder holds the usual results.jsonl, report.md and report.html. Rerunning into the same OUT
 skips finished cells and trials (then the times are those of the rerun only).
 
+Specs that read the team's TinyStories copy (``batch-size``) find it through
+``$GENLAB_DATA_DIR`` when set (else at the spec's default, ``../shared/data``).
+
 Usage::
 
     python scripts/run_lesson_specs.py --out /tmp/lessons                 # all specs
     python scripts/run_lesson_specs.py --out /tmp/lessons learning-rate warmup
-    python scripts/run_lesson_specs.py --out /tmp/lessons --workers 2     # sweeps: 2 processes
+    python scripts/run_lesson_specs.py --out /tmp/lessons --workers 2     # grids: 2 processes
 
-It writes ``OUT/lessons.json`` (updated after every spec) and prints one Markdown table.
+``--workers`` applies to grid sweeps only: a grid trial's numbers do not depend on the worker
+count (every trial trains with one torch thread), but random and Bayesian search draw their
+points in the order trials are claimed and finish, which several workers make timing-dependent;
+those run in one worker, so every number reproduces. It writes ``OUT/lessons.json`` (updated
+after every spec) and prints one Markdown table; ``scripts/lesson_tables.py`` turns it into
+the README's and docs/specs.md's tables.
 """
 
 from __future__ import annotations
@@ -50,27 +58,59 @@ def trial_summary(row: dict[str, Any]) -> dict[str, Any]:
     return {key: row[key] for key in keep if key in row}
 
 
+def corpus_overrides(path: Path) -> list[str]:
+    """``vars.corpus=...`` for specs reading the team's TinyStories copy, when
+    ``$GENLAB_DATA_DIR`` says where it is (a worktree has no ``../shared/data``)."""
+    import yaml
+
+    data_dir = os.environ.get("GENLAB_DATA_DIR")
+    spec_vars = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("vars") or {}
+    if not data_dir or "corpus" not in spec_vars:
+        return []
+    return [f"vars.corpus={Path(data_dir) / 'tinystories'}"]
+
+
 def run_one(path: Path, out: Path, workers: int) -> dict[str, Any]:
     """Run one spec; return its timing and summary."""
     import genlab
 
-    spec = genlab.load_spec(path)
+    overrides = corpus_overrides(path)
+    spec = genlab.load_spec(path, overrides=overrides)
     kind = type(spec).__name__.replace("Spec", "").lower()
-    wall0, cpu0 = time.perf_counter(), cpu_seconds()
+    if kind == "sweep" and spec.method != "grid":
+        workers = 1  # sampled points depend on the order trials finish in several workers
+    wall0, cpu0, load0 = time.perf_counter(), cpu_seconds(), os.getloadavg()[0]
     if kind == "compare":
-        result = genlab.compare(path, out_dir=out)
+        result = genlab.compare(path, out_dir=out, overrides=overrides)
         counts = {"cells": len(result.rows)}
         best = None
     else:
-        result = genlab.sweep(path, out_dir=out, workers=workers)
+        result = genlab.sweep(path, out_dir=out, workers=workers, overrides=overrides)
         counts = dict(result.counts)
         best = trial_summary(result.best) if result.best else None
     return {
         "spec": path.stem, "kind": kind, "wall_s": round(time.perf_counter() - wall0, 1),
         "cpu_s": round(cpu_seconds() - cpu0, 1), "workers": workers if kind == "sweep" else 1,
         "counts": counts, "best": best, "report": str(result.report_path),
+        "load_avg": [round(load0, 1), round(os.getloadavg()[0], 1)],
         "rows": [trial_summary(row) for row in result.rows],
     }
+
+
+def run_meta(argv: list[str] | None) -> dict[str, Any]:
+    """Where and how the figures were measured (the tables quote it)."""
+    import subprocess
+
+    import torch
+
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "genlab"],
+                           capture_output=True, text=True).stdout.strip()
+    return {"command": "python scripts/run_lesson_specs.py " + " ".join(
+                argv if argv is not None else sys.argv[1:]),
+            "date": time.strftime("%Y-%m-%d"), "commit": commit + ("+changes" if dirty else ""),
+            "torch": torch.__version__, "cpus": os.cpu_count()}
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
@@ -99,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     summary_path = args.out / "lessons.json"
     done = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    done["_meta"] = run_meta(argv)
     for name in names:
         print(f"== {name}", flush=True)
         item = run_one(SPEC_DIR / f"{name}.yaml", args.out / name, args.workers)

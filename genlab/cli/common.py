@@ -198,6 +198,12 @@ def unescape(text: str) -> str:
     return text.replace("\\n", "\n").replace("\\t", "\t")
 
 
+def escape(text: str) -> str:
+    r"""The inverse of ``unescape`` for command lines genlab prints: newlines and tabs as
+    ``\n`` and ``\t``, so a suggested ``--prompt`` stays on one line."""
+    return text.replace("\n", "\\n").replace("\t", "\\t")
+
+
 def default_model() -> str:
     """The shipped model's directory, for an omitted ``--model`` (``UsageError`` if absent).
 

@@ -73,8 +73,8 @@ def lr_find(
 
     Examples:
 
-        genlab lr-find --data demo/facts/train.jsonl --prompt-field prompt
-        --completion-field completion --seq-len 64
+        genlab lr-find --data demo/facts/train.jsonl --prompt-field prompt \\
+            --completion-field completion --seq-len 64
 
         genlab lr-find --model ./tiny --data stories.txt --dora --steps 200
     """

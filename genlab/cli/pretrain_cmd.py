@@ -104,11 +104,11 @@ def pretrain(
 
     Examples:
 
-        genlab pretrain --data train.txt --eval-data valid.txt --layers 2 --hidden 64
-        --max-steps 300
+        genlab pretrain --data train.txt --eval-data valid.txt --layers 2 --hidden 64 \\
+            --max-steps 300
 
-        genlab pretrain --data tinystories/train.txt --eval-data tinystories/valid.txt
-        --time-limit 90m --out runs/tinystories
+        genlab pretrain --data tinystories/train.txt --eval-data tinystories/valid.txt \\
+            --time-limit 90m --out runs/tinystories
 
         genlab pretrain --resume runs/tinystories --time-limit 30m
     """
@@ -196,7 +196,7 @@ def build_config(fields: dict[str, Any], typed: dict[str, Any] | None = None) ->
             shape=shape, doc_separator=fields.pop("doc_separator", EOS_TOKEN),
             time_limit_s=fields.pop("time_limit", None), training=training,
             **{k: fields.pop(k) for k in ("vocab_size", "tie_embeddings", "eval_stories",
-                                          "decay_fraction") if k in fields})
+                                          "eval_split", "decay_fraction") if k in fields})
         config.train_config(Path("init"), Path("eval.txt") if config.eval_data else None)
     except ConfigError as err:
         raise UsageError(config_error_line(err, flags=FLAGS, typed=typed)) from None

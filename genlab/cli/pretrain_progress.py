@@ -99,10 +99,7 @@ def summary_lines(result: Any, out: Path, config: Any, *, quiet: bool) -> list[s
     lines = [f"Pretraining {result.status} after {result.train_tokens:,} tokens in "
              f"{format_duration(result.wall_time_s)}: {format_count(result.params)} params, "
              f"vocab {result.vocab_size}"]
-    if result.bits_per_byte is not None:
-        lines.append(f"  bits per byte   {result.bits_per_byte:.4f} (the first "
-                     f"{result.eval_stories} documents of {config.eval_data}, scored whole, "
-                     f"{result.eval_bytes:,} bytes)")
+    lines.append(f"  bits per byte   {_bpb_text(result, config)}")
     lines.append(f"  output dir      {out}")
     lines.append(f"  model dir       {result.model_dir}")
     prompt = (config.training.get("sample_prompts") or ("Once upon a time",))[0]
@@ -110,3 +107,18 @@ def summary_lines(result: Any, out: Path, config: Any, *, quiet: bool) -> list[s
     lines.append(f"  genlab sample --model {shlex.quote(result.model_dir)} "
                  f"--prompt {shlex.quote(prompt)} -t 0.5,0.8,1.2")
     return lines
+
+
+def _bpb_text(result: Any, config: Any) -> str:
+    """The score and what it scored, or plainly why nothing was scored."""
+    if result.bits_per_byte is None:
+        reason = getattr(result, "no_eval_reason", "") or "no held-out text"
+        return (f"not scored: nothing was held out ({reason}); pass --eval-data FILE, or "
+                "--eval-split F with a corpus of 2 or more documents")
+    if getattr(result, "eval_source", "eval_data") == "split":
+        where = (f"{result.eval_stories} documents held out of {Path(config.data).name} "
+                 f"(--eval-split {config.eval_split:g}, never trained on)")
+    else:
+        where = f"the first {result.eval_stories} documents of {config.eval_data}"
+    return (f"{result.bits_per_byte:.4f} ({where}, scored whole, {result.eval_bytes:,} "
+            "bytes)")

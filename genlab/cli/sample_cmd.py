@@ -129,8 +129,8 @@ def sample(
 
         genlab sample -m ./base --adapter kind=runs/kind/adapter -t 0.7 -f markdown
 
-        genlab sample -m ./qwen2.5-0.5b-instruct --prompt "What is the capital of France?"
-        --system "Answer in one word." -t 0,0.7
+        genlab sample -m ./qwen2.5-0.5b-instruct --prompt "What is the capital of France?" \\
+            --system "Answer in one word." -t 0,0.7
 
         genlab sample -m ./model.Q8_0.gguf --prompts chats.jsonl --max-new-tokens 128
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from genlab.cli.render import EventRenderer, TaskBars, renders
 from genlab.cli.spec_common import describe_params
@@ -35,9 +36,12 @@ class SweepProgress(EventRenderer):
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.bars = TaskBars("[progress.description]{task.description}", BarColumn(),
-                            MofNCompleteColumn(), "{task.fields[loss]}", TimeElapsedColumn(),
-                             console=console)
+        # Text columns, never plain-string ones: a string column is parsed as markup by the
+        # print that redraws the bar, so with markup off it leaked "[progress.description]".
+        self.bars = TaskBars(
+            TextColumn("{task.description}", style="progress.description", markup=False),
+            BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}", markup=False),
+            TimeElapsedColumn(), console=console)
         self.bar = self.bars.progress
         self.tasks: dict[int, Any] = {}
         self.objective = "objective"
@@ -55,7 +59,9 @@ class SweepProgress(EventRenderer):
                            "again to abort)", style="yellow", highlight=False)
 
     def _print(self, text: str, style: str | None = None) -> None:
-        self.console.print(text, style=style, markup=False, highlight=False)
+        # A styled Text, not print(style=...): the print's style would tint the bar redrawn
+        # under the line too.
+        self.console.print(Text(text, style=style or ""), highlight=False)
 
     @renders(SweepStarted)
     def _on_sweep_started(self, e: SweepStarted) -> None:

@@ -83,8 +83,8 @@ def train(
 
         genlab train --model ./tiny --data stories.txt --max-steps 200 --sample-prompt "Once"
 
-        genlab train --model gpt2 --data qa.jsonl --prompt-field q --completion-field a
-        --rank 16 --target-modules c_attn --eval-every 20 --patience 3
+        genlab train --model gpt2 --data qa.jsonl --prompt-field q --completion-field a \\
+            --rank 16 --target-modules c_attn --eval-every 20 --patience 3
 
         genlab train --resume runs/20250101-120000-stories
     """

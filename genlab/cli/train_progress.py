@@ -32,6 +32,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from genlab.cli.common import escape
 from genlab.cli.render import EventRenderer, renders
 from genlab.core.events import CheckpointSaved, EvalResult, RunFinished, RunStarted, TrainStep
 
@@ -293,8 +294,8 @@ class TrainProgress(EventRenderer):
             shown = (prompt + (text if text.strip() else " (empty generation)")).replace("\n", " ")
             if len(shown) > SAMPLE_CHARS:
                 shown = shown[: SAMPLE_CHARS - 1] + "…"
-            line = Text.assemble(("sample ", "bold magenta"), (prompt, "dim"),
-                                 shown[len(prompt):])
+            line = Text.assemble(("sample ", "bold magenta"), (shown[:len(prompt)], "dim"),
+                                 shown[len(prompt):])  # one line: the prompt's \n as spaces
             if self.live:
                 self._bar.sample_line = line
             else:
@@ -315,7 +316,7 @@ def try_command(model: str, weights: Path | None, method: str, prompt: str) -> s
     """The ``genlab sample`` command line that tries the trained weights."""
     if weights is None:
         return ""
-    prompt_flag = f"--prompt {shlex.quote(prompt)}"
+    prompt_flag = f"--prompt {shlex.quote(escape(prompt))}"  # genlab sample unescapes \n
     if method == "full" or weights.name == "model":
         return f"genlab sample --model {shlex.quote(str(weights))} {prompt_flag}"
     # The adapter shows as its own columns beside the base model's, in the same batch.

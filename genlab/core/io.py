@@ -21,6 +21,9 @@ The one place genlab writes files from (every face and core package goes through
 * ``read_bytes_limited`` / ``read_text_limited`` / ``iter_lines_limited``: bounded reads of
   user files: more than ``limit`` bytes (or a line longer than ``max_line``) raises
   ``InputTooLarge`` naming the file and the limit, after reading at most one byte past it.
+* ``apply_umask``: the usual ``0o666``/``0o777 & ~umask`` modes on a tree genlab just wrote
+  (``mkdtemp`` makes 0700 directories and safetensors writes 0600 files, which other users of a
+  shared machine could not read).
 """
 
 from __future__ import annotations
@@ -132,9 +135,31 @@ def _target_mode(path: Path) -> int:
     try:
         return path.stat().st_mode & 0o777
     except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+        return 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def apply_umask(root: str | Path) -> None:
+    """Give ``root`` (a file or a tree genlab has just written) the modes ``open()`` and
+    ``mkdir()`` would: files ``0o666 & ~umask``, directories ``0o777 & ~umask``.
+
+    For output written by libraries that do not follow the umask (``tempfile.mkdtemp``: 0700;
+    safetensors: 0600 files), so a shared machine's other users can read adapters and models.
+    Symlinks are left alone.
+    """
+    umask = current_umask()
+    root = Path(root)
+    paths = [root, *root.rglob("*")] if root.is_dir() else [root]
+    for path in paths:
+        if path.is_symlink():
+            continue
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:

@@ -3,9 +3,10 @@
 ``make_app`` is the one factory: ``genlab tui`` and the tests build the app through it, so the
 tests run what users run (tests pass a fake event source). The app owns the shared model:
 it loads it in the background right after the first paint (the status line follows it),
-attaches adapters (from ``--adapter`` and from finished training runs), and exposes
-``model_state``/``model_text``/``adapter_names`` reactives that the screens watch. Nothing
-here imports torch: model work goes through ``self.bridge`` and ``self.source``.
+loads another on Ctrl+L (also after a failed load), attaches adapters (from ``--adapter`` and
+from finished training runs and experiments), and exposes ``model_state``/``model_text``/
+``adapter_names`` reactives that the screens watch. Nothing here imports torch: model work
+goes through ``self.bridge`` and ``self.source``.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ from textual.reactive import reactive
 
 from genlab.tui.bindings import APP_BINDINGS
 from genlab.tui.bridge import Bridge, describe_failure
+from genlab.tui.screens.experiments import ExperimentsScreen
 from genlab.tui.screens.help import HelpScreen
+from genlab.tui.screens.load_model import LoadModelScreen
 from genlab.tui.screens.runs import RunsScreen
 from genlab.tui.screens.sample import SampleScreen
 from genlab.tui.screens.train import TrainScreen
 from genlab.tui.sources import CoreSource, EventSource
+from genlab.tui.wording import tui_message
 
 MODEL_GROUP = "model"
 
@@ -34,10 +38,12 @@ class GenlabApp(App):
     # change the stylesheet when first shown and make Textual restyle every screen on the
     # next switches (~0.4 s each on a busy CPU).
     CSS_PATH = ["app.tcss", *(f"screens/{name}.tcss" for name in
-                              ("sample", "train", "runs", "help", "run_samples"))]
+                              ("sample", "train", "runs", "experiments", "help", "run_samples",
+                               "load_model"))]
     TITLE = "genlab"
-    ENABLE_COMMAND_PALETTE = False  # every action has a key; the footer needs the room
-    MODES = {"sample": SampleScreen, "train": TrainScreen, "runs": RunsScreen}
+    ENABLE_COMMAND_PALETTE = False  # every action has a key; the key bar needs the room
+    MODES = {"sample": SampleScreen, "train": TrainScreen, "runs": RunsScreen,
+             "experiments": ExperimentsScreen}
     BINDINGS = APP_BINDINGS
 
     model_state: reactive[str] = reactive("loading")
@@ -62,15 +68,17 @@ class GenlabApp(App):
         self.bridge = Bridge(self)
         self.loaded: Any = None
         self._pending_adapters: list[tuple[str, str]] = []
-        self.model_text = f"loading {model} in the background…"
+        self._help: HelpScreen | None = None
+        self.model_text = f"loading {short_name(model)} in the background…"
 
     def on_mount(self) -> None:
         self.switch_mode("sample")
         self.call_after_refresh(self._load_model)
 
-    def _load_model(self) -> None:
+    def _load_model(self, adapters: dict[str, str] | None = None) -> None:
         source, name = self.source, self.model_name
-        device, dtype, adapters = self.device, self.dtype, self.initial_adapters
+        device, dtype = self.device, self.dtype
+        adapters = self.initial_adapters if adapters is None else adapters
 
         def stage(text: str) -> None:  # called in the worker: hand it to the UI thread
             self.call_from_thread(self._loading_stage, name, text)
@@ -96,7 +104,7 @@ class GenlabApp(App):
 
     def _loading_stage(self, name: str, text: str) -> None:
         if self.model_state == "loading":
-            self.model_text = f"loading {name}: {text}…"
+            self.model_text = f"loading {short_name(name)}: {text}…"
 
     # ---------------------------------------------------------------- adapters
 
@@ -119,17 +127,38 @@ class GenlabApp(App):
 
     # ---------------------------------------------------------------- messages
 
+    def load_model_named(self, name: str) -> None:
+        """Load ``name`` (hub id or directory) for every screen, replacing the loaded model."""
+        self.model_name = name
+        self.loaded = None
+        self.model_state = "loading"
+        self.model_text = f"loading {short_name(name)} in the background…"
+        self.adapter_names = ()
+        self._load_model(adapters={})
+
+    def action_load_model(self) -> None:
+        why = f"The model did not load: {tui_message(self.model_text)}" \
+            if self.model_state == "failed" else ""
+
+        def chosen(name: str | None) -> None:
+            if name:
+                self.load_model_named(name)
+
+        self.push_screen(LoadModelScreen(self.model_name, why), chosen)
+
     def on_bridge_finished(self, message: Bridge.Finished) -> None:
         if message.group == MODEL_GROUP:
             self.loaded, errors = message.result
             memory = getattr(self.loaded, "memory_text", None)  # weights and peak memory
-            self.model_text = self.loaded.describe() + (f" · {memory()}" if memory else "")
+            self.model_text = short_description(self.loaded.describe(), self.model_name) + (
+                f" · {memory()}" if memory else "")
             self.model_state = "ready"
             for note in getattr(self.loaded, "notes", ()):
                 self.notify(note, title="Slow on this CPU", severity="warning", timeout=10)
             self.adapter_names = tuple(self.loaded.adapters)
             for error in errors:
-                self.notify(error, title="Adapter not loaded", severity="error", timeout=10)
+                self.notify(tui_message(error), title="Adapter not loaded", severity="error",
+                            timeout=10)
             pending, self._pending_adapters = self._pending_adapters, []
             for name, adapter_dir in pending:
                 self.offer_adapter(name, adapter_dir)
@@ -141,24 +170,44 @@ class GenlabApp(App):
     def on_bridge_failed(self, message: Bridge.Failed) -> None:
         if message.group == MODEL_GROUP:
             self.model_state = "failed"
-            self.model_text = f"model not loaded: {message.message}"
-            self.notify(message.message, title="Model failed to load", severity="error",
-                        timeout=15)
+            self.model_text = f"model not loaded: {tui_message(message.message)}"
+            self.notify(f"{tui_message(message.message)}. Ctrl+L loads another model.",
+                        title="Model failed to load", severity="error", timeout=15)
         else:
-            self.notify(message.message, title="Adapter not attached", severity="error",
-                        timeout=10)
+            self.notify(tui_message(message.message), title="Adapter not attached",
+                        severity="error", timeout=10)
 
     # ----------------------------------------------------------------- actions
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             self.screen.dismiss()
-        else:
-            self.push_screen(HelpScreen())
+            return
+        if self._help is None:  # built once (installed, so a pop keeps it): composing the
+            self._help = HelpScreen()  # key tables is the costly part
+            self.install_screen(self._help, name="help")
+        self.push_screen("help")
+
+    def action_press_key(self, key: str) -> None:
+        """A click on a key in the key bar presses it."""
+        self.simulate_key(key)
 
     async def action_quit(self) -> None:
         self.bridge.stop_all()
         self.exit()
+
+
+def short_name(model: str) -> str:
+    """A local model directory by its folder name; a hub id as it is."""
+    path = Path(model).expanduser()
+    return path.name if path.is_absolute() or path.exists() else model
+
+
+def short_description(text: str, model: str) -> str:
+    """``LoadedModel.describe()`` (``NAME (1.4M params, cpu, float32)``) with a local
+    model directory shortened to its folder name."""
+    name, sep, rest = text.partition(" (")
+    return f"{short_name(name)}{sep}{rest}" if sep else short_name(text)
 
 
 def make_app(*, model: str, adapters: dict[str, str] | None = None, device: str = "auto",

@@ -113,14 +113,18 @@ class Bridge:
 
     def stream(self, owner: MessagePump, group: str,
                make_events: Callable[[StopToken], Iterator[Any]], *,
-               uses_model: bool = False) -> RunHandle:
+               uses_model: bool = False, after: str | None = None) -> RunHandle:
         """Run ``make_events(stop_token)`` in a thread worker; post its events to ``owner``.
 
-        A run already going in ``group`` is asked to stop and its worker cancelled.
+        A run already going in ``group`` is asked to stop and its worker cancelled. With
+        ``after``, that group's run is asked to stop too, and this one starts only once it
+        has ended: torch's random generator is one per process, so a probe still seeding and
+        drawing from it would change the weights of a run meant to be reproducible.
         """
         handle = self._replace(group)
+        events = make_events if after is None else self._after(after, make_events)
         handle.worker = self.host.run_worker(
-            lambda: self._pump(owner, handle, make_events, uses_model),
+            lambda: self._pump(owner, handle, events, uses_model),
             name=f"{group}-{handle.run_id}", group=group, exclusive=True, thread=True,
             exit_on_error=False)
         return handle
@@ -165,6 +169,18 @@ class Bridge:
         if old is not None:
             old.stop_token.stop()
         return handle
+
+    def _after(self, group: str, make_events: Callable[[StopToken], Iterator[Any]]
+               ) -> Callable[[StopToken], Iterator[Any]]:
+        """``make_events``, started once ``group``'s run (asked to stop now) has ended."""
+        self.stop(group)
+
+        def events(stop: StopToken) -> Iterator[Any]:
+            while self.running(group) and not stop.stopped:
+                time.sleep(0.02)
+            yield from make_events(stop)
+
+        return events
 
     def _forget(self, handle: RunHandle) -> None:
         with self._lock:

@@ -38,6 +38,7 @@ from genlab.core.events import (
 from genlab.core.io import write_json_atomic
 from genlab.core.training import run_dir as runs
 from genlab.core.training.schedules import lr_at
+from genlab.tui.fake_experiments import FakeExperiments
 
 WORDS = ("the", "fox", "ran", "over", "a", "green", "hill", "and", "saw", "bird", "sky",
          "was", "blue", "little", "tree", "happy", "park", "moon", "stars", "book", ".", ",")
@@ -58,8 +59,8 @@ class FakeLoaded:
         return f"{self.name} (1.2M params, cpu, float32)"
 
 
-class FakeSource:
-    """Deterministic fake of ``CoreSource``.
+class FakeSource(FakeExperiments):
+    """Deterministic fake of ``CoreSource`` (experiments: ``fake_experiments``).
 
     Args:
         token_delay_s: Real seconds slept per decode step (0 = as fast as possible).
@@ -67,7 +68,7 @@ class FakeSource:
         load_delay_s: Real seconds ``load_model`` takes.
         fail_load: ``load_model`` raises this message.
         train_steps: Optimizer steps of a fake training run.
-        step_delay_s: Real seconds slept per training step.
+        step_delay_s: Real seconds slept per training step (and per sweep trial step).
         write_runs: Fake training writes a real run directory.
     """
 
@@ -85,6 +86,7 @@ class FakeSource:
         self.template = template
         self.generations = 0
         self._stopped_at: dict[str, int] = {}
+        self._sweep_rows: dict[str, dict[int, dict]] = {}
 
     # ------------------------------------------------------------------ models
 

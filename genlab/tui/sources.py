@@ -1,9 +1,10 @@
 """Where the TUI's events come from: the real core, or a fake one in tests.
 
 An event source is the TUI's whole view of model work: load a model, attach an adapter,
-iterate a generation, iterate a training run. ``CoreSource`` forwards to ``genlab.core`` and
-imports it (and so torch) only when called, which happens inside bridge workers; the app
-module therefore paints before torch is loaded. Tests pass ``genlab.tui.fake_source`` instead.
+iterate a generation, a training run, a sweep or a compare spec, and estimate an experiment.
+``CoreSource`` forwards to ``genlab.core`` and imports it (and so torch) only when called,
+which happens inside bridge workers; the app module therefore paints before torch is loaded.
+Tests pass ``genlab.tui.fake_source`` instead.
 """
 
 from __future__ import annotations
@@ -42,6 +43,18 @@ class EventSource(Protocol):
     def iter_train(self, config: TrainConfig | None, *, out_dir: str | Path | None,
                    stop_token: StopToken, resume_from: str | Path | None) -> Iterator[Any]:
         """Training events (RunStarted, TrainStep, EvalResult, ..., RunFinished)."""
+
+    def iter_sweep(self, spec: Any, *, out_dir: str | Path, stop_token: StopToken
+                   ) -> Iterator[Any]:
+        """Sweep events (SweepStarted, TrialStarted, TrialProgress, ..., SweepFinished)."""
+
+    def iter_compare(self, spec: Any, *, out_dir: str | Path, stop_token: StopToken,
+                     loaded: Any = None) -> Iterator[Any]:
+        """Compare events (CompareStarted, RowFinished, CellFinished, CompareFinished)."""
+
+    def iter_estimate(self, spec: Any, *, stop_token: StopToken, loaded: Any = None
+                      ) -> Iterator[Any]:
+        """Estimate events (PointMeasured..., EstimateFinished) from measured step times."""
 
     def iter_lr_find(self, config: TrainConfig, find: Any, *, out_dir: str | Path | None,
                      stop_token: StopToken) -> Iterator[Any]:
@@ -91,6 +104,34 @@ class CoreSource:
 
         return iter_train(config, out_dir=out_dir, stop_token=stop_token,
                           resume_from=resume_from)
+
+    def iter_sweep(self, spec: Any, *, out_dir: str | Path, stop_token: StopToken
+                   ) -> Iterator[Any]:
+        from genlab.core.experiments.sweep import iter_sweep
+
+        return iter_sweep(spec, out_dir, stop_token=stop_token)
+
+    def iter_compare(self, spec: Any, *, out_dir: str | Path, stop_token: StopToken,
+                     loaded: Any = None) -> Iterator[Any]:
+        from genlab.core.experiments.compare import iter_compare
+
+        return iter_compare(spec, out_dir, stop_token=stop_token, loaded=loaded)
+
+    def iter_estimate(self, spec: Any, *, stop_token: StopToken, loaded: Any = None
+                      ) -> Iterator[Any]:
+        from genlab.core.experiments import estimate
+
+        if spec.kind == "sweep":
+            from genlab.core.specs.loader import resolve_model
+
+            return estimate.iter_estimate_sweep(spec, resolve_model(spec.model), stop_token)
+        if loaded is None:
+            from genlab.core.modeling.loading import load_model
+            from genlab.core.specs.loader import resolve_model
+
+            loaded = load_model(resolve_model(spec.model), device=spec.device,
+                                dtype=spec.dtype, adapters=dict(spec.adapters) or None)
+        return estimate.iter_estimate_compare(spec, loaded, stop_token)
 
     def iter_lr_find(self, config: TrainConfig, find: Any, *, out_dir: str | Path | None,
                      stop_token: StopToken) -> Iterator[Any]:

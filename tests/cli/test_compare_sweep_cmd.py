@@ -148,6 +148,18 @@ def test_an_out_dir_of_another_spec_is_refused(specs, tiny_llama):
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
 
+@pytest.mark.parametrize("make, words", [
+    (lambda d: d / "missing", "missing: no such directory; pass the output directory of "
+                              "genlab compare or genlab sweep"),
+    (lambda d: d, "no spec.json; not a genlab compare or sweep output"),
+])
+def test_report_names_a_missing_directory_apart_from_a_foreign_one(tmp_path, make, words):
+    result = runner.invoke(app, ["report", str(make(tmp_path))])
+    assert result.exit_code == 2 and one_line(result.stderr), result.output
+    assert words in result.stderr, result.stderr
+    assert not (tmp_path / "missing").exists()
+
+
 @pytest.mark.parametrize("command", ["compare", "sweep", "report"])
 def test_help_does_not_import_torch(command):
     code = ("import io, contextlib, sys\nfrom genlab.cli import app\n"

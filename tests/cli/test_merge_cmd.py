@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +52,11 @@ def test_merge_matches_peft_and_loads_without_peft(tiny_llama, adapter_dir, tmp_
     assert "genlab sample --model" in result.stdout
     assert (out / "config.json").is_file() and (out / "tokenizer_config.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["merged"]  # no temp dir left
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [out, *out.rglob("*")]:  # not mkdtemp's 0700 nor safetensors' 0600
+        want = (0o777 if path.is_dir() else 0o666) & ~umask
+        assert stat.S_IMODE(path.stat().st_mode) == want, path
 
     merged = AutoModelForCausalLM.from_pretrained(out).eval()
     assert not any("lora" in name for name, _ in merged.named_parameters())

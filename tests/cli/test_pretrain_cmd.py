@@ -116,6 +116,54 @@ def test_quiet_prints_only_the_model_dir(corpus, tmp_path):
     assert (out / "pretrain.json").is_file()
 
 
+def test_without_eval_data_a_held_out_split_is_scored_and_never_trained_on(tmp_path):
+    from genlab.core.data.packing import split_documents
+    from genlab.core.data.sources import load_documents
+    from genlab.core.pretrain.stories import read_stories
+    from genlab.core.training.run_dir import read_config
+
+    unique = [f"Story {i}: " + " ".join(CORPUS_LINES[i:] + CORPUS_LINES[:i]) for i in range(20)]
+    data = write_corpus(tmp_path / "mine.txt", unique)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["pretrain", "--data", str(data), "--max-steps", "4",
+                                 "--eval-every", "2", *TOY, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "pretrain.json").read_text())
+    assert record["eval_source"] == "split" and record["eval_stories"] == 2  # 10 % of 20
+    assert 0 < record["bits_per_byte"] < 8
+    assert (f"bits per byte   {record['bits_per_byte']:.4f} (2 documents held out of mine.txt "
+            "(--eval-split 0.1, never trained on), scored whole") in result.stdout
+    held = read_stories(out / "eval_stories.txt")
+    assert len(held) == 2 and all(h in unique for h in held)
+    # the training run holds out exactly those documents (its own split, its stored settings)
+    stored = read_config(out / "run")
+    resolved = json.loads((out / "run" / "config.json").read_text())["resolved"]
+    assert (resolved["train_documents"], resolved["eval_documents"]) == (18, 2)
+    docs = load_documents(stored.data, doc_separator=stored.doc_separator)
+    _, evals = split_documents(docs, stored.eval_split, stored.seed)
+    assert [d.text.strip() for d in evals] == held
+    evals = [json.loads(line) for line in (out / "run" / "metrics.jsonl").open()
+             if '"eval"' in line]
+    assert [e["step"] for e in evals] == [0, 2, 4]
+
+
+@pytest.mark.parametrize("extra, reason", [
+    ([], "the corpus has 1 document, too few to hold one out"),
+    (["--eval-split", "0"], "--eval-split 0"),
+])
+def test_nothing_held_out_is_said_plainly(tmp_path, extra, reason):
+    one_doc = tmp_path / "one.txt"
+    one_doc.write_text(" ".join(STORIES[:4]), encoding="utf-8")  # no separator: 1 document
+    data = one_doc if not extra else write_corpus(tmp_path / "many.txt", STORIES)
+    result = runner.invoke(app, ["pretrain", "--data", str(data), "--max-steps", "4",
+                                 *TOY, *extra, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert (f"bits per byte   not scored: nothing was held out ({reason}" in result.stdout)
+    assert "pass --eval-data FILE" in result.stdout
+    record = json.loads((tmp_path / "out" / "pretrain.json").read_text())
+    assert record["bits_per_byte"] is None and record["eval_source"] == "none"
+
+
 # ------------------------------------------------------------------------------- bad input
 
 
@@ -145,6 +193,8 @@ def bad_cases(tmp: Path, train: Path) -> dict[str, tuple[list[str], str]]:
         "warmup too long": ([*d, "--max-steps", "5", "--warmup-steps", "5"], "--warmup-steps 5"),
         "missing eval data": ([*d, "--eval-data", str(tmp / "nope.txt")], "--eval-data"),
         "blank separator": ([*d, "--doc-separator", " "], "--doc-separator"),
+        "eval split too big": ([*d, "--eval-split", "0.9"],
+                               "--eval-split 0.9: must be in [0, 0.5]"),
         "unknown schedule": ([*d, "--schedule", "zigzag"], "--schedule zigzag"),
         "out not empty": ([*d, "--out", str(full)], "genlab did not write"),
         "resume not a pretrain dir": (["--resume", str(full)], "no pretrain_config.json"),

@@ -179,6 +179,20 @@ def test_progress_renders_steps_evals_and_samples_on_a_plain_console():
     assert "sample Once upon" in text
 
 
+def test_a_multiline_sample_prompt_stays_on_the_sample_line():
+    from rich.console import Console
+
+    from genlab.cli.train_progress import TrainProgress
+
+    buffer = io.StringIO()
+    with TrainProgress(Console(file=buffer, width=200)) as progress:
+        progress.handle(_started())
+        progress.handle(EvalResult(0, 2.5, 12.2, is_best=True, samples=(
+            {"prompt": "Q: What color is Zog?\nA:", "text": " Zog is blue."},)))
+    lines = [line for line in buffer.getvalue().splitlines() if line.startswith("sample ")]
+    assert lines == ["sample Q: What color is Zog? A: Zog is blue."]
+
+
 def test_quiet_progress_prints_nothing():
     from rich.console import Console
 
@@ -202,6 +216,23 @@ def test_summary_names_paths_and_try_command(tmp_path):
     assert f"adapter         {tmp_path / 'adapter'}" in text
     assert (f"genlab sample --model ./tiny --adapter tuned={tmp_path / 'adapter'} --prompt Once"
             in text)
+
+
+def test_try_command_keeps_a_multiline_prompt_on_one_line(tmp_path):
+    import shlex
+
+    from genlab.cli.common import unescape
+    from genlab.cli.train_progress import summary_lines
+
+    (tmp_path / "adapter").mkdir()
+    prompt = "Q: What color is Zog the duck?\nA:\t"
+    finished = RunFinished("completed", str(tmp_path), 6, 384, 2.5, 2.1, 6)
+    lines = summary_lines(finished, model="./tiny", prompt=prompt)
+    command = lines[lines.index("Try it:") + 1].strip()
+    assert command == lines[-1].strip() and "\n" not in command
+    assert "--prompt 'Q: What color is Zog the duck?\\nA:\\t'" in command
+    args = shlex.split(command)
+    assert unescape(args[args.index("--prompt") + 1]) == prompt  # what genlab sample reads
 
 
 # --------------------------------------------------------------------------- end to end

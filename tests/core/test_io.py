@@ -53,6 +53,26 @@ def test_new_files_follow_the_umask_and_existing_ones_keep_their_mode(tmp_path):
     assert stat.S_IMODE(mine.stat().st_mode) == 0o600
 
 
+def test_apply_umask_opens_a_library_written_tree_to_the_umask(tmp_path):
+    # What mkdtemp (0700) and safetensors (0600) leave behind, as genlab wrote it.
+    tree = tmp_path / "adapter"
+    (tree / "sub").mkdir(parents=True)
+    for path in (tree / "weights.safetensors", tree / "sub" / "x.json"):
+        path.write_text("x")
+        path.chmod(0o600)
+    for path in (tree, tree / "sub"):
+        path.chmod(0o700)
+    old = os.umask(0o022)
+    try:
+        io.apply_umask(tree)
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode)
+             for p in [tree, *tree.rglob("*")]}
+    assert modes == {"adapter": 0o755, "adapter/sub": 0o755, "adapter/sub/x.json": 0o644,
+                     "adapter/weights.safetensors": 0o644}
+
+
 def test_json_is_strict_and_jsonl_reads_back_complete_lines_only(tmp_path):
     path = tmp_path / "rows.jsonl"
     io.append_jsonl(path, {"a": 1, "nan": float("nan"), "t": (1, 2)})

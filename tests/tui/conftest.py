@@ -75,13 +75,24 @@ def svg_text(svg: str) -> str:
     return re.sub(r"\d{8}-\d{6}", "YYYYMMDD-HHMMSS", "\n".join(lines))
 
 
+async def settle(pilot) -> None:
+    """Let the screen finish what it draws in the background (charts) and lay out."""
+    from genlab.tui.widgets.chart_view import ChartView
+
+    app = pilot.app
+    await pilot.pause()
+    await wait_for(pilot, lambda: not any(c.pending for c in app.screen.query(ChartView)),
+                   what="charts drawn")
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+
+
 async def check_snapshot(pilot, name: str, tmp_path: Path) -> None:
     """Compare the app's current screen with ``snapshots/<name>.svg`` (or record it)."""
     app = pilot.app
     for widget in app.screen.query("Input, TextArea"):
         widget.cursor_blink = False
-    await pilot.pause()  # let the footer recompose after the last focus change
-    await pilot.wait_for_scheduled_animations()
+    await settle(pilot)
     svg = app.export_screenshot(title=f"genlab {name}")
     expected_file = SNAPSHOTS / f"{name}.svg"
     if UPDATE_SNAPSHOTS:
@@ -116,5 +127,5 @@ def run(scenario) -> None:
 def tui():
     """The helpers above, as one object (tests import nothing from conftest)."""
     return SimpleNamespace(SIZE=SIZE, wait_for=wait_for, wait_ready=wait_ready,
-                           wait_idle=wait_idle, fake_app=fake_app, run=run,
+                           wait_idle=wait_idle, fake_app=fake_app, run=run, settle=settle,
                            check_snapshot=check_snapshot, svg_text=svg_text)

@@ -118,3 +118,30 @@ def test_a_new_run_stops_the_old_one_in_its_group(tui):
             assert app.bridge.stop("g") is False  # nothing left running
 
     tui.run(scenario)
+
+
+def test_a_run_after_a_probe_stops_it_and_starts_once_it_has_ended(tui):
+    log: list[str] = []
+
+    def probe(stop):
+        while not stop.stopped:
+            yield "probe"
+            time.sleep(0.01)
+        time.sleep(0.3)  # a probe finishing its step (still drawing from torch's RNG)
+        log.append("probe ended")
+
+    def run(stop):
+        log.append("run started")
+        yield "run"
+
+    async def scenario():
+        app = Recorder()
+        async with app.run_test() as pilot:
+            first = app.bridge.stream(app, "estimate", probe)
+            await tui.wait_for(pilot, lambda: app.batches, what="the probe going")
+            app.bridge.stream(app, "sweep", run, after="estimate")
+            await tui.wait_for(pilot, lambda: len(app.finished) == 2, what="both end")
+            assert first.stop_token.stopped
+            assert log == ["probe ended", "run started"]  # never side by side
+
+    tui.run(scenario)

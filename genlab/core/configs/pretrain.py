@@ -86,7 +86,12 @@ class PretrainConfig:
     ``doc_separator``."""
     eval_data: str | None = knob(None, panel=DATA, metavar="FILE")
     """Held-out .txt file in the same format: its first ``eval_stories`` documents are
-    evaluated during training and scored whole (bits per byte) at the end."""
+    evaluated during training and scored whole (bits per byte) at the end. Not given: the
+    ``eval_split`` of ``data`` is held out instead."""
+    eval_split: float = knob(0.1, low=0, high=0.5, panel=DATA, metavar="F")
+    """Without ``eval_data``: the fraction of ``data``'s documents held out from training (at
+    most ``eval_stories``, at least 1, picked by a shuffle seeded with ``seed``), evaluated
+    during training and scored whole at the end. 0 = no evaluation."""
     vocab_size: int = knob(2048, low=MIN_VOCAB, note="256 byte tokens + 3 special tokens",
                            panel=SHAPE, metavar="V")
     """Byte-level BPE vocabulary size, byte and special tokens included."""
@@ -95,7 +100,8 @@ class PretrainConfig:
     tie_embeddings: bool = knob(True, panel=SHAPE)
     """Share the input embedding and the output projection."""
     eval_stories: int = knob(300, low=1, panel=DATA, metavar="N")
-    """Held-out documents scored whole at the end (and evaluated packed during training)."""
+    """Held-out documents scored whole at the end (and evaluated packed during training): the
+    first N of ``eval_data``, or at most N held out of ``data`` by ``eval_split``."""
     time_limit_s: float | None = knob(None, low=0, low_open=True, panel=TIME, cli=False)
     """Time-box the training to this many seconds with a warmup-stable-decay schedule; not given
     = one run of ``training``'s schedule and length."""
@@ -134,15 +140,21 @@ class PretrainConfig:
         """The resolved ``TrainConfig`` fields of the run (defaults plus ``training``)."""
         return {**PRETRAIN_TRAINING, **self.training}
 
-    def train_config(self, model_dir: str | Path, eval_file: str | Path | None) -> TrainConfig:
-        """The ``TrainConfig`` that trains ``model_dir`` on ``data`` with every weight."""
+    def train_config(self, model_dir: str | Path, eval_file: str | Path | None,
+                     held_out_split: float = 0.0) -> TrainConfig:
+        """The ``TrainConfig`` that trains ``model_dir`` on ``data`` with every weight.
+
+        ``eval_file``: the held-out stories of ``eval_data``; without it, ``held_out_split``
+        is the ``TrainConfig.eval_split`` that holds out exactly the documents
+        ``pretrain.setup.held_out_documents`` picked (0 = no evaluation).
+        """
         clash = sorted(set(PRETRAIN_FIXED) & set(self.training))
         if clash:
             raise ConfigError(clash[0], self.training[clash[0]],
                               "set by genlab pretrain itself (use --context for seq_len)")
         settings = self.training_settings()
         if eval_file is None:
-            settings.setdefault("eval_split", 0.0)
+            settings["eval_split"] = held_out_split
         return TrainConfig(model=str(model_dir), data=str(self.data),
                            eval_data=str(eval_file) if eval_file else None, method="full",
                            doc_separator=self.doc_separator, seq_len=self.shape.context,

@@ -75,11 +75,21 @@ class TrainConfig:
                              intuition="fraction of documents held out for evaluation when no "
                                        "eval data is given")
     """Fraction of documents held out for evaluation when ``eval_data`` is not given."""
-    text_field: str = knob("text", panel=DATA, metavar="NAME")
+    text_field: str = knob("text", panel=DATA, metavar="NAME", tui=True, label="text field",
+                           intuition="the column holding the text in .jsonl/.json/.csv/"
+                                     ".parquet data")
     """Column holding the text in .jsonl/.json/.csv/.parquet data."""
-    prompt_field: str | None = knob(None, panel=DATA, metavar="NAME")
+    prompt_field: str | None = knob(None, panel=DATA, metavar="NAME", tui=True,
+                                    label="prompt field",
+                                    intuition="with completion field: the column of prompts; "
+                                              "the loss counts the completion only (e.g. "
+                                              "prompt for demo/facts)")
     """With ``completion_field``: train on prompt + completion, loss on the completion only."""
-    completion_field: str | None = knob(None, panel=DATA, metavar="NAME")
+    completion_field: str | None = knob(None, panel=DATA, metavar="NAME", tui=True,
+                                        label="completion",
+                                        intuition="with prompt field: the column of answers "
+                                                  "the model learns (e.g. completion for "
+                                                  "demo/facts)")
     """See ``prompt_field``."""
     data_format: str = knob(
         "auto", choices=DATA_FORMATS, panel=DATA, metavar="FORMAT", tui=True,
@@ -268,9 +278,9 @@ class TrainConfig:
     """Smallest eval-loss decrease that counts as an improvement."""
     sample_prompts: tuple[str, ...] = knob((), panel=EVAL, cli=False, tui=True,
                                            label="prompts",
-                                           intuition="prompts generated at each eval, "
-                                                     "separated by |; watch them change as it "
-                                                     "learns")
+                                           intuition="prompts generated at each eval, one per "
+                                                     "line (\\n inside one is a newline); "
+                                                     "watch them change as it learns")
     """Prompts generated at each evaluation with the current weights."""
     sample_max_new_tokens: int = knob(48, low=1, panel=EVAL, metavar="N")
     """New tokens per sample-prompt generation."""

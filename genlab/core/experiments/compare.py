@@ -13,21 +13,22 @@ Each output also records ``base_logprob``: the summed log-probability of its tok
 base model (``generation.scoring``, one batched forward per finished cell), the report's
 quality measure beside distinct bigrams.
 
-Events: ``CompareStarted``, then the generator's ``RowFinished`` per generation (for progress)
-and ``CellFinished`` per cell, then ``CompareFinished``.
+Events (``genlab.core.experiments.events``): ``CompareStarted``, then the generator's
+``RowFinished`` per generation (for progress) and ``CellFinished`` per cell, then
+``CompareFinished``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from genlab.core.configs import ConfigError
 from genlab.core.configs.sampling import message_dicts
 from genlab.core.events import RowFinished, StopToken
+from genlab.core.experiments.events import CellFinished, CompareFinished, CompareStarted
 from genlab.core.generation.decode import iter_generate
 from genlab.core.generation.grid import GridCell, build_rows
 from genlab.core.generation.model_call import vocab_size
@@ -53,62 +54,6 @@ from genlab.core.reports.results import (
 from genlab.core.specs.common import SpecError
 from genlab.core.specs.compare import CompareCell, CompareSpec
 from genlab.core.specs.loader import resolve_model
-
-
-@dataclass(frozen=True)
-class CompareStarted:
-    """The model is loaded and the output directory is open.
-
-    Attributes:
-        out_dir: The output directory.
-        model: What was loaded (``LoadedModel.describe()``).
-        cells: Cells in the spec.
-        done: Cells already finished by an earlier run (skipped).
-        rows: Generations this run will do.
-    """
-
-    out_dir: str
-    model: str
-    cells: int
-    done: int
-    rows: int
-
-
-@dataclass(frozen=True)
-class CellFinished:
-    """A cell's generations are done and its row is in ``results.jsonl``.
-
-    Attributes:
-        index: The cell's index.
-        label: Its header (``T=0.7 k=40``).
-        row: The row as written.
-    """
-
-    index: int
-    label: str
-    row: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class CompareFinished:
-    """The run is over.
-
-    Attributes:
-        out_dir: The output directory.
-        cells_run: Cells finished by this run.
-        cells_skipped: Cells already done before it.
-        cancelled: True when the stop token ended it early (rerun to finish).
-        report_path: ``report.md`` (empty when cancelled).
-        elapsed_s: Wall time of this run.
-    """
-
-    out_dir: str
-    cells_run: int
-    cells_skipped: int
-    cancelled: bool
-    report_path: str = ""
-    elapsed_s: float = 0.0
-
 
 CompareEvent = CompareStarted | RowFinished | CellFinished | CompareFinished
 

@@ -1,9 +1,14 @@
-"""Events a training sweep yields (frozen, JSON-able, picklable across worker processes).
+"""Events experiments yield (frozen, JSON-able, picklable across worker processes).
 
 ``iter_sweep`` yields ``SweepStarted``, then per trial ``TrialStarted``, ``TrialProgress`` per
 training step or evaluation, and ``TrialFinished``; then (with ``retrain_best``)
 ``RetrainStarted``/``TrialProgress``/``RetrainFinished``; and ``SweepFinished`` last. With
 several workers, events of different trials interleave (``worker`` says whose).
+
+``iter_compare`` yields ``CompareStarted``, the generator's ``RowFinished`` per generation,
+``CellFinished`` per cell and ``CompareFinished``. The estimates (``experiments.estimate``)
+yield ``PointMeasured`` per probe and ``EstimateFinished``. This module imports nothing heavy,
+so faces can match on these types before torch is loaded.
 """
 
 from __future__ import annotations
@@ -70,6 +75,10 @@ class TrialProgress:
         loss: Latest training loss.
         eval_loss: The evaluation just done (None for a training step).
         worker: Local worker index.
+        samples: The evaluation's generations of the sample prompts (``{"prompt",
+            "text"}``; empty for a training step or without sample prompts).
+        lr: The step's learning rate (None for an evaluation).
+        grad_norm: The step's gradient norm before clipping (None for an evaluation).
     """
 
     number: int
@@ -78,6 +87,9 @@ class TrialProgress:
     loss: float | None = None
     eval_loss: float | None = None
     worker: int = 0
+    samples: tuple[dict[str, str], ...] = ()
+    lr: float | None = None
+    grad_norm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -163,3 +175,114 @@ class SweepFinished:
     stopped: bool
     report_path: str = ""
     elapsed_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class CompareStarted:
+    """The model is loaded and the output directory is open.
+
+    Attributes:
+        out_dir: The output directory.
+        model: What was loaded (``LoadedModel.describe()``).
+        cells: Cells in the spec.
+        done: Cells already finished by an earlier run (skipped).
+        rows: Generations this run will do.
+    """
+
+    out_dir: str
+    model: str
+    cells: int
+    done: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class CellFinished:
+    """A cell's generations are done and its row is in ``results.jsonl``.
+
+    Attributes:
+        index: The cell's index.
+        label: Its header (``T=0.7 k=40``).
+        row: The row as written.
+    """
+
+    index: int
+    label: str
+    row: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CompareFinished:
+    """The run is over.
+
+    Attributes:
+        out_dir: The output directory.
+        cells_run: Cells finished by this run.
+        cells_skipped: Cells already done before it.
+        cancelled: True when the stop token ended it early (rerun to finish).
+        report_path: ``report.md`` (empty when cancelled).
+        elapsed_s: Wall time of this run.
+    """
+
+    out_dir: str
+    cells_run: int
+    cells_skipped: int
+    cancelled: bool
+    report_path: str = ""
+    elapsed_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class PointTiming:
+    """What one probe measured.
+
+    Attributes:
+        label: The cost fields that set this point apart (``batch_size=16``), or ``base``.
+        setup_s: Seconds from the start to the first step (model, data, optimizer).
+        step_s: Seconds per optimizer step.
+        eval_s: Seconds per evaluation (measured, or from the eval set's size).
+        total_steps: Steps a trial of this point runs.
+        evals: Evaluations it runs.
+        tokens_per_step: Training tokens per optimizer step.
+    """
+
+    label: str
+    setup_s: float
+    step_s: float
+    eval_s: float
+    total_steps: int
+    evals: int
+    tokens_per_step: int
+
+    @property
+    def run_s(self) -> float:
+        """Seconds one trial of this point takes."""
+        return self.setup_s + self.total_steps * self.step_s + self.evals * self.eval_s
+
+
+@dataclass(frozen=True)
+class PointMeasured:
+    """A probe finished (``done`` of ``of``)."""
+
+    done: int
+    of: int
+    timing: PointTiming
+
+
+@dataclass(frozen=True)
+class EstimateFinished:
+    """The estimate.
+
+    Attributes:
+        seconds: Estimated wall time of the whole experiment.
+        runs: Training runs (trials, plus the retrain) or generations counted.
+        timings: The probes' measurements (sweeps).
+        step_s: Seconds per step: a typical optimizer step, or a decode step of one batch.
+        note: What the estimate leaves out, in a few words ("" when nothing).
+    """
+
+    seconds: float
+    runs: int
+    timings: tuple[PointTiming, ...] = ()
+    step_s: float = 0.0
+    note: str = ""

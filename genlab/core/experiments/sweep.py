@@ -47,11 +47,10 @@ from genlab.core.experiments.study import (
     open_study,
     recover,
 )
-from genlab.core.experiments.trial import iter_train_point
+from genlab.core.experiments.trial import iter_train_point, trial_threads
 from genlab.core.experiments.trial_loop import iter_worker
 from genlab.core.experiments.worker import WorkerJob, iter_workers
 from genlab.core.io import clear_dir, write_json_atomic
-from genlab.core.modeling.threads import physical_cores
 from genlab.core.reports.report import write_sweep_report
 from genlab.core.reports.results import (
     RESULTS_FILE,
@@ -287,7 +286,8 @@ def _iter_processes(spec: SweepSpec, out: Path, url: str, model: str, workers: i
                     stop: StopToken, offset: int) -> Iterator[Any]:
     """Run ``workers`` worker processes on the study and relay their events."""
 
-    threads = spec.base.get("threads") or max(1, physical_cores() // workers)
+    # the same in every worker and in-process: results must not vary with the worker count
+    threads = trial_threads(spec.base.get("threads"))
     jobs = [WorkerJob(spec, str(out), url, model, i, threads, offset + 1000 * (i + 1))
             for i in range(workers)]
     yield from iter_workers(jobs, stop)

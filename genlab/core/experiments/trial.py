@@ -6,10 +6,16 @@ Owns turning a point of the search space into a normal genlab run directory: the
 run's ``init-model/``), ``iter_train`` with pruning (each ``EvalResult`` is reported to the
 Optuna trial; when its pruner says so, the run's stop token ends it and the trial is
 ``pruned``), and the ``results.jsonl`` row that sums it up.
+
+Every trial trains with the same number of torch threads (``trial_threads``: 1 unless asked
+otherwise), in this process or in a worker: float reductions depend on the thread count, so a
+trial's losses would otherwise change with ``--workers`` and with the machine's core count.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import os
 import shutil
@@ -20,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from genlab.core.configs import ModelShape
+from genlab.core.configs import ModelShape, TrainConfig
 from genlab.core.events import EvalResult, RunFinished, RunStarted, StopToken, TrainStep
 from genlab.core.experiments.events import TrialProgress
 from genlab.core.io import OutDirError, read_marker, write_marker
@@ -33,6 +39,28 @@ from genlab.core.training.train import iter_train
 TRIALS_DIR = "trials"
 INIT_MODEL_DIR = "init-model"
 SETUP_ERRORS = ("ConfigError", "DataError", "ModelLoadError", "TrainSetupError", "OutDirError")
+TRIAL_THREADS = 1
+"""Torch threads of a trial unless asked otherwise: tiny models run fastest on one, and the
+workers of a sweep then use one core each."""
+
+
+def trial_threads(requested: int | None = None) -> int:
+    """The torch thread count every trial of a sweep runs with (``requested`` or 1),
+    whichever process runs it and however many workers share the machine."""
+    return int(requested) if requested else TRIAL_THREADS
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` torch threads, then restore the caller's count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -46,6 +74,7 @@ class RunOutcome:
         final_eval_loss: Loss of the last evaluation.
         total_steps: Steps planned.
         message: One line for humans.
+        threads: Torch threads it trained with (``trial_threads``).
     """
 
     status: str
@@ -53,6 +82,7 @@ class RunOutcome:
     final_eval_loss: float | None = None
     total_steps: int = 0
     message: str = ""
+    threads: int = TRIAL_THREADS
 
 
 def trial_dir(out_dir: str | Path, number: int) -> Path:
@@ -77,16 +107,24 @@ def iter_train_point(spec: SweepSpec, params: dict[str, Any], run_dir: Path, mod
         overrides: TrainConfig fields replacing the point's (``retrain_overrides``).
     """
 
-    outcome = RunOutcome("failed")
+    outcome = RunOutcome("failed", threads=trial_threads(spec.base.get("threads")))
+    with torch_threads(outcome.threads):
+        yield from _iter_run(spec, params, run_dir, model, stop, number, worker, trial,
+                             overrides, outcome)
+    return outcome
+
+
+def _iter_run(spec: SweepSpec, params: dict[str, Any], run_dir: Path, model: str,
+              stop: StopToken, number: int, worker: int, trial: Any,
+              overrides: dict[str, Any] | None, outcome: RunOutcome) -> Iterator[Any]:
+    """The body of ``iter_train_point``: fills ``outcome`` in place."""
     token = StopToken()
     pruned = False
     try:
         _fresh_run_dir(run_dir)
-        config = spec.train_config(params, model, run_dir.name, overrides)
-        _, shape = spec.trial_fields(params)
-        if shape is not None:
-            init = build_init_model(model, shape, run_dir / INIT_MODEL_DIR, config.seed)
-            config = spec.train_config(params, str(init), run_dir.name, overrides)
+        config = point_config(spec, params, run_dir, model, overrides)
+        # the trial's thread count, not the loader's default (physical cores)
+        config = dataclasses.replace(config, threads=outcome.threads)
         for event in iter_train(config, out_dir=run_dir, stop_token=token, owned=True):
             if stop.stopped:
                 token.stop()
@@ -94,11 +132,11 @@ def iter_train_point(spec: SweepSpec, params: dict[str, Any], run_dir: Path, mod
                 outcome.total_steps = event.total_steps
             elif isinstance(event, TrainStep):
                 yield TrialProgress(number, event.step, outcome.total_steps, event.loss,
-                                    None, worker)
+                                    None, worker, lr=event.lr, grad_norm=event.grad_norm)
             elif isinstance(event, EvalResult):
                 outcome.final_eval_loss = event.loss
                 yield TrialProgress(number, event.step, outcome.total_steps, None, event.loss,
-                                    worker)
+                                    worker, event.samples)
                 if trial is not None and _should_prune(trial, event):
                     pruned = True
                     token.stop()
@@ -110,8 +148,20 @@ def iter_train_point(spec: SweepSpec, params: dict[str, Any], run_dir: Path, mod
             raise
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         outcome.message = f"{type(err).__name__}: {first}"[:300]
-        return outcome
-    return _classify(outcome, pruned, stop)
+        return
+    _classify(outcome, pruned, stop)
+
+
+def point_config(spec: SweepSpec, params: dict[str, Any], run_dir: Path, model: str,
+                 overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The TrainConfig that trains ``params`` into ``run_dir`` (a from-scratch point first
+    saves its freshly initialised model under ``run_dir/init-model``)."""
+    config = spec.train_config(params, model, run_dir.name, overrides)
+    _, shape = spec.trial_fields(params)
+    if shape is not None:
+        init = build_init_model(model, shape, run_dir / INIT_MODEL_DIR, config.seed)
+        config = spec.train_config(params, str(init), run_dir.name, overrides)
+    return config
 
 
 def _fresh_run_dir(run_dir: Path) -> None:
@@ -196,6 +246,7 @@ def build_row(spec: SweepSpec, number: int, params: dict[str, Any], run_dir: Pat
         "best_step": f.best_step if f else None,
         "final_eval_loss": outcome.final_eval_loss,
         "final_train_loss": f.final_train_loss if f else None,
-        "message": message, "worker": worker, "host": socket.gethostname(), "pid": os.getpid(),
+        "message": message, "worker": worker, "threads": outcome.threads,
+        "host": socket.gethostname(), "pid": os.getpid(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from genlab.core.errors import GenlabError
-from genlab.core.io import claim_out_dir, named_os_errors, replace_dir, write_marker
+from genlab.core.io import apply_umask, claim_out_dir, named_os_errors, replace_dir, write_marker
 from genlab.core.modeling.gguf import GgufError, check_gguf, find_gguf
 from genlab.core.modeling.loading import ModelLoadError, attach_adapter, load_model, load_tokenizer
 
@@ -165,6 +165,7 @@ def _save_atomically(model: Any, tokenizer: Any, out: Path, dtype: str) -> None:
                 warnings.simplefilter("ignore", FutureWarning)
                 model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
+        apply_umask(tmp)  # mkdtemp made it 0700 and safetensors writes 0600
         write_marker(tmp, MERGE_KIND)
         replace_dir(tmp, out)
     except BaseException:

@@ -16,7 +16,7 @@ import torch
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
 from genlab.core.configs import ModelShape
-from genlab.core.io import write_json_atomic
+from genlab.core.io import apply_umask, write_json_atomic
 
 GENERATION_DEFAULTS = {"do_sample": True, "temperature": 0.8, "top_p": 0.95,
                        "max_new_tokens": 256}
@@ -101,6 +101,7 @@ def save_model_dir(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
     model.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
     make_tokenizer_config_portable(out, int(model.config.max_position_embeddings))
+    apply_umask(out)  # safetensors writes 0600
     return out
 
 

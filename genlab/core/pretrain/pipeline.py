@@ -25,6 +25,7 @@ from genlab.core.pretrain.setup import (
     PRETRAIN_FILE,
     RUN_DIR,
     prepare_pretrain_dir,
+    read_eval_plan,
 )
 from genlab.core.pretrain.stories import read_stories
 from genlab.core.pretrain.timebox import drain, earlier_phase_totals, iter_time_boxed
@@ -40,8 +41,8 @@ class PretrainFinished:
         status: The training run's status (``completed``, ``stopped``, ...).
         params: Parameters of the model.
         vocab_size: Tokenizer vocabulary size.
-        bits_per_byte: Whole-story bits per byte on the first ``eval_stories`` held-out stories
-            (None without eval data).
+        bits_per_byte: Whole-story bits per byte on the held-out stories (None when nothing
+            was held out).
         eval_stories: Stories scored.
         eval_bytes: Their UTF-8 bytes.
         eval_nats: Their summed negative log-likelihood.
@@ -59,6 +60,11 @@ class PretrainFinished:
     eval_nats: float | None
     train_tokens: int
     wall_time_s: float
+    eval_source: str = "none"
+    """``eval_data`` (its first stories), ``split`` (held out of ``data`` by ``eval_split``) or
+    ``none``."""
+    no_eval_reason: str = ""
+    """Why nothing was scored (``eval_source == "none"``)."""
 
 
 def iter_pretrain(
@@ -72,7 +78,8 @@ def iter_pretrain(
     """Pretrain a tokenizer and a Llama from scratch; yield train events, then PretrainFinished.
 
     Layout of ``out_dir``: ``init/`` (tokenizer + initial weights, a valid HF model dir),
-    ``eval_stories.txt`` (the eval set), ``run/`` (the ``iter_train`` run directory, final
+    ``eval_stories.txt`` (the held-out stories), ``eval_split.json`` (where they come from),
+    ``run/`` (the ``iter_train`` run directory, final
     weights in ``run/model/``) and ``pretrain.json`` (the ``PretrainFinished`` record plus the
     shape and settings, for the model card).
 
@@ -99,13 +106,13 @@ def iter_pretrain(
         finished = yield from iter_time_boxed(config, out, stop, resume=resume,
                                                 replace_out=replace_out)
     elif resume:
-        eval_file = out / EVAL_FILE if (out / EVAL_FILE).is_file() else None
-        events = iter_train(config.train_config(out / INIT_DIR, eval_file), stop_token=stop,
+        plan = read_eval_plan(out)
+        events = iter_train(plan.train_config(config, out / INIT_DIR), stop_token=stop,
                             resume_from=out / RUN_DIR)
         finished = yield from drain(events)
     else:
-        eval_file = prepare_pretrain_dir(config, out, replace=replace_out)
-        events = iter_train(config.train_config(out / INIT_DIR, eval_file),
+        plan = prepare_pretrain_dir(config, out, replace=replace_out)
+        events = iter_train(plan.train_config(config, out / INIT_DIR),
                             out_dir=out / RUN_DIR, stop_token=stop)
         finished = yield from drain(events)
     if finished is None or not finished.output_dir:
@@ -121,11 +128,15 @@ def finish_pretrain(config: PretrainConfig, out: Path, finished: RunFinished) ->
 
     loaded = load_model(finished.output_dir, device="cpu", dtype="float32",
                         threads=config.training_settings().get("threads"))
+    plan = read_eval_plan(out)
     bpb = None
     stories: list[str] = []
-    if config.eval_data:
+    if (out / EVAL_FILE).is_file():  # the held-out stories, whichever their source
+        stories = read_stories(out / EVAL_FILE, separator=config.doc_separator)
+    elif config.eval_data:  # a directory prepared before eval_stories.txt was kept
         stories = read_stories(config.eval_data, config.eval_stories,
                                separator=config.doc_separator)
+    if stories:
         bpb = bits_per_byte(loaded.model, loaded.tokenizer, stories, batch_size=16,
                             context=config.shape.context)
     result = PretrainFinished(
@@ -135,6 +146,8 @@ def finish_pretrain(config: PretrainConfig, out: Path, finished: RunFinished) ->
         eval_bytes=bpb.bytes if bpb else 0, eval_nats=bpb.nats if bpb else None,
         **earlier_phase_totals(out, finished) if config.time_limit_s else {
             "train_tokens": finished.tokens, "wall_time_s": finished.wall_time_s},
+        eval_source=plan.source if stories else "none",
+        no_eval_reason="" if stories else (plan.reason or "no held-out text"),
     )
     record = {**asdict(result), "shape": asdict(config.shape),
               "tie_embeddings": config.tie_embeddings, "data": str(config.data),

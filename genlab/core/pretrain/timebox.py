@@ -30,12 +30,12 @@ from typing import Any
 
 from genlab.core.events import RunFinished, StopToken
 from genlab.core.pretrain.setup import (
-    EVAL_FILE,
     INIT_DIR,
     RUN_DIR,
     STABLE_DIR,
     PretrainConfig,
     prepare_pretrain_dir,
+    read_eval_plan,
 )
 from genlab.core.training.train import iter_train
 
@@ -61,11 +61,8 @@ def iter_time_boxed(config: PretrainConfig, out: Path, stop: StopToken,
         with _stop_at(stop, deadline):
             return (yield from drain(iter_train(None, stop_token=stop,
                                                 resume_from=out / RUN_DIR)))
-    if resume:
-        eval_file = out / EVAL_FILE if (out / EVAL_FILE).is_file() else None
-    else:
-        eval_file = prepare_pretrain_dir(config, out, replace=replace_out)
-    base = config.train_config(out / INIT_DIR, eval_file)
+    plan = read_eval_plan(out) if resume else prepare_pretrain_dir(config, out, replace=replace_out)
+    base = plan.train_config(config, out / INIT_DIR)
 
     # --- phase 1: constant lr until the switch time (or the caller's stop)
     stable_stop = StopToken()

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,11 @@ from genlab.core.generation.grid import format_value
 from genlab.core.io import read_text_limited, write_text_atomic
 from genlab.core.reports import plots
 from genlab.core.reports.results import RESULTS_FILE, SPEC_FILE, SPEC_JSON_LIMIT, read_rows
+from genlab.core.reports.summary import cell_distinct2 as _distinct2
+from genlab.core.reports.summary import cell_endings as _endings
+from genlab.core.reports.summary import cell_mean_tokens as _mean_tokens
+from genlab.core.reports.summary import cell_quality as _quality
+from genlab.core.reports.summary import sort_rows
 from genlab.core.training.run_dir import read_metrics
 
 REPORT_MD = "report.md"
@@ -118,54 +122,7 @@ def write_compare_report(out_dir: str | Path) -> Path:
     return _write(out, f"Compare: {spec.get('name', '')}", blocks)
 
 
-def _mean_tokens(row: dict[str, Any]) -> str:
-    outs = row.get("outputs", [])
-    return f"{sum(o.get('new_tokens', 0) for o in outs) / max(1, len(outs)):.1f}"
-
-
-def _endings(row: dict[str, Any]) -> str:
-    counts: dict[str, int] = {}
-    for o in row.get("outputs", []):
-        counts[o.get("finish_reason", "?")] = counts.get(o.get("finish_reason", "?"), 0) + 1
-    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-
-
-def _quality(row: dict[str, Any]) -> tuple[str, str]:
-    """Token-weighted mean log-prob of the cell's outputs under the base model, perplexity."""
-    scored = [(o["base_logprob"], o.get("new_tokens", 0)) for o in row.get("outputs", [])
-              if o.get("base_logprob") is not None and o.get("new_tokens")]
-    tokens = sum(n for _, n in scored)
-    if not tokens:
-        return "-", "-"
-    mean = sum(lp for lp, _ in scored) / tokens
-    return f"{mean:.3f}", f"{math.exp(-mean):.1f}"
-
-
-def _distinct2(row: dict[str, Any]) -> str:
-    """Unique word bigrams / all word bigrams over the cell's outputs (1 = no repetition)."""
-    grams = []
-    for o in row.get("outputs", []):
-        words = o.get("text", "").split()
-        grams += list(zip(words, words[1:], strict=False))
-    return f"{len(set(grams)) / len(grams):.2f}" if grams else "-"
-
-
 # ----------------------------------------------------------------------------- sweep
-
-ORDER = {"completed": 0, "early-stopped": 0, "pruned": 1, "diverged": 2, "failed": 3}
-
-
-def sort_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Completed by objective, then pruned (by best eval loss), diverged, failed."""
-    def key(r: dict[str, Any]) -> tuple:
-        value = r.get("objective")
-        if value is None:
-            value = r.get("best_eval_loss")
-        return (ORDER.get(r.get("status", ""), 4),
-                value if value is not None else math.inf, r.get("trial", 0))
-
-    return sorted(rows, key=key)
-
 
 def write_sweep_report(out_dir: str | Path, rows: list[dict[str, Any]] | None = None) -> Path:
     """Write the sweep report of ``out_dir`` (rows default to ``results.jsonl``)."""

@@ -33,7 +33,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from genlab.core.errors import GenlabError
-from genlab.core.io import named_os_errors, write_json_atomic
+from genlab.core.io import apply_umask, named_os_errors, write_json_atomic
 from genlab.core.training.run_dir import CHECKPOINTS_DIR
 
 _PREFIX = "step-"
@@ -145,6 +145,7 @@ def save_checkpoint(
     tmp.mkdir()
     try:
         _write_files(tmp, state, trainable, best, optimizer, scheduler, scaler, rng)
+        apply_umask(tmp)  # safetensors writes 0600
         if final.exists():  # same step written again (e.g. eval checkpoint, then stop):
             aside = root / f".old-{final.name}"  # moved aside, so a checkpoint always exists
             shutil.rmtree(aside, ignore_errors=True)

@@ -35,6 +35,7 @@ not a run directory, and ``genlab train --out`` refuses it without ``--force``.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
@@ -160,6 +161,10 @@ class RunInfo:
         status: ``summary.json``'s status, or ``"running"`` when there is no summary yet.
         config: ``config.json`` as stored (empty if unreadable).
         summary: ``summary.json`` (None while running).
+        started: When the run started (``config.json``'s modification time).
+        best_so_far: A running run's best eval loss up to now (None otherwise or before its
+            first evaluation).
+        steps_so_far: A running run's last logged step (None otherwise).
     """
 
     path: Path
@@ -167,6 +172,9 @@ class RunInfo:
     status: str
     config: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] | None = None
+    started: float = 0.0
+    best_so_far: float | None = None
+    steps_so_far: int | None = None
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -188,23 +196,62 @@ def is_legacy_run_dir(path: str | Path) -> bool:
     return isinstance(data, dict) and {"model", "data"} <= set(data) <= known
 
 
-def list_runs(root: str | Path = DEFAULT_ROOT) -> list[RunInfo]:
-    """Every run directory directly under ``root``, oldest first (by directory name)."""
+def list_runs(root: str | Path = DEFAULT_ROOT, *, nested: bool = False) -> list[RunInfo]:
+    """Every run directory directly under ``root``, oldest first (by start time).
+
+    A run's start is when its ``config.json`` was written (names need not be timestamps:
+    ``--out`` and a sweep's ``trials/0003`` are not). ``nested`` adds the runs of experiment
+    outputs under ``root`` (``<sweep>/trials/<n>`` and ``<sweep>/best``), named
+    ``<sweep>/<n>``. A running run (no ``summary.json`` yet) gets ``best_so_far``, its best
+    eval loss up to now.
+    """
     root = Path(root)
     try:
-        entries = sorted(p for p in root.iterdir() if p.is_dir() and is_run_dir(p))
+        paths = [p for p in root.iterdir() if p.is_dir()]
     except OSError:  # absent, a file, or unreadable: nothing to list
         return []
-    runs = []
-    for path in entries:
+    found: list[tuple[Path, str]] = []
+    for path in paths:
+        if is_run_dir(path):
+            found.append((path, path.name))
+        elif nested and (path / "spec.json").is_file():
+            for trial in [*_subdirs(path / "trials"), path / "best"]:
+                if trial.is_dir() and is_run_dir(trial):
+                    found.append((trial, f"{path.name}/{trial.name}"))
+    runs = [_run_info(path, name) for path, name in found]
+    return sorted(runs, key=lambda info: (info.started, info.name))
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return sorted(p for p in path.iterdir() if p.is_dir())
+    except OSError:  # absent or unreadable: none
+        return []
+
+
+def _run_info(path: Path, name: str) -> RunInfo:
+    try:
+        config = read_config_dict(path)
+    except (OSError, ValueError, GenlabError):
+        config = {}
+    try:
+        summary = read_summary(path)
+    except (OSError, ValueError, GenlabError):
+        summary = None
+    status = summary.get("status", "unknown") if summary else "running"
+    try:
+        started = (path / CONFIG_FILE).stat().st_mtime
+    except OSError:
+        started = 0.0
+    best, steps = None, None
+    if summary is None:
         try:
-            config = read_config_dict(path)
-        except (OSError, ValueError, GenlabError):
-            config = {}
-        try:
-            summary = read_summary(path)
-        except (OSError, ValueError, GenlabError):
-            summary = None
-        status = summary.get("status", "unknown") if summary else "running"
-        runs.append(RunInfo(path, path.name, status, config, summary))
-    return runs
+            records = read_metrics(path)
+        except (OSError, ValueError, GenlabError):  # a damaged metrics file: no progress shown
+            records = []
+        losses = [r["loss"] for r in records if r.get("type") == "eval"
+                  and isinstance(r.get("loss"), (int, float)) and math.isfinite(r["loss"])]
+        best = min(losses) if losses else None
+        steps = max((r.get("step", 0) for r in records if r.get("type") == "train"),
+                    default=None)
+    return RunInfo(path, name, status, config, summary, started, best, steps)

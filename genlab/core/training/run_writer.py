@@ -18,6 +18,7 @@ from accelerate.utils import broadcast_object_list, gather_object
 
 from genlab.core.events import CheckpointSaved
 from genlab.core.io import (
+    apply_umask,
     clear_dir,
     named_os_errors,
     read_marker,
@@ -149,6 +150,7 @@ class RunFiles:
                     else:
                         self.setup.unwrapped.save_pretrained(str(tmp))
                         self.setup.tokenizer.save_pretrained(str(tmp))
+                apply_umask(tmp)  # safetensors writes 0600; the run's other files follow the umask
                 replace_dir(tmp, final)
             except BaseException:  # a full disk: the previous weights (if any) stay
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -15,7 +15,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from genlab.tui.bindings import APP_BINDINGS
+from genlab.tui.bindings import APP_BINDINGS, key_label
+from genlab.tui.screens.experiments import ExperimentsScreen
 from genlab.tui.screens.runs import RunsScreen
 from genlab.tui.screens.sample import SampleScreen
 from genlab.tui.screens.train import TrainScreen
@@ -27,21 +28,6 @@ INTRO = ("See what sampling and training hyperparameters do, side by side. Funct
          "and Enter act on the focused area (Tab / Shift+Tab move focus).")
 
 
-KEY_NAMES = {"question_mark": "?", "escape": "Esc", "space": "Space", "enter": "Enter",
-             "left": "←", "right": "→", "home": "Home", "end": "End"}
-
-
-def key_label(keys: str) -> str:
-    """``f5,ctrl+r`` -> ``F5 / Ctrl+R``."""
-    names = []
-    for key in keys.split(","):
-        parts = key.strip().split("+")
-        pretty = [p.upper() if p[:1] == "f" and p[1:].isdigit() else
-                  KEY_NAMES.get(p, p.title()) for p in parts]
-        names.append("+".join(pretty))
-    return " / ".join(names)
-
-
 class _App:
     """The app's bindings, as a class with ``BINDINGS`` like the screens."""
 
@@ -51,7 +37,8 @@ class _App:
 def binding_sections() -> list[tuple[str, list[tuple[str, str, bool]]]]:
     """(section, [(keys, description, priority)]) for every documented binding."""
     sections = [("Everywhere", [_App]), ("Sample screen (F2)", [SampleScreen, TokenView]),
-                ("Train screen (F3)", [TrainScreen]), ("Runs screen (F4)", [RunsScreen, RunTable])]
+                ("Train screen (F3)", [TrainScreen]), ("Runs screen (F4)", [RunsScreen, RunTable]),
+                ("Experiments screen (F7)", [ExperimentsScreen])]
     out = []
     for title, classes in sections:
         rows: list[tuple[str, str, bool]] = []
@@ -94,7 +81,12 @@ def help_renderable() -> Group:
 
 
 class HelpScreen(ModalScreen):
-    """Key bindings, over the current screen."""
+    """Key bindings, over the current screen.
+
+    The app builds it once and shows the same instance each time (composing the tables is the
+    costly part), on an opaque background (a see-through one makes Textual blend the screen
+    below into every frame).
+    """
 
     BINDINGS = [Binding("escape,q", "dismiss", "Close help")]
 

@@ -1,36 +1,35 @@
 """The Runs screen: every run directory under the runs folder, compared.
 
-Thin wiring: ``core.training.run_dir.list_runs`` feeds the table; marking runs (Space) overlays
-their loss curves; Enter opens a run's sample generations. The list refreshes whenever the
-screen is shown, and on F5.
+Thin wiring: ``core.training.run_dir.list_runs`` feeds the table (the runs folder's own runs,
+and the trials of the sweeps in it), newest first; marking runs (Space) overlays their loss
+curves; Enter opens a run's sample generations. The list refreshes whenever the screen is
+shown, and on F5.
 """
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import Footer
 
 from genlab.core.training import run_dir as runs
+from genlab.tui.screens.base import GenlabScreen
 from genlab.tui.screens.run_samples import RunSamplesScreen
 from genlab.tui.widgets.run_overlay import RunOverlay
 from genlab.tui.widgets.run_table import RunTable
-from genlab.tui.widgets.status_line import StatusLine
 
 
-class RunsScreen(Screen):
+class RunsScreen(GenlabScreen):
     """Table of runs above, overlay of the marked runs' curves below."""
 
+    TAB = "runs"
+    FOCUS_RINGS = (RunTable,)
 
     BINDINGS = [Binding("f5,ctrl+r", "refresh_runs", "Refresh", priority=True,
-                      tooltip="Re-read the runs folder")]
+                        tooltip="Re-read the runs folder")]
 
-    def compose(self) -> ComposeResult:
-        yield StatusLine()
+    def compose_body(self) -> ComposeResult:
         yield RunTable()
         yield RunOverlay()
-        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(RunTable).border_title = f"runs in {self.app.runs_dir}"
@@ -41,17 +40,22 @@ class RunsScreen(Screen):
         self.action_refresh_runs()
 
     def action_refresh_runs(self) -> None:
-        infos = runs.list_runs(self.app.runs_dir)
+        infos = runs.list_runs(self.app.runs_dir, nested=True)
         table = self.query_one(RunTable)
         table.show_runs(infos)
-        self.query_one(RunOverlay).show_runs(table.marked)
+        self.query_one(RunOverlay).show_runs(table.marked, self._names())
         where = self.app.runs_dir
-        self.query_one(StatusLine).activity = (
-            f"{len(infos)} run{'s' if len(infos) != 1 else ''} in {where} · Space marks, "
-            "Enter opens" if infos else f"no runs in {where} yet: train one on F3")
+        self.status(
+            f"{len(infos)} run{'s' if len(infos) != 1 else ''} in {where}, newest first · "
+            "Space marks, Enter opens" if infos else
+            f"no runs in {where} yet: train one on F3, or run an experiment on F7")
 
     def on_run_table_selection_changed(self, event: RunTable.SelectionChanged) -> None:
-        self.query_one(RunOverlay).show_runs(event.paths)
+        self.query_one(RunOverlay).show_runs(event.paths, self._names())
+
+    def _names(self) -> dict:
+        """Run path -> the name the table shows (``sweep-…/0003`` for a sweep's trial)."""
+        return {info.path: info.name for info in self.query_one(RunTable).infos.values()}
 
     def on_run_table_opened(self, event: RunTable.Opened) -> None:
         self.app.push_screen(RunSamplesScreen(event.path))

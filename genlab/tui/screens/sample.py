@@ -5,6 +5,12 @@ screen turns "run these columns" into one ``iter_generate`` call (one request pe
 routes each row's events back to its column, and points the distribution view at whichever
 token the user is looking at. A run replaces any run in flight; columns that had not
 finished are folded into the new run, so a quick second change never leaves one half-done.
+
+Keys must never wait behind streaming: tokens that arrive are only queued here, and a timer
+hands them to the columns every ``FLUSH_S`` (one repaint of every column together instead of
+one per batch); hiding the settings sets each panel's display directly (no restyle of the
+whole screen); the hint follows whatever is focused when it is drawn, so fast Tab presses
+never leave it describing a field that lost focus.
 """
 
 from __future__ import annotations
@@ -14,34 +20,45 @@ from collections import defaultdict
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
-from textual.widgets import Footer, Static, TextArea
+from textual.timer import Timer
+from textual.widgets import Static, TextArea
 
 from genlab.core.configs import ConfigError, GenerationRequest
+from genlab.core.configs.sampling import SHORT_NAMES
 from genlab.core.events import GenerationFinished, RowFinished, TokenSampled
 from genlab.tui.bridge import Bridge
+from genlab.tui.screens.base import GenlabScreen
 from genlab.tui.widgets.chat_bar import HINT as CHAT_HINT
 from genlab.tui.widgets.chat_bar import ChatBar
-from genlab.tui.widgets.params_panel import ParamsPanel
+from genlab.tui.widgets.params_panel import HINTS, ParamsPanel
 from genlab.tui.widgets.sample_column import SampleColumn
-from genlab.tui.widgets.status_line import StatusLine
 from genlab.tui.widgets.token_dist import TokenDist
 from genlab.tui.widgets.token_view import TokenView
+from genlab.tui.wording import config_message, model_not_ready
 
 GROUP = "generate"
 TOP_N = 10
 MIN_COLUMNS, MAX_COLUMNS = 2, 6
 SHORT_TERMINAL = 40
 """Below this many rows the settings start hidden, so the tokens keep some room."""
+FLUSH_S = 0.1
+"""How often streamed tokens are handed to the columns (one repaint for all of them)."""
 DEFAULT_PROMPT = "Once upon a time"
 STARTING_COLUMNS = ({"temperature": 0.0}, {"temperature": 0.8}, {"temperature": 1.5})
 IDLE_HINT = ("Ctrl+R runs every column as one batch · Ctrl+T inspects tokens (←/→) · Tab "
              "moves between settings; a changed setting re-runs its column · F1 help")
+PROMPT_HINT = ("prompt: every column continues this text (or answers it, with chat on; Enter is "
+               "a newline). Ctrl+R runs them all.")
+TOKENS_HINT = ("←/→ step through tokens, Home/End jump; below: the distribution each was drawn "
+               "from. Colour = probability; lp = mean log-prob (nearer 0 = surer).")
 
 
-class SampleScreen(Screen):
+class SampleScreen(GenlabScreen):
     """Prompt on top, columns in the middle, the distribution at the bottom."""
 
+    TAB = "sample"
+    FOCUS_RINGS = (SampleColumn,)
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
 
     BINDINGS = [
         Binding("f5,ctrl+r", "run_all", "Run all", priority=True,
@@ -62,13 +79,15 @@ class SampleScreen(Screen):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._run_id: int | None = None
-        self._run_columns: list[SampleColumn] = []
+        self._run_columns: list[SampleColumn | None] = []
         self._dist_target: tuple[SampleColumn, int] | None = None
         self._numbers = 0
         self._settings_toggled = False
+        self.settings_hidden = False
+        self._pending: dict[int, list[TokenSampled]] = defaultdict(list)
+        self._flusher: Timer | None = None
 
-    def compose(self) -> ComposeResult:
-        yield StatusLine()
+    def compose_body(self) -> ComposeResult:
         yield TextArea(DEFAULT_PROMPT, id="prompt", soft_wrap=True, show_line_numbers=False)
         yield ChatBar()
         with Horizontal(id="columns"):
@@ -76,12 +95,14 @@ class SampleScreen(Screen):
                 yield self._new_column(values)
         yield Static(IDLE_HINT, id="hint")
         yield TokenDist()
-        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#prompt", TextArea).border_title = "prompt"
-        self.set_class(self.app.size.height < SHORT_TERMINAL, "-hide-settings")
+        self._show_settings(self.app.size.height >= SHORT_TERMINAL)
         self.watch(self.app, "adapter_names", self._offer_adapters, init=False)
+        self.watch(self, "focused", self._follow_focus, init=False)
+        self._flusher = self.set_interval(FLUSH_S, self._flush, pause=True)
+        self._retitle()
         self.watch(self.app, "model_state", self._model_changed)
 
     # ----------------------------------------------------------------- prompt format
@@ -134,12 +155,13 @@ class SampleScreen(Screen):
             node = node.parent
         return node
 
-    def action_add_column(self) -> None:
-        columns = self.columns
-        if len(columns) >= MAX_COLUMNS:
+    async def action_add_column(self) -> None:
+        columns = [c for c in self.columns if c.panel.is_mounted]
+        if len(self.columns) >= MAX_COLUMNS:
             self.notify(f"At most {MAX_COLUMNS} columns.", severity="warning")
             return
-        source = self._focused_column() or columns[-1]
+        focused = self._focused_column()
+        source = focused if focused in columns else columns[-1]
         try:
             values = source.panel.read()
             copy = {**values.params.to_dict(), "seed": values.seed}
@@ -148,7 +170,8 @@ class SampleScreen(Screen):
         except ConfigError:
             copy = None
         column = self._new_column(copy, source.panel.adapter)
-        self.query_one("#columns").mount(column)
+        await self.query_one("#columns").mount(column)
+        column.panel.display = not self.settings_hidden
         self._renumber()
         self.call_after_refresh(self._update_room)
         self._hint(f"Added column {column.number}, a copy of column {source.number}: change "
@@ -171,18 +194,38 @@ class SampleScreen(Screen):
     def _renumber(self) -> None:
         for n, column in enumerate(self.columns, start=1):
             column.number = n
-            column._update_titles()
         self._numbers = len(self.columns)
+        self._retitle()
+
+    def _retitle(self) -> None:
+        """Title each column by the settings that differ between the columns.
+
+        Six columns on 80 cells leave ~12 cells a title: what tells them apart goes first.
+        """
+        columns = [c for c in self.columns if c.panel.is_mounted]
+        values = [{"adapter": c.panel.adapter or "base", **c.panel.values()} for c in columns]
+        differ = [k for k in (values[0] if values else {}) if len({v[k] for v in values}) > 1]
+        for column, vals in zip(columns, values, strict=True):
+            parts = [vals[name] if name == "adapter" else
+                     f"{SHORT_NAMES.get(name, name)} {vals[name]}" for name in differ]
+            column.set_title_parts(parts if differ else None)
 
     def on_resize(self) -> None:
         if not self._settings_toggled:
-            self.set_class(self.size.height < SHORT_TERMINAL, "-hide-settings")
+            self._show_settings(self.size.height >= SHORT_TERMINAL)
 
     def action_toggle_settings(self) -> None:
         self._settings_toggled = True
-        self.toggle_class("-hide-settings")
-        if self.has_class("-hide-settings") and self._focused_column() is not None:
+        self._show_settings(self.settings_hidden)
+        if self.settings_hidden and self._focused_column() is not None \
+                and not isinstance(self.focused, TokenView):
             self.action_focus_tokens()  # focus must not stay on a hidden input
+
+    def _show_settings(self, show: bool) -> None:
+        self.settings_hidden = not show
+        for column in self.columns:
+            if column.panel.display != show:
+                column.panel.display = show
 
     def action_focus_tokens(self) -> None:
         """Focus the next column's tokens (←/→ then walk them, showing each distribution)."""
@@ -199,6 +242,7 @@ class SampleScreen(Screen):
     def _offer_adapters(self, names: tuple[str, ...]) -> None:
         for column in self.columns:
             column.panel.set_adapters(tuple(names))
+        self._retitle()
 
     # ----------------------------------------------------------------- running
 
@@ -207,18 +251,21 @@ class SampleScreen(Screen):
 
     def action_stop(self) -> None:
         if self.app.bridge.stop(GROUP):
-            self._status("stopping…")
+            self.status("stopping…")
 
     def on_sample_column_rerun_requested(self, event: SampleColumn.RerunRequested) -> None:
         self._generate([event.column])
 
+    def on_sample_column_settings_changed(self, event: SampleColumn.SettingsChanged) -> None:
+        self._retitle()
+
     def _generate(self, wanted: list[SampleColumn]) -> None:
         app = self.app
         if app.model_state != "ready":
-            why = "is still loading" if app.model_state == "loading" else "did not load"
-            self.notify(f"The model {why}; generation starts once it is ready.",
-                        severity="warning")
+            self.notify(model_not_ready(app.model_state, app.model_text),
+                        severity="warning", timeout=8)
             return
+        self._flush()
         unfinished = [c for c in self.columns if c.running and c not in wanted]
         columns = [c for c in self.columns if c in wanted or c in unfinished]
         prompt = self.query_one("#prompt", TextArea).text
@@ -230,7 +277,7 @@ class SampleScreen(Screen):
                 ok.append(column)
             except ConfigError as err:
                 column.abandon()
-                self.notify(f"Column {column.number}: {err}", severity="error")
+                self.notify(f"Column {column.number}: {config_message(err)}", severity="error")
         if not ok:
             return
         loaded, source = app.loaded, app.source
@@ -242,29 +289,38 @@ class SampleScreen(Screen):
             if column is not None and column not in ok:
                 column.abandon()
         self._run_id, self._run_columns = handle.run_id, ok
+        self._pending.clear()
         for column in ok:
             column.begin(handle.run_id)
         names = ", ".join(str(c.number) for c in ok)
-        self._status(f"generating column{'s' if len(ok) > 1 else ''} {names}…")
+        self.status(f"generating column{'s' if len(ok) > 1 else ''} {names}…")
+        if self._flusher is not None:
+            self._flusher.resume()
 
     def on_bridge_events_arrived(self, message: Bridge.EventsArrived) -> None:
         if message.run_id != self._run_id:
             return
-        pending: dict[int, list[TokenSampled]] = defaultdict(list)
         for event in message.events:
             if isinstance(event, TokenSampled):
-                pending[event.row].append(event)
+                self._pending[event.row].append(event)
             elif isinstance(event, RowFinished):
-                self._deliver(event.row, pending.pop(event.row, []))
+                self._deliver(event.row, self._pending.pop(event.row, []))
                 column = self._column_of(event.row)
                 if column is not None:
                     column.finish(event)
             elif isinstance(event, GenerationFinished):
+                self._flush()
                 verb = "stopped" if event.cancelled else "generated"
-                self._status(f"{verb} {event.new_tokens} tokens in {event.rows} column"
-                             f"{'s' if event.rows > 1 else ''} ({event.elapsed_s:.2f} s)")
+                self.status(f"{verb} {event.new_tokens} tokens in {event.rows} column"
+                            f"{'s' if event.rows > 1 else ''} ({event.elapsed_s:.2f} s)")
+
+    def _flush(self) -> None:
+        """Timer tick: hand the queued tokens to their columns (one repaint for all)."""
+        pending, self._pending = self._pending, defaultdict(list)
         for row, tokens in pending.items():
             self._deliver(row, tokens)
+        if self._flusher is not None and not self.app.bridge.running(GROUP) and not pending:
+            self._flusher.pause()
 
     def _column_of(self, row: int) -> SampleColumn | None:
         return self._run_columns[row] if row < len(self._run_columns) else None
@@ -281,14 +337,16 @@ class SampleScreen(Screen):
     def on_bridge_failed(self, message: Bridge.Failed) -> None:
         if message.run_id != self._run_id:
             return
+        self._flush()
         for column in self._run_columns:
             if column is not None and column.running:
                 column.fail(message.message)
         self.notify(f"Generation failed: {message.message}", severity="error", timeout=10)
-        self._status(f"generation failed: {message.message}")
+        self.status(f"generation failed: {message.message}")
 
     def on_bridge_finished(self, message: Bridge.Finished) -> None:
         if message.run_id == self._run_id:
+            self._flush()
             for column in self._run_columns:
                 if column is not None:
                     column.abandon()
@@ -318,26 +376,23 @@ class SampleScreen(Screen):
         if index >= len(column.tokens):
             dist.show(f"column {column.label}", None)
             return
-        dist.show(f"column {column.label}", column.tokens[index], greedy=column.greedy)
+        dist.show(f"column {column.label}", column.tokens[index], greedy=column.greedy,
+                  eos=column.eos_index == index)
 
     # ------------------------------------------------------------------- hints
 
-    def on_params_panel_field_focused(self, event: ParamsPanel.FieldFocused) -> None:
-        self._hint(event.hint)
-
-    def on_descendant_focus(self, event) -> None:
-        if isinstance(event.widget, TextArea):
-            self._hint("prompt: every column continues this text (or answers it, with chat "
-                       "on). Ctrl+R runs them all.")
-        elif event.widget.parent is not None and isinstance(event.widget.parent, ChatBar):
+    def _follow_focus(self, focused) -> None:
+        """The hint describes what has focus now (looked up, not carried by a message)."""
+        if isinstance(focused, TextArea):
+            self._hint(PROMPT_HINT)
+        elif isinstance(focused, TokenView):
+            self._hint(TOKENS_HINT)
+        elif focused is not None and isinstance(focused.parent, ChatBar):
             self._hint(CHAT_HINT)
-        elif isinstance(event.widget, TokenView):
-            self._hint("←/→ move between tokens, Home/End jump; below: the distribution each "
-                       "was drawn from. Colour = the token's probability; lp = mean "
-                       "log-probability of the column (closer to 0 = more confident).")
+        elif focused is not None and any(isinstance(n, ParamsPanel) for n in focused.ancestors):
+            key = focused.id or getattr(focused.parent, "id", None)  # the fold's title: the fold
+            if key in HINTS:
+                self._hint(HINTS[key])
 
     def _hint(self, text: str) -> None:
         self.query_one("#hint", Static).update(text)
-
-    def _status(self, text: str) -> None:
-        self.query_one(StatusLine).activity = text

@@ -24,6 +24,7 @@ from genlab.core.configs.knobs import knob_field, knob_fields
 from genlab.core.configs.sampling import SHORT_NAMES
 from genlab.core.generation.grid import format_param
 from genlab.tui.widgets import tcss
+from genlab.tui.wording import config_message
 
 BASE = "base"
 """Select value of the base model (attach_adapter refuses this name for adapters)."""
@@ -60,7 +61,11 @@ HINTS = {
                "settings, so what differs is what the adapter learned.",
     **{kf.name: f"{kf.label}: {kf.knob.intuition}" if kf.knob.advanced else
        f"{kf.name.replace('_', ' ')}: {kf.knob.intuition}" for kf in _KNOBS},
+    "advanced": "advanced: every other sampler (typical-p, DRY, XTC, mirostat, logit bias, "
+                "sampler order...); Enter opens or closes it. A setting away from its default "
+                "joins the column's title.",
 }
+"""The hint line of each focusable setting, by widget id (the fold's title: its fold's)."""
 
 _KNOB_DEFAULTS = SamplingParams().to_dict()
 DEFAULTS = {**{f.name: _KNOB_DEFAULTS[f.name] for f in ADVANCED_FIELDS},
@@ -114,7 +119,7 @@ class ParamsPanel(Vertical):
             yield Select(options, value=value, allow_blank=False, compact=True,
                          id="adapter")
             yield from self._inputs_for(MAIN_FIELDS)
-        with Collapsible(title="advanced", collapsed=True, classes="advanced"), \
+        with Collapsible(title="advanced", collapsed=True, classes="advanced", id="advanced"), \
                 Grid(classes="settings advanced-settings"):
             yield from self._inputs_for(ADVANCED_FIELDS)
         yield Static("", classes="error")
@@ -122,9 +127,9 @@ class ParamsPanel(Vertical):
     def _inputs_for(self, fields: tuple[Field, ...]) -> ComposeResult:
         for field in fields:
             yield Label(field.label, classes="setting-label")
-            kind = {int: "integer", float: "number"}.get(field.kind, "text")
+            # type="text": a letter typed in a number is shown as an error, not dropped
             yield Input(_format(field.name, self._values[field.name]), id=field.name,
-                        type=kind, select_on_focus=False, validate_on=())  # we validate
+                        select_on_focus=False, validate_on=())  # we validate
 
     # ----------------------------------------------------------------- reading
 
@@ -229,7 +234,7 @@ class ParamsPanel(Vertical):
             self.read()
             error, bad_field = "", None
         except ConfigError as err:
-            error, bad_field = str(err), err.field
+            error, bad_field = config_message(err), err.field
         for field in FIELDS:  # only touch what changes: every restyle costs
             self._input(field.name).set_class(field.name == bad_field, "-invalid-setting")
         if error != self.error:

@@ -1,23 +1,21 @@
 """Loss curves of several runs on one chart, to compare them.
 
-Owns reading each marked run's ``metrics.jsonl`` (through ``core.training.run_dir``) and drawing
-its EMA-smoothed train loss as a line and its eval losses as points, one colour per run.
+Owns reading each marked run's ``metrics.jsonl`` (through ``core.training.run_dir``) into
+``curves.Series`` (EMA-smoothed train loss as a line, eval losses as points, one colour per
+run) and drawing them on the chart thread (``ChartView``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from textual_plotext import PlotextPlot
-
 from genlab.core.training import run_dir as runs
 from genlab.tui.widgets import tcss
-from genlab.tui.widgets.train_charts import smooth, step_ticks
+from genlab.tui.widgets.chart_view import ChartView
+from genlab.tui.widgets.curves import Series, loss_builder
 
-COLOURS = ("blue+", "orange", "green+", "magenta", "cyan", "red", "yellow", "white")
 
-
-class RunOverlay(PlotextPlot):
+class RunOverlay(ChartView):
     """Train (EMA) and eval loss of the marked runs."""
 
     DEFAULT_CSS = tcss(__file__)
@@ -25,30 +23,21 @@ class RunOverlay(PlotextPlot):
     shown: list[Path] = []
     """The runs drawn now."""
 
-    def show_runs(self, paths: list[Path]) -> None:
+    def show_runs(self, paths: list[Path], names: dict[Path, str] | None = None) -> None:
         """Draw these runs (an empty list shows how to mark some)."""
         self.shown = list(paths)
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        plt.xlabel("step")
-        if not paths:
-            plt.title("Space marks runs to overlay their loss curves here")
-        else:
-            plt.title("train loss (EMA lines) and eval loss (points)")
-        last = 0
-        for n, path in enumerate(paths):
-            colour = COLOURS[n % len(COLOURS)]
-            train = [r for r in runs.read_metrics(path, "train") if r.get("loss") is not None]
-            evals = [r for r in runs.read_metrics(path, "eval") if r.get("loss") is not None]
-            last = max([last] + [r["step"] for r in train + evals])
-            if train:
-                plt.plot([r["step"] for r in train], smooth([r["loss"] for r in train]),
-                         color=colour, marker="braille", label=path.name)
-            if evals:
-                plt.scatter([r["step"] for r in evals], [r["loss"] for r in evals],
-                            color=colour, marker="o")
-        if last:
-            plt.xlim(0, last + max(1, last // 40))
-            plt.xticks(step_ticks(last))
-        self.refresh()
+        series = []
+        for path in paths:
+            s = Series((names or {}).get(path, path.name))
+            for record in runs.read_metrics(path):
+                loss = record.get("loss")
+                if loss is None:
+                    continue
+                if record.get("type") == "train":
+                    s.add_step(record["step"], loss)
+                elif record.get("type") == "eval":
+                    s.add_eval(record["step"], loss)
+            series.append(s)
+        title = ("train loss (EMA lines) and eval loss (points)" if paths else
+                 "Space marks runs to overlay their loss curves here")
+        self.draw(loss_builder(series, title, overlay=True))

@@ -17,8 +17,9 @@ from textual.widgets import DataTable
 from genlab.core.training.run_dir import RunInfo
 from genlab.tui.widgets import tcss
 
-COLUMNS = ("", "run", "status", "method", "rank", "lr", "schedule", "batch", "steps",
-           "best eval", "train loss", "time")
+COLUMNS = ("", "run", "status", "best eval", "train loss", "lr", "steps", "time", "method",
+           "rank", "schedule", "batch")
+"""What tells runs apart first (a narrow terminal shows the first columns)."""
 STATUS_STYLE = {"completed": "green", "early-stopped": "green", "running": "yellow",
                 "stopped": "yellow", "diverged": "red", "failed": "red"}
 
@@ -34,27 +35,36 @@ def _duration(seconds: object) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
 
 
+def _best(info: RunInfo) -> Text | str:
+    """The best eval loss; a running run's best so far, marked as such."""
+    if info.summary is not None:
+        return _num(info.summary.get("best_eval_loss"), ".3f")
+    if info.best_so_far is None:
+        return "–"
+    return Text(f"{info.best_so_far:.3f} so far", style="italic yellow")
+
+
 def run_row(info: RunInfo, marked: bool) -> tuple:
     """The table cells of one run."""
     config, summary = info.config, info.summary or {}
     resolved = config.get("resolved", {})
     batch = config.get("batch_size", 0) * config.get("grad_accum", 1) \
         if isinstance(config.get("batch_size"), int) else None
-    steps = summary.get("steps")
+    steps = summary.get("steps", info.steps_so_far)
     total = resolved.get("total_steps") or summary.get("total_steps")
     return (
         "✓" if marked else "",
         info.name,
         Text(info.status, style=STATUS_STYLE.get(info.status, "")),
+        _best(info),
+        _num(summary.get("final_train_loss"), ".3f"),
+        _num(config.get("lr"), ".0e"),
+        f"{steps if steps is not None else '–'}/{total or '?'}",
+        _duration(summary.get("wall_time_s")),
         str(config.get("method", "–")),
         _num(config.get("rank"), "d"),
-        _num(config.get("lr"), ".0e"),
         str(config.get("schedule", "–")),
         _num(batch, "d"),
-        f"{steps if steps is not None else '–'}/{total or '?'}",
-        _num(summary.get("best_eval_loss"), ".3f"),
-        _num(summary.get("final_train_loss"), ".3f"),
-        _duration(summary.get("wall_time_s")),
     )
 
 
@@ -94,7 +104,8 @@ class RunTable(DataTable):
         self.add_columns(*COLUMNS[1:])
 
     def show_runs(self, infos: list[RunInfo]) -> None:
-        """Replace the rows (newest first), keeping marks and the cursor where possible."""
+        """Replace the rows (``infos`` come oldest first; shown newest first), keeping marks
+        and the cursor where possible."""
         cursor_key = self._key_at_cursor()
         self.infos = {str(i.path): i for i in infos}
         self.marked = [p for p in self.marked if str(p) in self.infos]

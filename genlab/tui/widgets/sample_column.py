@@ -22,13 +22,20 @@ from genlab.tui.widgets.params_panel import ParamsPanel
 from genlab.tui.widgets.token_view import TokenView
 
 DEBOUNCE_S = 0.4
-TITLE_EVERY_S = 0.25
+TITLE_EVERY_S = 0.5
 
 
 class SampleColumn(Vertical):
     """Settings on top, tokens below, statistics in the bottom border."""
 
     DEFAULT_CSS = tcss(__file__)
+
+    class SettingsChanged(Message):
+        """The column's settings changed (valid or not): titles may need to change."""
+
+        def __init__(self, column: SampleColumn) -> None:
+            super().__init__()
+            self.column = column
 
     class RerunRequested(Message):
         """The column's settings changed (and settled): run it again."""
@@ -51,6 +58,9 @@ class SampleColumn(Vertical):
         self._logprob_sum = 0.0
         self._debounce: Timer | None = None
         self._titled = 0.0
+        self._title_parts: list[str] | None = None
+        self.eos_index: int | None = None
+        """The token that ended the row as end-of-text (drawn as the eos marker)."""
         self.panel = ParamsPanel(values, adapter, adapters)
         self.view = TokenView(self.tokens, "Ctrl+R runs every column")
 
@@ -73,8 +83,18 @@ class SampleColumn(Vertical):
 
     @property
     def label(self) -> str:
-        """Short name for titles: number, model, and the settings that differ from default."""
+        """Short name for titles: the number, then what tells this column from the others
+        (``set_title_parts``), or its model and the settings that are not off."""
+        if self._title_parts is not None:
+            return " · ".join([str(self.number), *self._title_parts])
         return f"{self.number} · {self.panel.adapter or 'base'}{self.panel.summary()}"
+
+    def set_title_parts(self, parts: list[str] | None) -> None:
+        """Title the column by these parts (the values that differ between columns)."""
+        if parts != self._title_parts:
+            self._title_parts = parts
+            if self.is_mounted:
+                self._update_titles()
 
     @property
     def greedy(self) -> bool:
@@ -90,6 +110,7 @@ class SampleColumn(Vertical):
         self.run_id = run_id
         self.running, self.has_run = True, True
         self.reason, self.elapsed_s = "", None
+        self.eos_index = None
         self.tokens.clear()
         self._logprob_sum = 0.0
         self._started = time.monotonic()
@@ -110,6 +131,9 @@ class SampleColumn(Vertical):
         self.running = False
         self.reason = event.reason
         self.elapsed_s = event.elapsed_s
+        if event.reason == "eos" and self.tokens:
+            self.eos_index = len(self.tokens) - 1
+            self.view.mark_eos(self.eos_index)
         self._update_titles()
 
     def fail(self, message: str) -> None:
@@ -138,13 +162,26 @@ class SampleColumn(Vertical):
 
     def _update_titles(self) -> None:
         self._titled = time.monotonic()
-        self.border_title = self.label
+        label = self.label
+        room = self.outer_size.width - 6  # (corner, line and a space each side)
+        if self._title_parts is not None and room > 0 and len(label) > room:
+            parts = [p.replace(" ", "") for p in self._title_parts]
+            # tighter and tighter: ``6 T1.5 k30``, ``T1.5 k30``, ``T1.5k30`` (what differs
+            # between the columns matters most, the number least)
+            for label in (" ".join([str(self.number), *parts]), " ".join(parts), "".join(parts)):
+                if len(label) <= room:
+                    break
+        self.border_title = label
         self.border_subtitle = self.stats()
+
+    def on_resize(self) -> None:
+        self._update_titles()  # a narrower column may need the compact title
 
     # ------------------------------------------------------------------ events
 
     def on_params_panel_changed(self, event: ParamsPanel.Changed) -> None:
         event.stop()
+        self.post_message(self.SettingsChanged(self))
         self._update_titles()
         if not self.has_run:
             return

@@ -1,7 +1,9 @@
-"""One line at the top of every screen: the model's state, then what this screen is doing.
+"""The line under the tabs: what this screen is doing, or why the model is not ready.
 
 The model part follows the app's ``model_state``/``model_text`` reactives, so every screen
-shows the same thing while the model loads in the background; ``activity`` is the screen's own.
+says the same thing while the model loads in the background or after it failed (with what to
+do about it); once the model is ready the line is the screen's own ``activity`` (the tab bar
+above keeps showing the model).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ ICONS = {"loading": ("◌", "yellow"), "ready": ("●", "green"), "failed": ("�
 
 
 class StatusLine(Widget):
-    """Model state on the left, the screen's activity on the right."""
+    """The model's state while it is not ready, then the screen's activity."""
 
     DEFAULT_CSS = tcss(__file__)
 
@@ -38,11 +40,14 @@ class StatusLine(Widget):
         self.model_text = value
 
     def render(self) -> Text:
-        icon, colour = ICONS.get(self.model_state, ("?", "white"))
-        line = Text.assemble((f" {icon} ", f"bold {colour}"), (self.model_text, colour))
-        if self.activity:
-            line.append("  │  ", "dim")
-            line.append(self.activity)
-        line.no_wrap = True
-        line.overflow = "ellipsis"
+        line = Text(no_wrap=True, overflow="ellipsis")
+        if self.model_state != "ready":
+            icon, colour = ICONS.get(self.model_state, ("?", "white"))
+            line.append(f" {icon} ", f"bold {colour}")
+            line.append(self.model_text, colour)
+            if self.activity:
+                line.append("  │  ", "dim")
+        else:
+            line.append(" ")
+        line.append(self.activity)
         return line

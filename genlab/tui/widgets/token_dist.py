@@ -19,7 +19,7 @@ from textual.widget import Widget
 
 from genlab.core.events import TokenAlternative, TokenSampled
 from genlab.tui.widgets import tcss
-from genlab.tui.widgets.token_view import prob_colour
+from genlab.tui.widgets.token_view import EMPTY_MARK, EOS_MARK, prob_colour
 
 RAW_COLOUR = "#6f9fd8"
 SAMPLED_COLOUR = "#e0b050"
@@ -56,11 +56,18 @@ def quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t") + '"'
 
 
-def legend() -> Text:
-    """The token colour scale."""
-    out = Text("token p: ", style="dim")
+def legend(width: int = 200) -> Text:
+    """The token colour scale and the marks drawn in the text (shorter when narrow)."""
+    wide = width >= 100
+    out = Text("token p: " if wide else "p: ", style="dim")
     for p in (0.01, 0.05, 0.2, 0.5, 0.8, 1.0):
         out.append(f" {p:g} ", style=f"#f0f0f0 on {prob_colour(p)}")
+    marks = (("⏎", "newline"), (EMPTY_MARK, "part of a character" if wide else "partial char"),
+             (EOS_MARK, "end of text (eos)" if wide else "eos (end)"))
+    for mark, meaning in marks:
+        out.append(f"  {mark}", style="bold")
+        out.append(f" {meaning}", style="dim")
+    out.no_wrap, out.overflow = True, "ellipsis"
     return out
 
 
@@ -75,26 +82,30 @@ class TokenDist(Widget):
         super().__init__(**kwargs)
         self.token: TokenSampled | None = None
         self.greedy = False
+        self.eos = False
 
-    def show(self, title: str, token: TokenSampled | None, greedy: bool = False) -> None:
-        """Show ``token``'s step (None: the placeholder) under ``title``."""
+    def show(self, title: str, token: TokenSampled | None, greedy: bool = False,
+             eos: bool = False) -> None:
+        """Show ``token``'s step (None: the placeholder) under ``title``; ``eos``: the token
+        ended the row as end-of-text."""
         self.token = token
         self.greedy = greedy
+        self.eos = eos
         self.title = title
-        self.refresh(layout=True)
+        self.refresh()  # (the height comes from CSS, not from the content: no layout)
 
     def render(self) -> Group | Text:
         token = self.token
-        head = Text.assemble(legend())
         if token is None:
-            return Group(head, Text(PLACEHOLDER, style="dim italic"))
+            return Group(legend(self.content_size.width), Text(PLACEHOLDER,
+                                                                style="dim italic"))
         raw_p, sampled_p = math.exp(token.logprob), math.exp(token.sampled_logprob)
+        drew = f"{EOS_MARK} end of text (eos)" if self.eos else quoted(token.text)
         head = Text.assemble(
             (self.title, "bold"), " · step ", (str(token.step + 1), "bold"), " · drew ",
-            (quoted(token.text), "bold reverse"),
+            (drew, "bold reverse"),
             f"  raw {format_prob(raw_p)} → sampled {format_prob(sampled_p)}",
-            ("  (greedy: always the top token)" if self.greedy else "", "dim"), "   ",
-            legend())
+            ("  (greedy: always the top token)" if self.greedy else "", "dim"))
         head.no_wrap, head.overflow = True, "ellipsis"
         bar_width = max(6, (self.content_size.width - 38) // 2)
         table = Table.grid(padding=(0, 1))
@@ -119,4 +130,4 @@ class TokenDist(Widget):
                 Text(format_prob(alt.sampled_prob), style="dim" if cut else ""),
                 Text("cut by the sampler" if cut else bar(alt.sampled_prob, bar_width),
                      style="dim italic" if cut else ""))
-        return Group(head, table)
+        return Group(legend(self.content_size.width), head, table)

@@ -5,14 +5,19 @@ token for mouse hit-testing) and the token cursor: ←/→ (Home/End) move it wh
 focused, a click sets it, hovering previews a token. Both post messages the screen turns into
 the distribution view.
 
-Built on the Line API (``ScrollView.render_line``) so that streaming stays cheap however long
-the text gets: layout is incremental (a new token appends to the last line), each line's strip
-is cached, and only visible lines are drawn; a new token invalidates just the last line.
+Built on the Line API (``render_line``) so that streaming stays cheap however long the text
+gets: layout is incremental (a new token appends to the last line), each line's strip is
+cached, and only visible lines are drawn. The view scrolls itself (``top``, the first line
+shown; the mouse wheel, PageUp/PageDown and the cursor move it, and while it follows the end
+new text keeps it at the bottom): a Textual scroll view would re-lay out the whole screen
+whenever streaming grows or scrolls it, and repaint a scrollbar widget each time. Its own
+position bar is drawn in a one-cell gutter on the right that text never enters.
 """
 
 from __future__ import annotations
 
 import colorsys
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -21,32 +26,51 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region
 from textual.message import Message
 from textual.reactive import reactive
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 
 from genlab.core.events import TokenSampled
 from genlab.tui.widgets import tcss
+
+COLOUR_STEPS = 200
+"""Probabilities are tinted in this many steps (so each colour and style is made once)."""
+EOS_MARK = "∎"
+"""Drawn for the token that ended a row as end-of-text (the legend explains it)."""
+EMPTY_MARK = "·"
+"""Drawn for a token with no text of its own yet (a piece of a multi-byte character)."""
 
 
 def prob_colour(p: float) -> str:
     """Background colour for a token of probability ``p``: red (unlikely) to green (sure)."""
     p = min(max(p, 0.0), 1.0)
-    hue = 0.36 * math.sqrt(p)  # sqrt spreads the common low-probability range
+    return _colour_step(round(p * COLOUR_STEPS))
+
+
+@functools.cache
+def _colour_step(step: int) -> str:
+    hue = 0.36 * math.sqrt(step / COLOUR_STEPS)  # sqrt spreads the common low-prob range
     r, g, b = colorsys.hls_to_rgb(hue, 0.27, 0.65)
     return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+
+
+@functools.cache
+def _token_style(colour: str) -> Style:
+    return Style(bgcolor=colour, color="#f0f0f0")
 
 
 def display_text(text: str) -> str:
     """How a token's text is drawn: newlines as ⏎, tabs as spaces, empty as a dot."""
     if not text:
-        return "·"
+        return EMPTY_MARK
     return text.replace("\r", "").replace("\t", "  ")
 
 
-GROW_LINES = 8
+GUTTER = 1
+"""Cells on the right kept for the position bar (text never goes there)."""
+WHEEL_LINES = 3
 
 
 @dataclass
@@ -56,7 +80,7 @@ class _Line:
     width: int = 0
 
 
-class TokenView(ScrollView, can_focus=True):
+class TokenView(Widget, can_focus=True):
     """The tokens of one column; ``tokens`` is shared with (and appended by) the column."""
 
     DEFAULT_CSS = tcss(__file__)
@@ -68,6 +92,10 @@ class TokenView(ScrollView, can_focus=True):
                 tooltip="Next token, with its distribution below"),
         Binding("home", "jump(0)", "First token", show=False),
         Binding("end", "jump(-1)", "Last token", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False,
+                tooltip="Scroll the column's text up a page"),
+        Binding("pagedown", "page(1)", "Page down", show=False,
+                tooltip="Scroll the column's text down a page"),
     ]
 
     cursor: reactive[int | None] = reactive(None, init=False)
@@ -98,44 +126,61 @@ class TokenView(ScrollView, can_focus=True):
         self._hover: int | None = None
         self._strips: dict[int, Strip] = {}
         self._line_of_token: list[int] = []
+        self.eos_index: int | None = None
+        self.top = 0
+        """The first line shown."""
+        self.follow = True
+        """Keep the end in view as text streams in (until the user scrolls up)."""
 
     # ---------------------------------------------------------------- layout
+
+    def mark_eos(self, index: int) -> None:
+        """Token ``index`` ended the row as end-of-text: draw it as the eos marker."""
+        self.eos_index = index
+        self._layout_width = -1  # lay out again (once per row: a few hundred tokens)
+        self._sync()
 
     def reset(self) -> None:
         """The token list was cleared: forget the layout (the cursor index is kept)."""
         self._lines, self._laid, self._hover = [], 0, None
         self._line_of_token = []
+        self.eos_index = None
         self._strips.clear()
+        self.top, self.follow = 0, True
         self._sync()
 
     def tokens_added(self) -> None:
         """New tokens were appended to ``tokens``: lay them out, redraw from the last line."""
-        height = self.scrollable_content_region.height
-        follow = self.scroll_y + height >= len(self._lines) - 1
         first = max(len(self._lines) - 1, 0)
-        self._sync()
+        self._layout(self._text_width)
         for y in range(first, len(self._lines)):
             self._strips.pop(y, None)
-        if follow and self.cursor is None:
-            self.scroll_to(y=max(0, len(self._lines) - height), animate=False, immediate=True)
-        self.refresh()
+        top = self.top
+        if self.follow and self.cursor is None:
+            self.top = self._max_top
+        if self.top != top:
+            self.refresh()  # the view scrolled: every row changed
+        else:  # only the rows from the last line on changed (a repaint of a few rows)
+            start = max(first - self.top, 0)
+            self.refresh(Region(0, start, self.size.width, len(self._lines) - self.top - start))
+
+    @property
+    def _text_width(self) -> int:
+        return max(self.size.width - GUTTER, 4)
+
+    @property
+    def _max_top(self) -> int:
+        return max(0, len(self._lines) - self.size.height)
 
     def on_resize(self) -> None:
         self._sync()
 
     def _sync(self) -> None:
-        """Lay out new tokens for the current width and size the scroll area to fit.
-
-        The scroll height grows in steps of ``GROW_LINES`` (and not at all while the text
-        fits): changing a widget's virtual size re-lays out the whole screen, which must not
-        happen on every streamed token.
-        """
-        region = self.scrollable_content_region
-        lines = len(self._layout(region.width)) if self.tokens else 1
-        height = region.height if lines <= region.height else -(-lines // GROW_LINES) * GROW_LINES
-        size = Size(max(region.width, 1), max(height, 1))
-        if size != self.virtual_size:
-            self.virtual_size = size
+        """Lay out the tokens for the current width and keep ``top`` in range."""
+        if self.tokens:
+            self._layout(self._text_width)
+        self.top = self._max_top if self.follow and self.cursor is None else \
+            min(self.top, self._max_top)
         self.refresh()
 
     def _layout(self, width: int) -> list[_Line]:
@@ -154,6 +199,8 @@ class TokenView(ScrollView, can_focus=True):
     def _place(self, index: int, width: int) -> int:
         """Append token ``index`` to the layout; return the line of its first piece."""
         text = display_text(self.tokens[index].text)
+        if index == self.eos_index:
+            text = text.rstrip(EMPTY_MARK) + EOS_MARK if text != EMPTY_MARK else EOS_MARK
         parts = text.split("\n")
         first = -1
         for n, part in enumerate(parts):
@@ -200,27 +247,38 @@ class TokenView(ScrollView, can_focus=True):
     # ---------------------------------------------------------------- render
 
     def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
-        line_index = y + int(self.scroll_y)
+        width = self.size.width
         base = self.rich_style
         if not self.tokens:
             if y == 0 and self.placeholder:
                 text = Segment(self.placeholder[:width], base + Style(dim=True, italic=True))
                 return Strip([text]).extend_cell_length(width, base)
             return Strip.blank(width, base)
+        line_index = y + self.top
         if line_index >= len(self._lines):
-            return Strip.blank(width, base)
-        strip = self._strips.get(line_index)
-        if strip is None:
-            segments = [Segment(chunk, self._style(index))
-                        for chunk, index in self._lines[line_index].pieces]
-            strip = Strip(segments).extend_cell_length(width, base)
-            self._strips[line_index] = strip
-        return strip
+            strip = Strip.blank(width - GUTTER, base)
+        else:
+            strip = self._strips.get(line_index)
+            if strip is None:
+                segments = [Segment(chunk, self._style(index))
+                            for chunk, index in self._lines[line_index].pieces]
+                strip = Strip(segments).extend_cell_length(width - GUTTER, base)
+                self._strips[line_index] = strip
+        return Strip.join([strip, self._bar(y, base)])
+
+    def _bar(self, y: int, base: Style) -> Strip:
+        """Row ``y`` of the position bar (blank when everything fits)."""
+        height, total = self.size.height, len(self._lines)
+        if total <= height or height <= 0:
+            return Strip.blank(GUTTER, base)
+        size = max(1, round(height * height / total))
+        start = round((height - size) * self.top / max(total - height, 1))
+        mark = "▐" if start <= y < start + size else "│"
+        return Strip([Segment(mark * GUTTER, base + Style(dim=mark == "│"))])
 
     def _style(self, index: int) -> Style:
         token = self.tokens[index]
-        style = Style(bgcolor=prob_colour(math.exp(token.logprob)), color="#f0f0f0")
+        style = _token_style(prob_colour(math.exp(token.logprob)))
         if index == self.cursor:
             style += Style(reverse=True, bold=True)
         elif index == self._hover:
@@ -245,11 +303,36 @@ class TokenView(ScrollView, can_focus=True):
 
     def scroll_visible_line(self, y: int) -> None:
         """Scroll so that line ``y`` is in view."""
-        height = self.scrollable_content_region.height
-        if y < self.scroll_y:
-            self.scroll_to(y=y, animate=False, immediate=True)
-        elif y >= self.scroll_y + height:
-            self.scroll_to(y=y - height + 1, animate=False, immediate=True)
+        height = self.size.height
+        if y < self.top:
+            self.scroll_to_line(y)
+        elif y >= self.top + height:
+            self.scroll_to_line(y - height + 1)
+
+    def scroll_to_line(self, top: int) -> None:
+        """Show the text from line ``top`` (kept in range); following resumes at the end."""
+        self.top = max(0, min(top, self._max_top))
+        self.follow = self.top >= self._max_top
+        self.refresh()
+
+    def action_page(self, direction: int) -> None:
+        self.scroll_to_line(self.top + direction * max(self.size.height - 1, 1))
+
+    def on_focus(self) -> None:
+        self._strips.clear()  # the cached lines' padding has the unfocused background
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self._strips.clear()
+        self.refresh()
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        event.stop()
+        self.scroll_to_line(self.top - WHEEL_LINES)
+
+    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        event.stop()
+        self.scroll_to_line(self.top + WHEEL_LINES)
 
     def action_move(self, delta: int) -> None:
         if not self.tokens:
@@ -266,7 +349,7 @@ class TokenView(ScrollView, can_focus=True):
         offset = event.get_content_offset(self)
         if offset is None:
             return None
-        return self.index_at(offset.x + int(self.scroll_x), offset.y + int(self.scroll_y))
+        return self.index_at(offset.x, offset.y + self.top)
 
     def on_mouse_move(self, event: events.MouseMove) -> None:
         index = self._token_under(event)

@@ -175,6 +175,51 @@ def test_two_worker_processes_run_exactly_the_budget(tiny_llama, facts, tmp_path
     assert events[-1].trials == 3 and (out / "report.html").is_file()
 
 
+def _train_losses(out: Path) -> dict[str, list[float]]:
+    """Every trial's per-step training losses, keyed by its parameters."""
+    losses = {}
+    for row in read_rows(out / RESULTS_FILE):
+        metrics = [json.loads(line) for line in (out / row["run_dir"] / "metrics.jsonl").open()]
+        losses[json.dumps(row["params"])] = [m["loss"] for m in metrics if m["type"] == "train"]
+    return losses
+
+
+def test_trials_run_with_the_trial_thread_count_and_restore_the_callers(tiny_llama, facts,
+                                                                        tmp_path):
+    import torch
+
+    from genlab.core.experiments.trial import TRIAL_THREADS
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # what a 2-core machine gives a process by default
+    try:
+        seen = set()
+        for event in iter_sweep(make_spec(tiny_llama, facts), tmp_path / "sweep"):
+            if type(event).__name__ == "TrialProgress":
+                seen.add(torch.get_num_threads())
+        assert seen == {TRIAL_THREADS} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    rows = read_rows(tmp_path / "sweep" / RESULTS_FILE)
+    assert [r["threads"] for r in rows] == [TRIAL_THREADS] * 3
+
+
+@pytest.mark.slow
+def test_one_worker_and_two_workers_give_identical_losses(tiny_llama, facts, tmp_path):
+    # The same seed must give the same numbers whatever --workers says (the lesson tables
+    # come from one run; a reader reruns them with either).
+    spec = make_spec(tiny_llama, facts, base={**make_spec(tiny_llama, facts).base,
+                                              "max_steps": 4, "dropout": 0.1})
+    run(spec, tmp_path / "one", workers=1)
+    events = run(spec, tmp_path / "two", workers=2)
+    assert not [e for e in events if type(e).__name__ == "WorkerFailed"]
+    one, two = _train_losses(tmp_path / "one"), _train_losses(tmp_path / "two")
+    assert len(one) == 3 and all(len(v) == 4 for v in one.values())
+    assert one == two  # bit for bit
+    assert {r["worker"] for r in read_rows(tmp_path / "two" / RESULTS_FILE)} == {0, 1}
+    assert {r["threads"] for r in read_rows(tmp_path / "two" / RESULTS_FILE)} == {1}
+
+
 def test_a_pruned_trial_stops_early_and_is_recorded_as_pruned(tiny_llama, facts, tmp_path):
     from optuna.trial import TrialState
 

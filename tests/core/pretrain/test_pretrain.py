@@ -182,3 +182,28 @@ def test_time_boxed_pretrain_decays_and_finishes(tmp_path):
     done = events[-1]
     assert isinstance(done, PretrainFinished) and done.bits_per_byte is None
     assert Path(done.model_dir) == tmp_path / "out" / "run" / "model"
+
+
+def test_a_held_out_split_run_resumes_with_the_same_split(tmp_path):
+    from genlab.core.events import StopToken
+    from genlab.core.pretrain.setup import read_eval_plan
+    from genlab.core.training.run_dir import read_config
+
+    unique = [f"Tale {i}. " + " ".join(CORPUS_LINES[i:] + CORPUS_LINES[:i]) for i in range(16)]
+    config = PretrainConfig(
+        data=str(_write_corpus(tmp_path / "train.txt", unique)), vocab_size=320,
+        eval_split=0.25, shape=ModelShape(layers=1, hidden=32, heads=4, kv_heads=2, mlp=64,
+                                          context=64),
+        training={"max_steps": 6, "warmup_steps": 1, "batch_size": 4, "eval_every": 3,
+                  "save_every": 2, "device": "cpu"})
+    out, stop = tmp_path / "out", StopToken()
+    for event in iter_pretrain(config, out, stop_token=stop):
+        if type(event).__name__ == "TrainStep" and event.step == 2:
+            stop.stop()
+    plan = read_eval_plan(out)
+    assert plan.source == "split" and plan.stories == 4 and plan.held_out_split == 0.25
+    assert read_config(out / "run").eval_split == 0.25
+    events = list(iter_pretrain(config, out, resume=True))
+    done = events[-1]
+    assert isinstance(done, PretrainFinished) and done.status == "completed"
+    assert done.eval_source == "split" and done.eval_stories == 4 and done.bits_per_byte > 0

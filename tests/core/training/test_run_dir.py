@@ -77,6 +77,33 @@ def test_summary_and_list_runs(tmp_path):
     assert not list(tmp_path.rglob(".*.tmp"))
 
 
+def test_list_runs_by_start_time_with_sweep_trials_and_the_best_so_far(tmp_path):
+    import os
+
+    late, early = tmp_path / "aaa-named-late", tmp_path / "zzz-named-early"
+    for d, when in ((early, 1_000), (late, 2_000)):
+        d.mkdir()
+        runs.write_config(d, _config(name=d.name), {})
+        os.utime(d / runs.CONFIG_FILE, (when, when))
+    sweep = tmp_path / "sweep-20240101-000000-lr"
+    trial = sweep / "trials" / "0001"
+    trial.mkdir(parents=True)
+    (sweep / "spec.json").write_text("{}")
+    runs.write_config(trial, _config(name="0001"), {})
+    os.utime(trial / runs.CONFIG_FILE, (3_000, 3_000))
+    runs.JsonlWriter(trial / runs.METRICS_FILE).write({"type": "train", "step": 7, "loss": 2.0})
+    for loss in (2.5, 1.5, float("nan")):
+        runs.JsonlWriter(trial / runs.METRICS_FILE).write({"type": "eval", "step": 7,
+                                                           "loss": loss})
+    assert [r.name for r in runs.list_runs(tmp_path)] == [early.name, late.name]
+    listed = runs.list_runs(tmp_path, nested=True)
+    assert [r.name for r in listed] == [early.name, late.name, f"{sweep.name}/0001"]
+    running = listed[-1]
+    assert running.status == "running" and running.best_so_far == 1.5
+    assert running.steps_so_far == 7
+    assert listed[0].best_so_far is None  # (no evaluation yet)
+
+
 def _fake_checkpoint(run_dir, step, best=None):
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.ones(2))], lr=0.1)
     return ckpt.save_checkpoint(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -112,6 +114,16 @@ def test_events_and_run_dir_layout(completed):
         assert (out / name).is_file(), name
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-00000020"]
     assert not list(out.rglob(".tmp*"))
+
+
+def test_run_files_follow_the_umask(completed):
+    # safetensors writes 0600: the adapter and checkpoints must be readable like the rest.
+    umask = os.umask(0)
+    os.umask(umask)
+    out = completed["dir"]
+    for path in [out, *out.rglob("*")]:
+        want = (0o777 if path.is_dir() else 0o666) & ~umask
+        assert stat.S_IMODE(path.stat().st_mode) == want, path
 
 
 def test_loss_falls(completed):
