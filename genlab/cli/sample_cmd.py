@@ -47,8 +47,9 @@ DEVICE_OPTION = typer.Option(
     help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps. Default: auto.")
 DTYPE_OPTION = typer.Option(
     "auto", "--dtype", metavar="DTYPE", show_default=False, rich_help_panel=MODEL,
-    help="auto (bfloat16 on capable CUDA, else float32), float32, bfloat16 or float16. "
-         "Default: auto.")
+    help="auto (bfloat16 on capable CUDA, else float32), float32, bfloat16 or float16. On a "
+         "CPU float16 is the fast 16-bit choice for one setting (bfloat16 needs AMX to be "
+         "fast), float32 or --quantize int8 for grids. Default: auto.")
 ADAPTER_OPTION = typer.Option(
     None, "--adapter", metavar="NAME=DIR", rich_help_panel=MODEL,
     help="LoRA adapter (a PEFT directory) shown as its own columns beside the base "

@@ -18,11 +18,13 @@ def test_lr_find_prints_the_suggestion_and_writes_the_plot(tiny_llama, tmp_path)
     out = tmp_path / "lrf"
     args = ["lr-find", "--model", str(tiny_llama), "--data", str(FACTS / "train.jsonl"),
             "--prompt-field", "prompt", "--completion-field", "completion", "--seq-len", "64",
-            "--steps", "20", "--device", "cpu", "--out", str(out)]
+            "--steps", "20", "--device", "cpu", "--threads", "1", "--out", str(out)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "Suggested lr:" in result.stdout and "minimum / 10" in result.stdout
     assert (out / "lr_find.png").is_file() and (out / "lr_find.jsonl").is_file()
+    last = json.loads((out / "lr_find.jsonl").read_text().splitlines()[-1])
+    assert last["type"] == "result" and last["threads"] == 1
     again = runner.invoke(app, args)  # the same --out: refused, nothing changed
     assert again.exit_code == 2
     assert "already holds an lr-find result" in again.stderr and "--force" in again.stderr

@@ -30,7 +30,7 @@ from transformers import DynamicCache, StaticCache
 from genlab.core.modeling.loading import LoadedModel
 
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-CACHE_BUCKET = 64
+CACHE_BUCKET = 32
 """A static cache's length is rounded up to a multiple of this, so runs of nearby lengths
 share one compiled step (each new shape compiles again)."""
 

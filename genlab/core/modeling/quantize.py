@@ -56,6 +56,12 @@ def check_quantize(quantize: str, device: torch.device, dtype: torch.dtype,
             name = str(dtype).removeprefix("torch.")
             raise QuantizeError(f"{flag}: int8 layers compute in float32 on the CPU, but "
                                 f"--dtype is {name}; drop --dtype (or pass float32)")
+        try:
+            _dynamic_linear()
+        except ImportError:
+            raise QuantizeError(f"{flag}: this torch has no dynamic int8 layers "
+                                "(torch.ao.nn.quantized.dynamic); use --dtype float16 for "
+                                "lighter weights") from None
         if "x86" not in torch.backends.quantized.supported_engines and \
                 "fbgemm" not in torch.backends.quantized.supported_engines:
             raise QuantizeError(f"{flag}: this torch build has no x86 int8 kernels "
@@ -121,6 +127,9 @@ def quantize_int8(model: nn.Module) -> int:
     releaser = PageReleaser()
     targets = [(name, module) for name, module in model.named_modules()
                if type(module) is nn.Linear and "lora_" not in name]
+    # The largest first (an LM head): its float copy while it quantizes comes before the
+    # other layers' int8 weights have added up.
+    targets.sort(key=lambda item: -item[1].weight.numel())
     parents = dict(model.named_modules())
     embeddings = _input_embedding_weight(model)
     with torch.no_grad(), warnings.catch_warnings():

@@ -32,8 +32,8 @@ Files in ``out_dir`` (default ``runs/lr-find-<timestamp>-<name>``, marked ``lr-f
 ``genlab.core.io.write_marker``; an existing non-empty directory is refused unless ``force``,
 which replaces its contents once the setup has succeeded): ``lr_find.jsonl`` (one ``{"type":
 "step", "step", "lr", "loss", "smoothed_loss"}`` line per step, appended and flushed as it
-goes, then one ``{"type": "result", ...}`` line) and ``lr_find.png`` (the curve, written
-atomically at the end).
+goes, then one ``{"type": "result", ...}`` line, which also records the CPU ``threads``) and
+``lr_find.png`` (the curve, written atomically at the end).
 """
 
 from __future__ import annotations
@@ -189,7 +189,8 @@ def iter_lr_find(config: TrainConfig, find: LrFindConfig | None = None, *,
         lrs.append(event.lr)
         losses.append(event.loss)
         yield event
-    yield _finish(out, find, lrs, losses, reason, time.perf_counter() - began)
+    yield _finish(out, find, lrs, losses, reason, time.perf_counter() - began,
+                  setup.resolved.get("threads"))
 
 
 def _sweep(setup, find: LrFindConfig, stop: StopToken) -> Iterator[LrFindStep | str]:
@@ -225,13 +226,13 @@ def _sweep(setup, find: LrFindConfig, stop: StopToken) -> Iterator[LrFindStep | 
 
 
 def _finish(out: Path, find: LrFindConfig, lrs: list[float], losses: list[float],
-            reason: str, seconds: float) -> LrFindFinished:
+            reason: str, seconds: float, threads: int | None = None) -> LrFindFinished:
     """Suggest, write the result line and the plot, and say what was found."""
     result, smoothed = suggest(lrs, losses, find.num_steps, find.smoothing)
     records, plot = out / RECORDS_FILE, out / PLOT_FILE
     append_jsonl(records, {"type": "result", "steps": len(lrs), "stop_reason": reason,
                            "suggested_lr": result.steepest_lr, **asdict(result),
-                           "zero_phase_loss": smoothed})
+                           "zero_phase_loss": smoothed, "threads": threads})
     finite = [(lr, loss) for lr, loss in zip(lrs, losses, strict=True) if math.isfinite(loss)]
     write_bytes_atomic(plot, render_lr_find([p[0] for p in finite], [p[1] for p in finite],
                                             smoothed, result.steepest_lr, result.min_div10_lr))

@@ -160,3 +160,24 @@ def test_quantize_int8_frees_the_float_weights(tiny_llama):
         p.numel() for p in original.parameters())
     with torch.no_grad():
         assert math.isfinite(float(model(torch.tensor([[1, 2, 3]])).logits.sum()))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_16_bit_on_the_cpu_stays_close_to_float32(dtype):
+    """--dtype float16/bfloat16 on the CPU: teacher-forced agreement with float32 and greedy
+    equal to transformers' generate() on the same 16-bit model."""
+    path = assets.resolve_model(None)
+    ref = load_model(path, device="cpu", threads=1)
+    low = load_model(path, device="cpu", dtype=dtype, threads=1)
+    ref_logits, _ = _story_logits(ref.model, ref.tokenizer)
+    low_logits, _ = _story_logits(low.model, low.tokenizer)
+    agree = (low_logits.argmax(-1) == ref_logits.argmax(-1)).float().mean().item()
+    assert agree >= 0.95, agree
+    request = GenerationRequest("Once upon a time", SamplingParams(
+        temperature=0, max_new_tokens=24, ignore_eos=True), chat=False)
+    ours = generate(low, [request])[0].token_ids
+    ids = low.tokenizer("Once upon a time", return_tensors="pt").input_ids
+    with torch.no_grad():
+        theirs = low.model.generate(ids, do_sample=False, max_new_tokens=24, min_new_tokens=24,
+                                    pad_token_id=0)[0, ids.shape[1]:]
+    assert list(ours) == theirs.tolist()
