@@ -233,8 +233,8 @@ def search(lesson: Lesson) -> tuple[str, str]:
     text = f"best {loss(value)} ({where}) of {len(lesson.rows)} trials"
     pruned = [r for r in lesson.rows if r.get("status") == "pruned"]
     if pruned:
-        text += f"; {len(pruned)} pruned at step " + ", ".join(
-            str(r.get("steps")) for r in pruned)
+        steps = sorted({r.get("steps") for r in pruned})
+        text += f"; {len(pruned)} pruned, at step " + " or ".join(map(str, steps))
     return text, text
 
 
@@ -282,7 +282,7 @@ def measured_line(meta: dict[str, Any], lessons: list[Lesson]) -> str:
     return (f"Measured {meta.get('date', '?')} at commit {meta.get('commit', '?')} (torch "
             f"{meta.get('torch', '?')}, {meta.get('cpus', '?')} CPUs, load average {load} while "
             f"other jobs shared the machine) by `{meta.get('command', '?')}`, then "
-            "`python scripts/lesson_tables.py runs/lessons`, which wrote this table.")
+            f"`python scripts/lesson_tables.py {meta.get('out', 'OUT')}`, which wrote this table.")
 
 
 def readme_table(meta: dict[str, Any], lessons: list[Lesson]) -> str:
@@ -331,8 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                          "scripts/run_lesson_specs.py for them first")
     names = [n for n in ORDER if n in shipped] + [n for n in shipped if n not in ORDER]
     lessons = [Lesson(args.out, name, data[name]) for name in names]
-    tables = {"readme": readme_table(data.get("_meta", {}), lessons),
-              "specs": specs_table(data.get("_meta", {}), lessons)}
+    meta = {**data.get("_meta", {}), "out": args.out.as_posix()}
+    tables = {"readme": readme_table(meta, lessons), "specs": specs_table(meta, lessons)}
     for key, path in TARGETS.items():
         if args.print:
             print(f"== {path.name}\n{tables[key]}\n")
