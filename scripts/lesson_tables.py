@@ -60,6 +60,13 @@ class Lesson:
                 return evals[0]["loss"]
         return None
 
+    def never_improved(self, row: dict[str, Any]) -> bool:
+        """True when no evaluation after step 0 beat the step-0 one."""
+        evals = [m for m in self.metrics(row, "eval") if m.get("loss") is not None]
+        if len(evals) < 2 or evals[0].get("step") != 0:
+            return False
+        return min(m["loss"] for m in evals[1:]) >= evals[0]["loss"]
+
     def last_finite_train(self, row: dict[str, Any]) -> float | None:
         losses = [m.get("loss") for m in self.metrics(row, "train")]
         finite = [x for x in losses if isinstance(x, float) and math.isfinite(x)]
@@ -96,8 +103,11 @@ def loss(value: float | None, digits: int = 3) -> str:
 
 
 def outcome(lesson: Lesson, row: dict[str, Any], digits: int = 3) -> str:
-    """The best eval loss of a finished trial, or how it ended."""
+    """The best eval loss of a finished trial, or how it ended. A run whose best evaluation
+    is the step-0 one (the untrained start) never improved: then its final eval loss."""
     status = row.get("status")
+    if status in GOOD and lesson.never_improved(row):
+        return f"never below its start, ends at {loss(row.get('final_eval_loss'), digits)}"
     if status in GOOD:
         return loss(row.get("best_eval_loss"), digits)
     if status == "diverged":
@@ -152,13 +162,14 @@ def learning_rate(lesson: Lesson) -> tuple[str, str]:
 
 def batch_size(lesson: Lesson) -> tuple[str, str]:
     def line(lr: float) -> str:
-        return " / ".join(outcome(lesson, lesson.row(lr=lr, batch_size=b)) for b in (1, 4, 16))
+        rows = [lesson.row(lr=lr, batch_size=b) for b in (1, 4, 16)]
+        if all(r.get("status") in GOOD and lesson.never_improved(r) for r in rows):
+            finals = " / ".join(loss(r.get("final_eval_loss")) for r in rows)
+            return f"{finals} at the end (none gets below its start, {loss(lesson.base_eval())})"
+        return " / ".join(outcome(lesson, r) for r in rows)
 
-    short = f"batch 1 / 4 / 16: {line(1e-3)} at lr 1e-3, {line(1e-2)} at lr 1e-2"
-    secs = " / ".join(f"{lesson.row(lr=1e-3, batch_size=b)['wall_time_s']:.0f} s"
-                      for b in (1, 4, 16))
-    return short, (f"best eval loss at batch 1 / 4 / 16: {line(1e-3)} at lr 1e-3, "
-                   f"{line(1e-2)} at lr 1e-2; time per run at lr 1e-3: {secs}")
+    text = f"batch 1 / 4 / 16: {line(1e-3)} at lr 1e-3; {line(1e-2)} at lr 1e-2"
+    return text, "eval loss, best (or at the end), " + text
 
 
 def model_complexity(lesson: Lesson) -> tuple[str, str]:
@@ -222,8 +233,8 @@ def search(lesson: Lesson) -> tuple[str, str]:
     text = f"best {loss(value)} ({where}) of {len(lesson.rows)} trials"
     pruned = [r for r in lesson.rows if r.get("status") == "pruned"]
     if pruned:
-        text += f"; {len(pruned)} pruned at step " + ", ".join(
-            str(r.get("steps")) for r in pruned)
+        steps = sorted({r.get("steps") for r in pruned})
+        text += f"; {len(pruned)} pruned, at step " + " or ".join(map(str, steps))
     return text, text
 
 
@@ -271,7 +282,7 @@ def measured_line(meta: dict[str, Any], lessons: list[Lesson]) -> str:
     return (f"Measured {meta.get('date', '?')} at commit {meta.get('commit', '?')} (torch "
             f"{meta.get('torch', '?')}, {meta.get('cpus', '?')} CPUs, load average {load} while "
             f"other jobs shared the machine) by `{meta.get('command', '?')}`, then "
-            "`python scripts/lesson_tables.py runs/lessons`, which wrote this table.")
+            f"`python scripts/lesson_tables.py {meta.get('out', 'OUT')}`, which wrote this table.")
 
 
 def readme_table(meta: dict[str, Any], lessons: list[Lesson]) -> str:
@@ -320,8 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                          "scripts/run_lesson_specs.py for them first")
     names = [n for n in ORDER if n in shipped] + [n for n in shipped if n not in ORDER]
     lessons = [Lesson(args.out, name, data[name]) for name in names]
-    tables = {"readme": readme_table(data.get("_meta", {}), lessons),
-              "specs": specs_table(data.get("_meta", {}), lessons)}
+    meta = {**data.get("_meta", {}), "out": args.out.as_posix()}
+    tables = {"readme": readme_table(meta, lessons), "specs": specs_table(meta, lessons)}
     for key, path in TARGETS.items():
         if args.print:
             print(f"== {path.name}\n{tables[key]}\n")

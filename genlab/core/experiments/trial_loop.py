@@ -2,11 +2,15 @@
 
 The same loop runs in the coordinating process (``workers=1``), in each local worker process
 (``experiments.worker``) and on other machines (``--worker``); the study's claims
-(``experiments.study``) keep the budget exact across all of them.
+(``experiments.study``) keep the budget exact across all of them. Local workers claim one at a
+time, under an exclusive lock on ``<out>/.claim.lock``: on SQLite (the default storage) Optuna
+cannot lock the waiting trial it pops, so two workers asking at once could both get the same
+grid point and train it into the same directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,8 @@ def iter_worker(spec: SweepSpec, study: Any, out: Path, model: str, stop: StopTo
                 worker: int = 0) -> Iterator[Any]:
     """Claim and run trials until the budget is used or ``stop`` is set."""
     while not stop.stopped:
-        trial = claim_trial(study, spec)
+        with claim_lock(out):
+            trial = claim_trial(study, spec)
         if trial is None:
             return
         try:
@@ -50,3 +55,24 @@ def _iter_trial(spec: SweepSpec, study: Any, trial: Any, out: Path, model: str,
     append_row(out / RESULTS_FILE, row)  # first the file (source of truth), then the study
     record(study, trial, row)
     yield TrialFinished(trial.number, row["status"], row["objective"], row, worker)
+
+
+CLAIM_LOCK = ".claim.lock"
+
+
+@contextlib.contextmanager
+def claim_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``<out>/.claim.lock`` (local workers, one claim at a time).
+
+    Where the lock cannot be taken (no ``fcntl``, a file system without locks) the claim goes
+    ahead unlocked: databases with row locks (PostgreSQL) keep claims exact on their own.
+    """
+    with contextlib.ExitStack() as stack:
+        try:
+            import fcntl
+
+            handle = stack.enter_context(open(Path(out) / CLAIM_LOCK, "a+b"))
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # released when the file closes
+        except (ImportError, OSError):
+            pass
+        yield

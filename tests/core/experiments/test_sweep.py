@@ -220,6 +220,47 @@ def test_one_worker_and_two_workers_give_identical_losses(tiny_llama, facts, tmp
     assert {r["threads"] for r in read_rows(tmp_path / "two" / RESULTS_FILE)} == {1}
 
 
+CLAIMER = """
+import json, sys, time
+from genlab.core.experiments.study import claim_trial, default_storage, make_storage, open_study
+from genlab.core.experiments.trial_loop import claim_lock
+from genlab.core.specs.loader import load_spec
+spec, out = load_spec(json.loads(sys.argv[1])), sys.argv[2]
+study = open_study(spec, make_storage(default_storage(out)), seed_offset=int(sys.argv[3]))
+while time.time() < float(sys.argv[4]):
+    time.sleep(0.001)
+got = []
+while True:
+    with claim_lock(out):
+        trial = claim_trial(study, spec)
+    if trial is None:
+        break
+    got.append(trial.number)
+print(json.dumps(got))
+"""
+
+
+@pytest.mark.slow
+def test_concurrent_local_workers_never_claim_the_same_grid_point(tiny_llama, facts, tmp_path):
+    # On SQLite two workers asking at once could pop the same waiting trial (seen in a
+    # 2-worker lesson run: one grid point trained twice into one directory, a worker lost).
+    import time
+
+    data = {"kind": "sweep", "name": "race", "model": str(tiny_llama),
+            "base": {"data": str(facts / "train.jsonl"), "prompt_field": "prompt",
+                     "completion_field": "completion", "max_steps": 2},
+            "search": {"lr": [1e-5 * (i + 1) for i in range(48)]}, "method": "grid"}
+    spec, out = load_spec(data), tmp_path / "sweep"
+    out.mkdir()
+    enqueue_grid(study_of(spec, out), spec)
+    start = str(time.time() + 10)  # every process is imported and waiting by then
+    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, json.dumps(data), str(out),
+                               str(i + 1), start], stdout=subprocess.PIPE, text=True)
+             for i in range(4)]
+    claimed = [n for proc in procs for n in json.loads(proc.communicate(timeout=120)[0])]
+    assert sorted(claimed) == list(range(48))
+
+
 def test_a_pruned_trial_stops_early_and_is_recorded_as_pruned(tiny_llama, facts, tmp_path):
     from optuna.trial import TrialState
 
