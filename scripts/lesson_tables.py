@@ -132,17 +132,140 @@ def distinct2(row: dict[str, Any]) -> float:
     return len(set(grams)) / len(grams) if grams else float("nan")
 
 
+def logprob(row: dict[str, Any]) -> float:
+    """Mean log-probability per token of a cell's texts under the model (the report's column)."""
+    scored = [(o["base_logprob"], o.get("new_tokens", 0)) for o in row.get("outputs", [])
+              if o.get("base_logprob") is not None and o.get("new_tokens")]
+    tokens = sum(n for _, n in scored)
+    return sum(lp for lp, _ in scored) / tokens if tokens else float("nan")
+
+
+def perplexity(row: dict[str, Any]) -> float:
+    return math.exp(-logprob(row))
+
+
+class Cells:
+    """A compare lesson's cells (its results.jsonl), found by their sampling params."""
+
+    def __init__(self, lesson: Lesson) -> None:
+        self.rows = [json.loads(line) for line in
+                     (lesson.dir / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+        self.name = lesson.name
+
+    def __call__(self, **params: Any) -> dict[str, Any]:
+        for row in self.rows:
+            got = row.get("params", {})
+            if all(_same(got.get(k), v) for k, v in params.items()):
+                return row
+        raise KeyError(f"{self.name}: no cell with {params}")
+
+
 def temperature_top_k(lesson: Lesson) -> tuple[str, str]:
-    rows = [json.loads(line) for line in
-            (lesson.dir / "results.jsonl").read_text(encoding="utf-8").splitlines()]
-    d = {(r["settings"]["temperature"], r["settings"]["top_k"]): distinct2(r) for r in rows}
-    short = (f"distinct bigrams {d[(0.0, 0)]:.2f} (T=0) -> {d[(1.5, 0)]:.2f} (T=1.5); "
-             f"top-k 40 at T=1.5: {d[(1.5, 40)]:.2f}")
-    temps = ", ".join(f"{d[(t, 0)]:.2f} at T={t:g}" for t in (0.0, 0.7, 1.0, 1.5))
+    cell = Cells(lesson)
+    c = {(t, k): cell(temperature=t, top_k=k) for t in (0.0, 0.7, 1.0, 1.5) for k in (0, 40)}
+    short = (f"distinct bigrams {distinct2(c[0.0, 0]):.2f} (T=0) -> {distinct2(c[1.5, 0]):.2f} "
+             f"(T=1.5, perplexity {perplexity(c[1.5, 0]):.0f} under the model); top-k 40 at "
+             f"T=1.5: {distinct2(c[1.5, 40]):.2f}, perplexity {perplexity(c[1.5, 40]):.0f}")
+    temps = ", ".join(f"{distinct2(c[t, 0]):.2f} at T={t:g} (log-prob {logprob(c[t, 0]):.2f})"
+                      for t in (0.0, 0.7, 1.0, 1.5))
     long = (f"distinct word bigrams without top-k: {temps}; with top-k 40: "
-            + ", ".join(f"{d[(t, 40)]:.2f}" for t in (0.0, 0.7, 1.0, 1.5))
-            + " (T=0 is greedy: both samples are the same text)")
+            + ", ".join(f"{distinct2(c[t, 40]):.2f} ({logprob(c[t, 40]):.2f})"
+                        for t in (0.0, 0.7, 1.0, 1.5))
+            + " (T=0 is greedy: both samples are the same text; log-prob: the mean per token "
+              "under the model, closer to 0 = more natural to it)")
     return short, long
+
+
+REPETITION_FIXES = (
+    ("penalty 1.3", {"repetition_penalty": 1.3}), ("presence 1.0", {"presence_penalty": 1.0}),
+    ("frequency 0.7", {"frequency_penalty": 0.7}), ("DRY 0.8", {"dry_multiplier": 0.8}),
+    ("no-repeat-3-gram", {"no_repeat_ngram": 3}))
+NO_FIX = {"repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0,
+          "dry_multiplier": 0.0, "no_repeat_ngram": 0}
+
+
+def repetition_penalties(lesson: Lesson) -> tuple[str, str]:
+    cell = Cells(lesson)
+
+    def line(t: float) -> str:
+        base = cell(temperature=t, **NO_FIX)
+        fixes = "; ".join(f"{name} {distinct2(row):.2f} ({logprob(row):.2f})"
+                          for name, row in ((n, cell(temperature=t, **{**NO_FIX, **p}))
+                                            for n, p in REPETITION_FIXES))
+        return f"no fix {distinct2(base):.2f} ({logprob(base):.2f}); {fixes}"
+
+    short = "distinct bigrams (log-prob) at T=0: " + line(0.0)
+    return short, short + "; at T=0.8: " + line(0.8)
+
+
+TRUNCATIONS = (
+    ("top-k 40", {"top_k": 40}), ("top-p 0.9", {"top_p": 0.9}), ("min-p 0.1", {"min_p": 0.1}),
+    ("typical 0.9", {"typical_p": 0.9}), ("top-nσ 1", {"top_n_sigma": 1.0}),
+    ("epsilon 0.003", {"epsilon_cutoff": 0.003}), ("eta 0.003", {"eta_cutoff": 0.003}))
+NO_CUT = {"top_k": 0, "top_p": 1.0, "min_p": 0.0, "typical_p": 1.0, "top_n_sigma": 0.0,
+          "epsilon_cutoff": 0.0, "eta_cutoff": 0.0}
+
+
+def truncation_samplers(lesson: Lesson) -> tuple[str, str]:
+    cell = Cells(lesson)
+    plain = cell(**NO_CUT)
+    cuts = sorted(((name, cell(**{**NO_CUT, **p})) for name, p in TRUNCATIONS),
+                  key=lambda item: perplexity(item[1]))
+    short = (f"perplexity under the model at T=1.5: no cut {perplexity(plain):.0f}; "
+             + ", ".join(f"{name} {perplexity(row):.1f}" for name, row in cuts))
+    long = (f"at T=1.5, log-prob (perplexity, distinct bigrams): no cut {logprob(plain):.2f} "
+            f"({perplexity(plain):.0f}, {distinct2(plain):.2f}); "
+            + "; ".join(f"{name} {logprob(row):.2f} ({perplexity(row):.1f}, "
+                        f"{distinct2(row):.2f})" for name, row in cuts)
+            + " (best first)")
+    return short, long
+
+
+def mirostat(lesson: Lesson) -> tuple[str, str]:
+    cell = Cells(lesson)
+    taus = (1.5, 2.5, 3.5, 5.0)
+
+    def bits(version: int) -> str:
+        return " / ".join(f"{-logprob(cell(mirostat=version, mirostat_tau=t)) / math.log(2):.2f}"
+                          for t in taus)
+
+    short = (f"measured bits per token for tau {' / '.join(f'{t:g}' for t in taus)}: "
+             f"v1 {bits(1)}, v2 {bits(2)}")
+    long = (short + "; distinct bigrams v1 "
+            + " / ".join(f"{distinct2(cell(mirostat=1, mirostat_tau=t)):.2f}" for t in taus)
+            + ", v2 " + " / ".join(f"{distinct2(cell(mirostat=2, mirostat_tau=t)):.2f}"
+                                   for t in taus)
+            + " (bits per token: log2 of the text's perplexity under the plain model)")
+    return short, long
+
+
+def sampler_order(lesson: Lesson) -> tuple[str, str]:
+    cell = Cells(lesson)
+    temps = (1.0, 1.5, 2.5)
+    pairs = {t: (cell(temperature=t, sampler_order="transformers"),
+                 cell(temperature=t, sampler_order="llama.cpp")) for t in temps}
+    short = ("perplexity, transformers' order / llama.cpp's (top-p 0.9 + min-p 0.05): "
+             + ", ".join(f"T={t:g} {perplexity(a):.1f} / {perplexity(b):.1f}"
+                         for t, (a, b) in pairs.items()))
+    long = ("log-prob (distinct bigrams), transformers' order / llama.cpp's: "
+            + "; ".join(f"T={t:g} {logprob(a):.2f} ({distinct2(a):.2f}) / {logprob(b):.2f} "
+                        f"({distinct2(b):.2f})" for t, (a, b) in pairs.items()))
+    return short, long
+
+
+def xtc(lesson: Lesson) -> tuple[str, str]:
+    cell = Cells(lesson)
+    off = cell(xtc_probability=0.0, xtc_threshold=0.1)
+
+    def at(threshold: float) -> str:
+        return ", ".join(
+            f"p {p:g} {logprob(r):.2f} / {distinct2(r):.2f}"
+            for p, r in ((p, cell(xtc_probability=p, xtc_threshold=threshold))
+                         for p in (0.5, 1.0)))
+
+    short = (f"log-prob / distinct bigrams (min-p 0.05): off {logprob(off):.2f} / "
+             f"{distinct2(off):.2f}; threshold 0.1: {at(0.1)}; threshold 0.3: {at(0.3)}")
+    return short, short
 
 
 def learning_rate(lesson: Lesson) -> tuple[str, str]:
@@ -267,7 +390,9 @@ SUMMARIES: dict[str, Callable[[Lesson], tuple[str, str]]] = {
     "batch-size": batch_size, "model-complexity": model_complexity, "warmup": warmup,
     "schedules": schedules, "optimizers": optimizers, "lora-rank-alpha": lora_rank_alpha,
     "search-grid": search, "search-random": search, "search-bayes": search,
-    "early-stopping": early_stopping,
+    "early-stopping": early_stopping, "repetition-penalties": repetition_penalties,
+    "truncation-samplers": truncation_samplers, "mirostat": mirostat,
+    "sampler-order": sampler_order, "xtc": xtc,
 }
 ORDER = list(SUMMARIES)
 """Table order; shipped specs without their own summary follow, by name."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -65,3 +66,35 @@ def test_the_readme_and_the_specs_page_carry_the_markers(tables):
         text = path.read_text(encoding="utf-8")
         assert text.count(f"<!-- lessons:{key}:begin -->") == 1, path
         assert text.count(f"<!-- lessons:{key}:end -->") == 1, path
+
+
+def write_cells(out: Path, name: str, cells: list[tuple[dict, float, int, str]]) -> None:
+    """results.jsonl of a compare lesson: (params, summed log-prob, new tokens, text) per cell."""
+    (out / name).mkdir(parents=True)
+    rows = [{"cell": i, "params": params,
+             "outputs": [{"text": text, "new_tokens": tokens, "base_logprob": lp}]}
+            for i, (params, lp, tokens, text) in enumerate(cells)]
+    (out / name / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_truncation_cells_are_ranked_by_perplexity_under_the_model(tables, tmp_path):
+    none = {"top_k": 0, "top_p": 1.0, "min_p": 0.0, "typical_p": 1.0, "top_n_sigma": 0.0,
+            "epsilon_cutoff": 0.0, "eta_cutoff": 0.0}
+    cells = [(none, -40.0, 10, "a b c d")]
+    for i, (_, change) in enumerate(tables.TRUNCATIONS):
+        cells.append(({**none, **change}, -10.0 - i, 10, "a b a b"))
+    cells[4] = (cells[4][0], -5.0, 10, "a b a b")  # typical 0.9: the least surprising text
+    write_cells(tmp_path, "truncation-samplers", cells)
+    short, long = tables.truncation_samplers(tables.Lesson(tmp_path, "truncation-samplers", {}))
+    assert short.startswith("perplexity under the model at T=1.5: no cut 55; typical 0.9 1.6, "
+                            "top-k 40 2.7, top-p 0.9 3.0")
+    assert "no cut -4.00 (55, 1.00)" in long and "typical 0.9 -0.50 (1.6, 0.67)" in long
+
+
+def test_mirostat_reports_measured_bits_per_token(tables, tmp_path):
+    cells = [({"mirostat": v, "mirostat_tau": t}, -t * math.log(2) * 20, 20, "x y")
+             for v in (1, 2) for t in (1.5, 2.5, 3.5, 5.0)]
+    write_cells(tmp_path, "mirostat", cells)
+    short, _ = tables.mirostat(tables.Lesson(tmp_path, "mirostat", {}))
+    assert short == ("measured bits per token for tau 1.5 / 2.5 / 3.5 / 5: v1 1.50 / 2.50 / "
+                     "3.50 / 5.00, v2 1.50 / 2.50 / 3.50 / 5.00")

@@ -10,34 +10,19 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.reactive import reactive
-from textual.widget import Widget
 
 from genlab.tui.widgets import tcss
+from genlab.tui.widgets.model_follower import MODEL_ICONS, ModelFollower
 
-ICONS = {"loading": ("◌", "yellow"), "ready": ("●", "green"), "failed": ("✖", "red"),
-         "busy": ("◍", "yellow")}
+ICONS = {**MODEL_ICONS, "busy": ("◍", "yellow")}
 
 
-class StatusLine(Widget):
+class StatusLine(ModelFollower):
     """The model's state while it is not ready, then the screen's activity."""
 
     DEFAULT_CSS = tcss(__file__)
 
     activity: reactive[str] = reactive("")
-    model_state: reactive[str] = reactive("loading")
-    model_text: reactive[str] = reactive("")
-
-    def on_mount(self) -> None:
-        app = self.app
-        if hasattr(app, "model_state"):
-            self.watch(app, "model_state", self._follow_state)
-            self.watch(app, "model_text", self._follow_text)
-
-    def _follow_state(self, value: str) -> None:
-        self.model_state = value
-
-    def _follow_text(self, value: str) -> None:
-        self.model_text = value
 
     def render(self) -> Text:
         line = Text(no_wrap=True, overflow="ellipsis")

@@ -10,39 +10,23 @@ from __future__ import annotations
 
 from rich.style import Style
 from rich.text import Text
-from textual.reactive import reactive
-from textual.widget import Widget
 
 from genlab.tui.bindings import SCREEN_TABS, short_key
 from genlab.tui.widgets import tcss
+from genlab.tui.widgets.model_follower import MODEL_ICONS, ModelFollower
 
-ICONS = {"loading": ("◌", "yellow"), "ready": ("●", "green"), "failed": ("✖", "red")}
+ICONS = MODEL_ICONS
 EXTRA_KEYS = (("f1", "Help", "app.help"), ("ctrl+q", "Quit", "app.quit"))
 
 
-class TabBar(Widget):
+class TabBar(ModelFollower):
     """Screen tabs on the left, the model's state on the right."""
 
     DEFAULT_CSS = tcss(__file__)
 
-    model_state: reactive[str] = reactive("loading")
-    model_text: reactive[str] = reactive("")
-
     def __init__(self, active: str, **kwargs) -> None:
         super().__init__(**kwargs)
         self.active = active
-
-    def on_mount(self) -> None:
-        app = self.app
-        if hasattr(app, "model_state"):
-            self.watch(app, "model_state", self._follow_state)
-            self.watch(app, "model_text", self._follow_text)
-
-    def _follow_state(self, value: str) -> None:
-        self.model_state = value
-
-    def _follow_text(self, value: str) -> None:
-        self.model_text = value
 
     def tabs(self) -> Text:
         """The tabs part (also used by tests and the help screen)."""
