@@ -405,8 +405,8 @@ def measured_line(meta: dict[str, Any], lessons: list[Lesson]) -> str:
     loads = [x for lesson in lessons for x in lesson.item.get("load_avg", [])]
     load = f"{min(loads):.1f}-{max(loads):.1f}" if loads else "?"
     return (f"Measured {meta.get('date', '?')} at commit {meta.get('commit', '?')} (torch "
-            f"{meta.get('torch', '?')}, {meta.get('cpus', '?')} CPUs, load average {load} while "
-            f"other jobs shared the machine) by `{meta.get('command', '?')}`, then "
+            f"{meta.get('torch', '?')}, {meta.get('cpus', '?')} CPUs, load average {load}) by "
+            f"`{meta.get('command', '?')}`, then "
             f"`python scripts/lesson_tables.py {meta.get('out', 'OUT')}`, which wrote this table.")
 
 
