@@ -82,6 +82,16 @@ class Lesson:
     def time_cpu(self) -> str:
         return f"{self.time()} ({_minutes(self.item['cpu_s'])})"
 
+    def cells(self) -> str:
+        """A compare lesson's size: ``8 cells x 8 prompts x 2 samples`` (from its spec.json)."""
+        cells = self.item.get("counts", {}).get("cells", "?")
+        spec_file = self.dir / "spec.json"
+        if not spec_file.is_file():
+            return f"{cells} cells"
+        spec = json.loads(spec_file.read_text(encoding="utf-8"))
+        prompts, samples = len(spec.get("prompts", [])), spec.get("samples", 1)
+        return f"{cells} cells x {prompts} prompts x {samples} samples"
+
     def runs(self) -> str:
         counts = self.item.get("counts", {})
         return ", ".join(f"{n} {status}" for status, n in counts.items())
@@ -428,8 +438,7 @@ def specs_table(meta: dict[str, Any], lessons: list[Lesson]) -> str:
     lines = [measured_line(meta, lessons), "",
              "| spec | wall time (CPU time) | runs | what you see |", "|---|---|---|---|"]
     for lesson in lessons:
-        runs = lesson.runs() if lesson.item.get("kind") != "compare" else \
-            f"{lesson.item.get('counts', {}).get('cells', '?')} cells"
+        runs = lesson.runs() if lesson.item.get("kind") != "compare" else lesson.cells()
         lines.append(f"| `{lesson.name}` | {lesson.time_cpu()} | {runs} | "
                      f"{summary_of(lesson)[1]} |")
     return "\n".join(lines)
