@@ -29,8 +29,9 @@ EPILOG = ("Spec format: docs/specs.md; examples: prompts/specs/. Exit codes: 0 d
 STUDY_PANEL = "Study and workers"
 
 
-@knob_command(runtime_options(("threads",), panel=STUDY_PANEL,
-                              threads_default="1 per trial, so the numbers do not depend on --workers"))
+@knob_command(runtime_options(
+    ("threads",), panel=STUDY_PANEL,
+    threads_default="1 per trial, so the numbers do not depend on --workers"))
 def sweep(
     knobs: dict[str, Any],
     spec: str = typer.Argument(..., metavar="SPEC", show_default=False,
