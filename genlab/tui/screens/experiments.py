@@ -336,9 +336,13 @@ class ExperimentsScreen(GenlabScreen):
         chart.border_subtitle = "" if inside else legend_text(series)
         chart.draw(loss_builder(series, title, overlay=True, legend=inside))
 
-    def on_resize(self) -> None:
+    def on_chart_view_resized(self, message: ChartView.Resized) -> None:
+        # The legend moves into or out of the chart with its height: decide again at the
+        # chart's new size (the screen's own resize comes before the chart's layout).
+        message.stop()
         if self.run is not None:
-            self.run.chart_dirty = True  # (the legend may move into or out of the chart)
+            self.run.chart_dirty = True
+            self._redraw()
 
     def _finished(self) -> None:
         run = self.run

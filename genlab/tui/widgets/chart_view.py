@@ -7,7 +7,8 @@ fresh plotext figure, given its width, from data it captured) to one background 
 shared by every chart; the thread builds the figure at the widget's current size and posts
 the finished text back (``ChartView.Drawn``); ``render`` only returns the last finished
 text. Requests coalesce: a chart asked to draw five times while the thread is busy draws
-once, from the newest builder. A resize redraws from the last builder.
+once, from the newest builder. A resize redraws from the last builder and posts
+``ChartView.Resized``, for owners whose builder depends on the size.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class ChartView(PlotextPlot):
             self.size = size
             self.text = text
 
+    class Resized(Message):
+        """The chart got a new size (bubbles, so a screen can rebuild what depends on it)."""
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._builder: Builder | None = None
@@ -63,6 +67,7 @@ class ChartView(PlotextPlot):
         if tuple(self.size) != self._drawn_size:
             self._version += 1
             self._request()
+        self.post_message(self.Resized())
 
     def on_show(self) -> None:
         if tuple(self.size) != self._drawn_size:
