@@ -222,7 +222,8 @@ def test_one_worker_and_two_workers_give_identical_losses(tiny_llama, facts, tmp
 
 CLAIMER = """
 import json, sys, time
-from genlab.core.experiments.study import claim_trial, default_storage, make_storage, open_study
+from genlab.core.experiments.storage import default_storage, make_storage
+from genlab.core.experiments.study import claim_trial, open_study
 from genlab.core.experiments.trial_loop import claim_lock
 from genlab.core.specs.loader import load_spec
 spec, out = load_spec(json.loads(sys.argv[1])), sys.argv[2]

@@ -358,8 +358,10 @@ from genlab.core.configs import TrainConfig
 from genlab.core.training.train import iter_train
 config = TrainConfig.from_dict(json.loads(sys.argv[1]))
 events = list(iter_train(config, out_dir=sys.argv[2]))
-print("EVENTS", os.environ["RANK"], json.dumps([type(e).__name__ for e in events]),
-      events[-1].status, flush=True)
+line = " ".join(["EVENTS", os.environ["RANK"], json.dumps([type(e).__name__ for e in events]),
+                 events[-1].status])
+with open(os.path.join(sys.argv[3], "events-" + os.environ["RANK"] + ".txt"), "w") as f:
+    f.write(line)  # a file per rank: two ranks' prints on one pipe can interleave
 '''
 
 
@@ -387,10 +389,13 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_llama, texts, t
            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         str(script), json.dumps(config.to_dict()), str(tmp_path / "two")],
+         str(script), json.dumps(config.to_dict()), str(tmp_path / "two"), str(tmp_path)],
         capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[:3000]
-    lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("EVENTS"))
+    output = proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, output
+    files = [tmp_path / f"events-{rank}.txt" for rank in (0, 1)]
+    assert all(f.is_file() for f in files), output
+    lines = [f.read_text() for f in files]
     assert lines[1] == 'EVENTS 1 ["RunFinished"] completed'  # only rank 0 yields the rest
     # step-0 eval (eval_at_start) comes before the first step
     assert lines[0].startswith('EVENTS 0 ["RunStarted", "EvalResult", "TrainStep"')
