@@ -38,12 +38,8 @@ class Lesson:
         self.rows = item.get("rows", [])
 
     def row(self, **params: Any) -> dict[str, Any]:
-        """The row whose params include ``params`` (by value)."""
-        for row in self.rows:
-            got = row.get("params", {})
-            if all(_same(got.get(k), v) for k, v in params.items()):
-                return row
-        raise KeyError(f"{self.name}: no trial with {params}")
+        """The trial row whose params include ``params`` (by value)."""
+        return find_row(self.rows, params, f"{self.name}: no trial")
 
     def metrics(self, row: dict[str, Any], kind: str) -> list[dict[str, Any]]:
         path = self.dir / "trials" / f"{row['trial']:04d}" / "metrics.jsonl"
@@ -95,6 +91,15 @@ class Lesson:
     def runs(self) -> str:
         counts = self.item.get("counts", {})
         return ", ".join(f"{n} {status}" for status, n in counts.items())
+
+
+def find_row(rows: list[dict[str, Any]], params: dict[str, Any], missing: str) -> dict[str, Any]:
+    """The first row whose ``params`` include ``params`` (floats compared by value)."""
+    for row in rows:
+        got = row.get("params", {})
+        if all(_same(got.get(k), v) for k, v in params.items()):
+            return row
+    raise KeyError(f"{missing} with {params}")
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -163,11 +168,7 @@ class Cells:
         self.name = lesson.name
 
     def __call__(self, **params: Any) -> dict[str, Any]:
-        for row in self.rows:
-            got = row.get("params", {})
-            if all(_same(got.get(k), v) for k, v in params.items()):
-                return row
-        raise KeyError(f"{self.name}: no cell with {params}")
+        return find_row(self.rows, params, f"{self.name}: no cell")
 
 
 def temperature_top_k(lesson: Lesson) -> tuple[str, str]:
