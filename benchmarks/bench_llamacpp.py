@@ -32,14 +32,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench_dtypes import PRESET, QUALITY_STD, CpuLoad
+from bench_dtypes import PRESET, QUALITY_STD, CpuLoad, measure
 from bench_sampling import GRID, PROMPT
 from presets import build_preset
 
@@ -133,21 +131,6 @@ def genlab_runner(loaded, rows: int, new_tokens: int):
     return lambda: generate(loaded, requests)
 
 
-def measure(runners: dict, repeats: int) -> dict:
-    """Median CPU and wall seconds per runner (one warm-up each, then turns per repeat)."""
-    for fn in runners.values():
-        fn()
-    cpu: dict[str, list[float]] = {n: [] for n in runners}
-    wall: dict[str, list[float]] = {n: [] for n in runners}
-    for _ in range(repeats):
-        for name, fn in runners.items():
-            w, c = time.perf_counter(), time.process_time()
-            fn()
-            wall[name].append(time.perf_counter() - w)
-            cpu[name].append(time.process_time() - c)
-    return {n: (statistics.median(cpu[n]), statistics.median(wall[n])) for n in runners}
-
-
 PEAK_SCRIPT = """
 import sys
 from llama_cpp import Llama
@@ -229,12 +212,13 @@ def main() -> None:
         first = next(iter(models.values()))
         prompt_ids = first.tokenizer(PROMPT)["input_ids"]
         runners, tokens, handles = build_runners(files, models, prompt_ids, args)
-        times = measure(runners, args.repeats)
+        times = measure(runners, args.repeats, warmups=runners)  # each warms up on a full run
         for handle in handles:  # before the interpreter shuts down under them
             handle.close()
-        per_cpu = {n: tokens[n] / times[n][0] for n in runners}
+        per_cpu = {n: tokens[n] / times[n]["cpu_s"] for n in runners}
         report["tokens_per_cpu_s"] = {n: round(v, 1) for n, v in per_cpu.items()}
-        report["tokens_per_wall_s"] = {n: round(tokens[n] / times[n][1], 1) for n in runners}
+        report["tokens_per_wall_s"] = {n: round(tokens[n] / times[n]["wall_s"], 1)
+                                       for n in runners}
         report["ratios"] = ratios(per_cpu, args)
         report["llama_cpp_peak_mb"] = {q: llama_peak_mb(p, prompt_ids, args.new_tokens)
                                        for q, p in files.items()}
