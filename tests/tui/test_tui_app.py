@@ -139,6 +139,7 @@ def test_clicking_a_tab_or_a_key_in_the_key_bar_acts(tmp_path, tui):
             tabs = app.screen.query_one(TabBar).tabs().plain
             await pilot.click(TabBar, offset=(tabs.index("Train"), 0))
             assert isinstance(app.screen, TrainScreen)
+            await tui.settle(pilot)  # the Train screen's key bar laid out at its final width
             keys = str(app.screen.query_one(KeyBar).render())
             await pilot.click(KeyBar, offset=(keys.index("Compare"), 0))  # = Ctrl+N
             await pilot.pause(0.1)

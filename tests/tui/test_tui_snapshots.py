@@ -26,6 +26,8 @@ def test_svg_text_reads_rows_back(tui):
            '<text class="t-r1" x="0" y="44" clip-path="url(#t-123-line-1)">run 20250101-120000'
            '</text>')
     assert tui.svg_text(svg) == "a b<c>\nrun YYYYMMDD-HHMMSS"
+    timed = '<text class="t" x="0" y="20" clip-path="url(#t-1-line-0)">the last run took 1 s</text>'
+    assert tui.svg_text(timed) == "the last run took N s"
 
 
 async def _shoot_sizes(pilot, tui, name: str, tmp_path, first_key: str) -> None:
